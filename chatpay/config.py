@@ -1,0 +1,145 @@
+"""Configuration: the one module that reads the environment (and a ``.env`` file).
+
+Nothing here does I/O at import time; call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from chatpay.core.errors import ConfigError
+
+DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_QUEUE = "chatpay_queue"
+DEFAULT_TELEGRAM_API = "https://api.telegram.org"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(name, f"must be a whole number, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` with any password replaced by ``***``, safe for logs and screens."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ChatPay reads from its environment. Secrets are never in ``repr``."""
+
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    model: str = DEFAULT_MODEL
+    embedding_model: str = "text-embedding-3-small"
+    mongodb_uri: str | None = field(default=None, repr=False)
+    mongodb_db: str = "chatpay"
+    redis_url: str | None = field(default=None, repr=False)
+    queue: str = DEFAULT_QUEUE
+    telegram_bot_token: str | None = field(default=None, repr=False)
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
+    telegram_api_base_url: str = DEFAULT_TELEGRAM_API
+    business_id: str = "demo"
+    top_k: int = 6
+    worker_id: str = ""
+    token_budget: int | None = None
+    payment_provider_token: str | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> str:
+        """``offline`` without an API key, else the chat model's name."""
+        return self.model if self.openai_api_key else "offline"
+
+    @property
+    def embedded_mongo(self) -> bool:
+        return not self.mongodb_uri
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    def describe(self) -> dict[str, str]:
+        """A secret-free summary for headers, logs and reports."""
+        return {
+            "business": self.business_id,
+            "engine": self.engine,
+            "mongo": "embedded (mongomock)" if self.embedded_mongo else str(redact_url(self.mongodb_uri)),
+            "redis": "embedded (fakeredis)" if self.embedded_redis else str(redact_url(self.redis_url)),
+            "telegram": "configured" if self.telegram_bot_token else "sending disabled",
+        }
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file (``KEY=value`` lines, ``#`` comments, optional quotes)."""
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, env_file: Path | None = None) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
+
+    Real environment variables win over the file. Raises :class:`ConfigError` naming
+    the variable at fault.
+    """
+    env: dict[str, str] = {}
+    path = env_file if env_file is not None else Path.cwd() / ".env"
+    if path.is_file():
+        env.update(read_env_file(path))
+    env.update(os.environ if environ is None else environ)
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    redis_url = get("REDIS_URL")
+    if redis_url is None and get("REDIS_HOST"):
+        port = _int(env, "REDIS_PORT", 6379)
+        redis_url = f"redis://{get('REDIS_HOST')}:{port}/0"
+    for name, url in (("MONGODB_URI", get("MONGODB_URI")), ("REDIS_URL", redis_url)):
+        if url and "://" not in url:
+            raise ConfigError(name, "must be a URI such as scheme://host:port")
+    budget = get("CHATPAY_TOKEN_BUDGET")
+    return Settings(
+        openai_api_key=get("OPENAI_API_KEY"),
+        openai_base_url=get("OPENAI_BASE_URL"),
+        model=get("CHATPAY_MODEL") or DEFAULT_MODEL,
+        embedding_model=get("CHATPAY_EMBEDDING_MODEL") or "text-embedding-3-small",
+        mongodb_uri=get("MONGODB_URI"),
+        mongodb_db=get("MONGODB_DB") or "chatpay",
+        redis_url=redis_url,
+        queue=get("CHATPAY_QUEUE") or DEFAULT_QUEUE,
+        telegram_bot_token=get("TELEGRAM_BOT_TOKEN"),
+        telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET"),
+        telegram_api_base_url=(get("TELEGRAM_API_BASE_URL") or DEFAULT_TELEGRAM_API).rstrip("/"),
+        business_id=get("BUSINESS_ID") or "demo",
+        top_k=_int(env, "TOP_K", 6),
+        worker_id=get("WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}",
+        token_budget=_int(env, "CHATPAY_TOKEN_BUDGET", 0, minimum=0) if budget else None,
+        payment_provider_token=get("TELEGRAM_PAYMENT_PROVIDER_TOKEN"),
+    )
