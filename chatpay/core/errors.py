@@ -14,6 +14,7 @@ the data a caller needs to act on it::
     │   ├── OutOfStock              the product or variant cannot be sold now
     │   └── QuantityError           a quantity outside 1..MAX_QUANTITY
     ├── ConcurrencyConflict         an optimistic write lost a race (``expected_version``)
+    ├── StorageError                the system of record failed or refused (``operation``)
     ├── ModelError                  a chat or embedding model failed
     │   ├── ModelRateLimited        the provider said 429 (``retry_after``)
     │   └── BudgetExceeded          the business spent its token budget
@@ -127,6 +128,17 @@ class ConcurrencyConflict(ChatPayError):
         super().__init__(f"{what} changed since version {expected_version}")
         self.what = what
         self.expected_version = expected_version
+
+
+class StorageError(ChatPayError):
+    """The system of record (MongoDB) failed or refused an operation.
+
+    The message names the operation and the vendor error's class, never a URI or secret.
+    """
+
+    def __init__(self, operation: str, message: str) -> None:
+        super().__init__(f"{operation}: {message}")
+        self.operation = operation
 
 
 class ModelError(ChatPayError):
