@@ -1,0 +1,208 @@
+"""The one place where ChatPay's objects meet.
+
+``build(settings)`` gives the configured runtime: real MongoDB, Redis, OpenAI and
+Telegram when their settings are present, the embedded default otherwise (mongomock,
+fakeredis, the offline engine, the bundled demo store). Tests and the TUI swap parts
+with keyword-only overrides. Vendor SDKs are imported lazily, here and nowhere else
+outside their adapters.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatpay.config import Settings, load_settings
+from chatpay.core.catalog import Catalog
+from chatpay.core.classifier import IntentClassifier, default_classifier
+from chatpay.core.metering import MeteredChatModel, MeteredEmbedder, UsageMeter
+from chatpay.core.ports import ChatModel, Clock, Embedder, PaymentProvider, Stores, VectorIndexFactory
+from chatpay.core.presenter import TelegramPresenter
+from chatpay.core.routing import Router
+from chatpay.core.service import TurnService
+from chatpay.core.agents import Engine
+from chatpay.core.turns import Turn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """A wired ChatPay: the turn service and the parts behind it."""
+
+    settings: Settings
+    stores: Stores
+    service: TurnService
+    engine: Engine
+    presenter: TelegramPresenter
+    clock: Clock
+    database: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name
+
+    def describe(self) -> dict[str, str]:
+        info = self.settings.describe()
+        info["engine"] = self.engine.name
+        return info
+
+    def turn(
+        self,
+        text: str = "",
+        *,
+        thread_id: str = "local",
+        business_id: str | None = None,
+        callback_data: str | None = None,
+        update_id: int | None = None,
+    ) -> Turn:
+        """A new turn for this runtime's business (or ``business_id``)."""
+        return Turn(
+            business_id=business_id or self.settings.business_id,
+            thread_id=thread_id,
+            turn_id=uuid.uuid4().hex[:16],
+            text=text,
+            callback_data=callback_data,
+            update_id=update_id,
+            chat_id=thread_id,
+            at=self.clock.now(),
+        )
+
+    async def catalog(self, business_id: str | None = None) -> Catalog | None:
+        return await self.stores.catalogs.get(business_id or self.settings.business_id)
+
+    async def import_catalog(self, catalog: Catalog) -> Catalog:
+        """Replace a business's catalog and index it for retrieval."""
+        stored = await self.stores.catalogs.replace(catalog)
+        await self.engine.retriever.prepare(stored)
+        return stored
+
+    async def load_catalog_file(
+        self, path: Path, *, business_id: str | None = None, currency: str | None = None,
+        store_file: Path | None = None, progress: Any = None,
+    ) -> Catalog:
+        from chatpay.catalog_files import load_catalog_file, load_store_profile
+
+        business = business_id or self.settings.business_id
+        profile = load_store_profile(store_file) if store_file else None
+        catalog = load_catalog_file(
+            path, business_id=business, currency=currency,
+            default_currency=profile.currency if profile else None, progress=progress,
+        )
+        if profile:
+            from dataclasses import replace
+
+            catalog = replace(catalog, policies=profile.policies, store_name=profile.name)
+        return await self.import_catalog(catalog)
+
+    async def start(self, *, demo: bool = True) -> None:
+        """Create indexes, and load the bundled demo store when the business has no catalog."""
+        if self.database is not None:
+            from chatpay.adapters.mongo import ensure_indexes
+
+            ensure_indexes(self.database)
+        business = self.settings.business_id
+        existing = await self.stores.catalogs.get(business)
+        if existing is None and demo:
+            from chatpay.resources import demo_store
+
+            products, store = demo_store()
+            await self.load_catalog_file(products, business_id=business, store_file=store)
+        elif existing is not None:
+            await self.engine.retriever.prepare(existing)
+
+
+def _default_stores(settings: Settings) -> tuple[Stores, Any]:
+    from chatpay.adapters.mongo import embedded_database, mongo_stores
+
+    if settings.mongodb_uri:
+        import pymongo
+
+        client: Any = pymongo.MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+        db = client[settings.mongodb_db]
+        return mongo_stores(db, offload=True), db
+    db = embedded_database(settings.mongodb_db)
+    return mongo_stores(db), db
+
+
+def _default_embedder(settings: Settings) -> tuple[Embedder | None, bool]:
+    try:
+        from chatpay.adapters.local_embedder import LocalEmbedder
+
+        return LocalEmbedder(), True
+    except Exception as exc:  # the model files are optional; lexical retrieval still works
+        log.warning("local embedder unavailable; retrieval runs lexical-only", extra={"error": repr(exc)})
+        return None, True
+
+
+def _default_llm(settings: Settings) -> ChatModel | None:
+    if not settings.openai_api_key:
+        return None
+    from chatpay.adapters.openai_llm import OpenAIChatModel
+
+    return OpenAIChatModel(
+        model=settings.model, api_key=settings.openai_api_key, base_url=settings.openai_base_url
+    )
+
+
+def _default_payments(settings: Settings) -> PaymentProvider | None:
+    from chatpay.adapters.memory import InMemoryPaymentProvider
+
+    # Checkout through Telegram payments lands in a later issue; until then no provider is configured.
+    return InMemoryPaymentProvider(configured=False, name="none")
+
+
+def build(
+    settings: Settings | None = None,
+    *,
+    llm: ChatModel | None = None,
+    offline: bool = False,
+    embedder: Embedder | None = None,
+    no_embedder: bool = False,
+    index_factory: VectorIndexFactory | None = None,
+    stores: Stores | None = None,
+    clock: Clock | None = None,
+    payments: PaymentProvider | None = None,
+    classifier: IntentClassifier | None = None,
+) -> Runtime:
+    """Wire a runtime from ``settings`` (read from the environment when None).
+
+    Args:
+        llm: a chat model to use instead of the configured one (tests pass a ScriptedChatModel).
+        offline: force the offline engine even when an API key is configured.
+        embedder: an embedder to use instead of the local model; ``no_embedder`` runs lexical-only.
+        stores: stores to use instead of MongoDB / the embedded mongomock.
+    """
+    from chatpay.adapters.memory import SystemClock
+
+    settings = settings or load_settings()
+    clock = clock or SystemClock()
+    database = None
+    if stores is None:
+        stores, database = _default_stores(settings)
+    model = None if offline else (llm or _default_llm(settings))
+    meter = UsageMeter(stores.usage, clock, engine=model.name if model else "offline",
+                       budget_tokens=settings.token_budget)
+    local = True
+    if embedder is None and not no_embedder:
+        embedder, local = _default_embedder(settings)
+    if index_factory is None:
+        from chatpay.adapters.vector_numpy import NumpyVectorIndex
+
+        index_factory = NumpyVectorIndex
+    from chatpay.core.retrieval import Retriever
+
+    metered_embedder = MeteredEmbedder(embedder, meter, local=local) if embedder is not None else None
+    retriever = Retriever(metered_embedder, index_factory)
+    metered_model = MeteredChatModel(model, meter) if model is not None else None
+    router = Router(classifier or default_classifier(), metered_model)
+    engine = Engine(
+        router=router, retriever=retriever, meter=meter, model=metered_model,
+        payments=payments or _default_payments(settings), top_k=settings.top_k,
+    )
+    service = TurnService(stores=stores, engine=engine, clock=clock)
+    return Runtime(settings, stores, service, engine, TelegramPresenter(), clock, database)

@@ -1,0 +1,179 @@
+"""The agents and the engine that routes a turn to one of them.
+
+Agents are plain async functions ``(ctx) -> Reply`` in a dict keyed by intent. They read
+the catalog, cart and thread state from the context and write back through it
+(``ctx.cart``, ``ctx.state_changes``, ``ctx.events``); the turn service persists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from chatpay.core.cart import Cart
+from chatpay.core.catalog import Catalog, Product
+from chatpay.core.mentions import Delexicalised, MentionIndex
+from chatpay.core.metering import UsageMeter
+from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
+from chatpay.core.routing import RouteDecision, Router
+from chatpay.core.telemetry import Event, Trace
+from chatpay.core.text import normalise
+from chatpay.core.turns import Button, Message, Reply, Turn
+
+Agent = Callable[["AgentContext"], Awaitable[Reply]]
+
+AFFIRMATIVE = frozenset({
+    "yes", "yes please", "yeah", "yep", "yup", "sure", "ok", "okay", "go ahead", "please do", "do it",
+    "sounds good", "perfect", "great", "yes add it", "add it", "of course", "definitely", "absolutely",
+    "si", "oui", "ja", "ok do it", "yes pls", "yes thanks", "sure thing", "why not",
+})
+NEGATIVE = frozenset({"no", "nope", "no thanks", "no thank you", "not now", "nah", "maybe later"})
+
+
+@dataclass
+class AgentContext:
+    """What an agent may read, and where it leaves what it changed."""
+
+    turn: Turn
+    catalog: Catalog | None
+    cart: Cart
+    history: list[Message]
+    state: dict[str, Any]
+    trace: Trace
+    stores: Stores
+    clock: Clock
+    engine: Engine
+    decision: RouteDecision | None = None
+    delex: Delexicalised | None = None
+    retrieval: Any = None
+    state_changes: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    span_attrs: dict[str, Any] = field(default_factory=dict)
+    model_calls: int = 0
+
+    def emit(self, name: str, **data: Any) -> None:
+        self.events.append(
+            Event(self.turn.business_id, self.turn.thread_id, self.turn.turn_id, name, data, self.clock.now())
+        )
+
+    def remember(self, **changes: Any) -> None:
+        self.state.update(changes)
+        self.state_changes.update(changes)
+
+    @property
+    def last_shown(self) -> list[str]:
+        return list(self.state.get("last_shown") or [])
+
+    @property
+    def last_product(self) -> str | None:
+        value = self.state.get("last_product")
+        return value if isinstance(value, str) else None
+
+
+# ----------------------------------------------------------------- button data (<= 64 bytes)
+
+
+def product_key(handle: str) -> str:
+    """A short, stable key for a product in callback data: the handle, or ``~`` + a hash."""
+    if len(handle.encode()) <= 40 and "|" not in handle:
+        return handle
+    return "~" + hashlib.sha1(handle.encode()).hexdigest()[:12]
+
+
+def resolve_key(catalog: Catalog, key: str) -> Product | None:
+    if not key.startswith("~"):
+        return catalog.get(key)
+    for p in catalog:
+        if product_key(p.handle) == key:
+            return p
+    return None
+
+
+def add_button(product: Product, label: str = "🛒 Add to cart", variant_id: str | None = None) -> Button:
+    data = f"a|{product_key(product.handle)}"
+    if variant_id and len(data) + len(variant_id) + 1 <= 64:
+        data += f"|{variant_id}"
+    return Button(label, data)
+
+
+VIEW_CART = Button("🧺 View cart", "v")
+CHECKOUT = Button("💳 Checkout", "p")
+CLEAR_CART = Button("🗑 Clear cart", "c")
+
+
+# ----------------------------------------------------------------- engine
+
+
+class Engine:
+    """Routes turns and runs agents; the offline engine when ``model`` is None."""
+
+    def __init__(
+        self,
+        *,
+        router: Router,
+        retriever: Any,
+        meter: UsageMeter,
+        model: ChatModel | None = None,
+        payments: PaymentProvider | None = None,
+        top_k: int = 6,
+        agents: dict[str, Agent] | None = None,
+    ) -> None:
+        from chatpay.core.agents.cart import AGENTS as CART_AGENTS
+        from chatpay.core.agents.enquiry import enquiry_agent
+        from chatpay.core.agents.payments import payments_agent
+        from chatpay.core.agents.smalltalk import chitchat_agent, clarify_agent
+
+        self.router = router
+        self.retriever = retriever
+        self.meter = meter
+        self.model = model
+        self.payments = payments
+        self.top_k = top_k
+        self.name = model.name if model is not None else "offline"
+        self.agents: dict[str, Agent] = {
+            "enquiry": enquiry_agent, "payments": payments_agent, "chitchat": chitchat_agent,
+            "clarify": clarify_agent, **CART_AGENTS,
+        }
+        if agents:
+            self.agents.update(agents)
+        self._indexes: dict[tuple[str, int], MentionIndex] = {}
+
+    def mention_index(self, catalog: Catalog) -> MentionIndex:
+        key = (catalog.business_id, catalog.version)
+        index = self._indexes.get(key)
+        if index is None:
+            for old in [k for k in self._indexes if k[0] == catalog.business_id]:
+                del self._indexes[old]
+            index = self._indexes[key] = MentionIndex(catalog)
+        return index
+
+    async def route(self, ctx: AgentContext) -> RouteDecision:
+        text = ctx.turn.text
+        if ctx.catalog is not None:
+            ctx.delex = self.mention_index(ctx.catalog).delexicalise(text)
+        else:
+            ctx.delex = Delexicalised(text, normalise(text), tuple(), ())
+        ruled = self.router.rule(ctx.turn)
+        if ruled is not None:
+            return ruled
+        said = normalise(text)
+        offer = ctx.state.get("offer")
+        if offer and said in AFFIRMATIVE:
+            return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")
+        if said in NEGATIVE:
+            return RouteDecision("chitchat", 0.9, reason="declined", layer="context")
+        hint = "products shown" if ctx.last_shown else None
+        decision = await self.router.route(ctx.turn, ctx.delex, ctx.history, context_hint=hint)
+        if decision.model_called:
+            ctx.model_calls += 1
+        return decision
+
+    async def run_agent(self, name: str, ctx: AgentContext) -> Reply:
+        agent = self.agents.get(name) or self.agents["clarify"]
+        if ctx.catalog is None and name not in ("chitchat", "clarify"):
+            return Reply("This shop has no catalog yet. Please come back soon!")
+        reply = await agent(ctx)
+        if ctx.state.get("offer") and "offer" not in ctx.state_changes:
+            ctx.remember(offer=None)  # an offer only stands for the very next message
+        return reply

@@ -1,0 +1,301 @@
+"""The cart agents: add, remove, view and clear, deterministic and atomic.
+
+Words are read by :class:`CartParser`; a phrase it cannot tie to a product goes to
+retrieval, then (LLM engine only) to the model, which may only pick one of the
+retrieved catalog products and a small quantity. Prices always come from the catalog.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chatpay.core.agents import CHECKOUT, CLEAR_CART, VIEW_CART, AgentContext, add_button, product_key, resolve_key
+from chatpay.core.cart import MAX_QUANTITY, Cart
+from chatpay.core.cartparse import CartParser, Target, match_variant
+from chatpay.core.catalog import Catalog, Product
+from chatpay.core.errors import CartError, ConcurrencyConflict, ModelError, OutOfStock, QuantityError
+from chatpay.core.ports import ChatMessage, ChatRequest
+from chatpay.core.text import tokens
+from chatpay.core.turns import Button, CartLineView, CartView, Reply
+
+log = logging.getLogger(__name__)
+SAVE_ATTEMPTS = 4
+MODEL_CHOICES = 8
+LLM_MAX_QTY = 10
+
+
+def cart_view(cart: Cart, catalog: Catalog) -> CartView:
+    lines = tuple(
+        CartLineView(pl.product.handle, pl.product.name, pl.variant_title, pl.line.quantity, pl.unit_price, pl.total)
+        for pl in cart.priced(catalog)
+    )
+    return CartView(lines, cart.subtotal(catalog))
+
+
+def cart_text(view: CartView) -> str:
+    if not view.lines:
+        return "Your cart is empty."
+    rows = [
+        f"• {ln.quantity} × **{ln.title}**{f' ({ln.variant})' if ln.variant else ''} — {ln.total.format()}"
+        for ln in view.lines
+    ]
+    count = view.item_count
+    return "Your cart:\n" + "\n".join(rows) + f"\nSubtotal ({count} item{'s' if count != 1 else ''}): **{view.subtotal.format()}**"
+
+
+def _label(product: Product, variant_id: str | None) -> str:
+    v = product.variant(variant_id)
+    return product.name if v.is_default else f"{product.name} ({v.title})"
+
+
+async def _save(ctx: AgentContext, change: Any) -> Cart:
+    """Apply ``change(cart) -> cart`` and store it atomically, re-reading on a lost race."""
+    cart = ctx.cart
+    for attempt in range(SAVE_ATTEMPTS):
+        updated = change(cart)
+        try:
+            ctx.cart = await ctx.stores.carts.save(updated)
+            return ctx.cart
+        except ConcurrencyConflict:
+            if attempt == SAVE_ATTEMPTS - 1:
+                raise
+            cart = await ctx.stores.carts.get(ctx.turn.business_id, ctx.turn.thread_id)
+    raise AssertionError("unreachable")
+
+
+def _finish(ctx: AgentContext, said: list[str], *, buttons: tuple[tuple[Button, ...], ...] = ()) -> Reply:
+    assert ctx.catalog is not None
+    view = cart_view(ctx.cart, ctx.catalog)
+    text = "\n".join(s for s in said if s)
+    if view.lines:
+        text += f"\n\n{cart_text(view)}"
+        buttons = buttons + ((VIEW_CART, CHECKOUT),)
+    return Reply(text.strip(), buttons=buttons, cart=view)
+
+
+def _suggestions(ctx: AgentContext, handles: list[str], prefix: str) -> tuple[str, tuple[tuple[Button, ...], ...]]:
+    assert ctx.catalog is not None
+    products = [p for h in handles if (p := ctx.catalog.get(h)) is not None][:4]
+    if not products:
+        return "", ()
+    names = ", ".join(f"**{p.name}**" for p in products)
+    rows = tuple((add_button(p, f"🛒 {p.name[:40]}"),) for p in products if p.available)
+    ctx.remember(last_shown=[p.handle for p in products])
+    return f"{prefix} {names}?", rows
+
+
+async def _resolve_unknown(ctx: AgentContext, phrase: str) -> tuple[Product | None, list[str]]:
+    """Retrieval, then (LLM only) the model, for a phrase the parser could not tie to a product."""
+    assert ctx.catalog is not None
+    result = await ctx.engine.retriever.search(ctx.catalog, phrase, k=MODEL_CHOICES)
+    handles = [h.handle for h in result.products]
+    if result.kind == "products" and handles and result.confidence >= 0.75:
+        top = result.products[0]
+        runner = result.products[1].score if len(result.products) > 1 else 0.0
+        if top.score - runner >= 0.1:
+            return ctx.catalog.get(top.handle), handles
+    model = ctx.engine.model
+    if model is None or not handles:
+        return None, handles if result.kind != "none" else []
+    options = {h: ctx.catalog.get(h) for h in handles}
+    listing = "\n".join(f"{h}: {p.name}" for h, p in options.items() if p)
+    schema = {
+        "type": "object",
+        "properties": {"handle": {"type": "string", "enum": [*handles, "none"]},
+                       "quantity": {"type": "integer", "minimum": 1, "maximum": LLM_MAX_QTY}},
+        "required": ["handle", "quantity"],
+        "additionalProperties": False,
+    }
+    request = ChatRequest(
+        messages=(
+            ChatMessage("system", "Pick the one catalog product the shopper means, or none. Products:\n" + listing),
+            ChatMessage("user", phrase[:300]),
+        ),
+        json_schema=schema, schema_name="pick", max_tokens=40,
+    )
+    try:
+        response = await model.complete(request)
+    except ModelError as exc:
+        log.warning("cart model fallback failed", extra={"error": repr(exc)})
+        return None, handles
+    ctx.model_calls += 1
+    picked = response.parsed.get("handle") if isinstance(response.parsed, dict) else None
+    ctx.span_attrs["model_pick"] = picked
+    if picked in options:  # the model may only choose among the retrieved catalog products
+        return options[picked], handles
+    return None, handles
+
+
+async def cart_add_agent(ctx: AgentContext) -> Reply:
+    catalog = ctx.catalog
+    assert catalog is not None
+    data = ctx.turn.callback_data
+    if data and data.startswith("a|"):
+        parts = data.split("|")
+        product = resolve_key(catalog, parts[1]) if len(parts) > 1 else None
+        if product is None:
+            return Reply("That product is no longer in our catalog.", callback_answer="Not available")
+        targets = [Target(product.handle, 1, "add", parts[2] if len(parts) > 2 else None, via="button")]
+        return await _apply(ctx, targets, price_talk=False, unresolved=[])
+    if ctx.state.get("offer") and ctx.decision is not None and ctx.decision.layer == "context":
+        targets = [Target(str(ctx.state["offer"]), 1, "add", via="offer")]
+        return await _apply(ctx, targets, price_talk=False, unresolved=[])
+    parser = CartParser(ctx.engine.mention_index(catalog))
+    words = tokens(ctx.turn.text)
+    command = parser.parse(
+        ctx.turn.text, "add", last_shown=ctx.last_shown, last_product=ctx.last_product,
+        cart_handles=list(ctx.cart.quantities()),
+    )
+    targets = list(command.targets)
+    if not targets and ("both" in words or ("all" in words and "them" in words)) and ctx.last_shown:
+        targets = [Target(h, 1, "add", via="reference") for h in ctx.last_shown[:MAX_QUANTITY]]
+    return await _apply(ctx, targets, price_talk=command.price_talk, unresolved=list(command.unresolved))
+
+
+async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, unresolved: list[str]) -> Reply:
+    catalog = ctx.catalog
+    assert catalog is not None
+    said: list[str] = []
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    if not targets:
+        for phrase in unresolved or [ctx.turn.text]:
+            product, handles = await _resolve_unknown(ctx, phrase)
+            if product is not None:
+                variant_id, _ = match_variant(product, tokens(phrase))
+                targets.append(Target(product.handle, None, "add", variant_id, via="retrieval", phrase=phrase))
+            else:
+                hint, rows = _suggestions(ctx, handles, "Did you mean")
+                said.append(f"I couldn't find “{phrase.strip()}” in our catalog. {hint}".strip())
+                buttons += rows
+    ctx.span_attrs["targets"] = [
+        {"handle": t.handle, "quantity": t.quantity, "mode": t.mode, "variant": t.variant_id, "via": t.via}
+        for t in targets
+    ]
+    for t in targets:
+        product = catalog.get(t.handle) if t.handle else None
+        if product is None:
+            continue
+        if t.candidates and t.via == "name":
+            options = [product.handle, *t.candidates]
+            hint, rows = _suggestions(ctx, options, "Which one do you mean:")
+            said.append(hint)
+            buttons += rows
+            continue
+        said.append(await _apply_one(ctx, product, t))
+    if price_talk:
+        said.append("Prices come from our catalog, so I've used the listed price.")
+    if not said:
+        said.append("What would you like to add? Tell me a product name, or ask me what we sell.")
+    return _finish(ctx, said, buttons=buttons)
+
+
+async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> str:
+    variant = product.variant(t.variant_id)
+    label = _label(product, variant.id)
+    current = ctx.cart.quantity_of(product.handle, variant.id)
+    try:
+        if t.mode == "set":
+            quantity = t.quantity if t.quantity is not None else 1
+            if current:
+                await _save(ctx, lambda c: c.set_quantity(product.handle, quantity, variant.id))
+            else:
+                await _save(ctx, lambda c: c.add(product, variant.id, quantity))
+            ctx.emit("CartQuantitySet", handle=product.handle, variant_id=variant.id, quantity=quantity)
+            outcome = f"Updated: {quantity} × **{label}**."
+        else:
+            quantity = t.quantity if t.quantity is not None else 1
+            await _save(ctx, lambda c: c.add(product, variant.id, quantity))
+            ctx.emit("CartItemAdded", handle=product.handle, variant_id=variant.id, quantity=quantity)
+            outcome = f"Added {quantity} × **{label}** ({variant.price.format()} each)."
+        ctx.remember(last_product=product.handle)
+        return outcome
+    except OutOfStock:
+        ctx.emit("CartItemRefused", handle=product.handle, variant_id=variant.id, reason="out_of_stock")
+        others = [v.title for v in product.variants if v.available]
+        if others and not variant.is_default:
+            return f"Sorry, **{label}** is out of stock. Available: {', '.join(others)}."
+        return f"Sorry, **{product.name}** is out of stock right now."
+    except QuantityError:
+        return f"Sorry, you can have at most {MAX_QUANTITY} of **{label}** in your cart."
+
+
+async def cart_remove_agent(ctx: AgentContext) -> Reply:
+    catalog = ctx.catalog
+    assert catalog is not None
+    if ctx.cart.is_empty:
+        return Reply("Your cart is already empty.", cart=cart_view(ctx.cart, catalog))
+    data = ctx.turn.callback_data
+    in_cart = list(ctx.cart.quantities())
+    if data and data.startswith("r|"):
+        product = resolve_key(catalog, data.split("|")[1])
+        targets = [Target(product.handle, None, "remove", via="button")] if product else []
+    else:
+        parser = CartParser(ctx.engine.mention_index(catalog))
+        command = parser.parse(ctx.turn.text, "remove", last_shown=ctx.last_shown,
+                               last_product=ctx.last_product, cart_handles=in_cart)
+        targets = list(command.targets)
+    said: list[str] = []
+    for t in targets:
+        product = catalog.get(t.handle) if t.handle else None
+        if product is None:
+            continue
+        if product.handle not in in_cart:
+            said.append(f"**{product.name}** isn't in your cart.")
+            continue
+        quantity = t.quantity if t.mode != "set" else None
+        if t.mode == "set" and t.quantity is not None:
+            have = ctx.cart.quantity_of(product.handle)
+            quantity = max(have - t.quantity, 0) or None
+        try:
+            await _save(ctx, lambda c: c.remove(product.handle, quantity, t.variant_id))
+        except (CartError, QuantityError) as exc:
+            said.append(f"Couldn't remove that: {exc}.")
+            continue
+        ctx.emit("CartItemRemoved", handle=product.handle, quantity=quantity)
+        left = ctx.cart.quantity_of(product.handle)
+        said.append(
+            f"Removed {quantity} × **{product.name}**; {left} left." if quantity and left
+            else f"Removed **{product.name}** from your cart."
+        )
+        ctx.remember(last_product=product.handle if left else None)
+    if not said:
+        names = ", ".join(f"**{catalog.get(h).name}**" for h in in_cart if catalog.get(h))  # type: ignore[union-attr]
+        said.append(f"Which item should I remove? Your cart has {names}.")
+        rows = tuple(
+            (Button(f"➖ {p.name[:40]}", f"r|{_key(p)}"),) for h in in_cart if (p := catalog.get(h)) is not None
+        )
+        return _finish(ctx, said, buttons=rows[:8])
+    return _finish(ctx, said)
+
+
+def _key(product: Product) -> str:
+    return product_key(product.handle)
+
+
+async def cart_view_agent(ctx: AgentContext) -> Reply:
+    assert ctx.catalog is not None
+    view = cart_view(ctx.cart, ctx.catalog)
+    if not view.lines:
+        return Reply("Your cart is empty. Ask me about our products to get started!", cart=view,
+                     quick_replies=("What do you sell?",))
+    return Reply(cart_text(view), buttons=((CHECKOUT, CLEAR_CART),), cart=view)
+
+
+async def cart_clear_agent(ctx: AgentContext) -> Reply:
+    assert ctx.catalog is not None
+    if not ctx.cart.is_empty:
+        await _save(ctx, lambda c: c.clear())
+        ctx.emit("CartCleared")
+    ctx.remember(last_product=None)
+    return Reply("Your cart is now empty.", cart=cart_view(ctx.cart, ctx.catalog))
+
+
+AGENTS = {
+    "cart_add": cart_add_agent,
+    "cart_remove": cart_remove_agent,
+    "cart_view": cart_view_agent,
+    "cart_clear": cart_clear_agent,
+}
+
+__all__ = ["AGENTS", "cart_text", "cart_view"]

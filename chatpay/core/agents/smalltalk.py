@@ -1,0 +1,73 @@
+"""Chitchat and clarifying questions: short, friendly, and back to shopping."""
+
+from __future__ import annotations
+
+import logging
+
+from chatpay.core.agents import AgentContext
+from chatpay.core.errors import ModelError
+from chatpay.core.ports import ChatMessage, ChatRequest
+from chatpay.core.text import tokens
+from chatpay.core.turns import Reply
+
+log = logging.getLogger(__name__)
+
+GREETING = frozenset("hi hello hey hiya howdy hola bonjour hallo ciao ola morning evening afternoon yo start".split())
+THANKS = frozenset("thanks thank thx ty cheers merci gracias danke grazie obrigado".split())
+BYE = frozenset("bye goodbye cya later ciao adios night".split())
+IDENTITY = frozenset("who are you bot robot human real ai name".split())
+SUGGESTIONS = ("What do you sell?", "Show my cart")
+
+CHITCHAT_PROMPT = (
+    "You are the friendly shop assistant of {store}. Reply to the shopper's small talk in one short sentence, "
+    "then invite them to ask about products. Never make promises about prices, discounts or orders."
+)
+
+
+def _template(ctx: AgentContext) -> str:
+    store = (ctx.catalog.store_name if ctx.catalog else "") or "our shop"
+    words = set(tokens(ctx.turn.text))
+    if ctx.turn.text.strip().startswith("/start") or words & GREETING:
+        return f"Hi! Welcome to {store}. Ask me about our products, or tell me what you'd like to add to your cart."
+    if words & THANKS:
+        return "You're welcome! Anything else I can help you find?"
+    if words & BYE:
+        return f"Thanks for visiting {store}. See you soon!"
+    if {"who", "are", "you"} <= words or words & {"bot", "robot", "human"}:
+        return f"I'm the shopping assistant of {store}: I can answer questions, fill your cart and check you out."
+    if ctx.turn.text.strip().startswith("/help"):
+        return ("I can answer questions about our products and policies, add or remove items "
+                "(\"add 2 of …\"), show your cart (/cart) and check you out (/checkout).")
+    return f"I'm here to help you shop at {store}. What are you looking for today?"
+
+
+async def chitchat_agent(ctx: AgentContext) -> Reply:
+    text = _template(ctx)
+    model = ctx.engine.model
+    if model is not None and ctx.turn.text and not ctx.turn.text.startswith("/"):
+        store = (ctx.catalog.store_name if ctx.catalog else "") or "this shop"
+        try:
+            response = await model.complete(ChatRequest(
+                messages=(ChatMessage("system", CHITCHAT_PROMPT.format(store=store)),
+                          ChatMessage("user", ctx.turn.text[:500])),
+                max_tokens=60, temperature=0.5,
+            ))
+            ctx.model_calls += 1
+            text = response.text.strip() or text
+        except ModelError as exc:
+            log.warning("chitchat generation failed; using the template", extra={"error": repr(exc)})
+    return Reply(text, quick_replies=SUGGESTIONS)
+
+
+async def clarify_agent(ctx: AgentContext) -> Reply:
+    d = ctx.decision
+    options = {
+        "enquiry": "ask about a product", "cart_add": "add something to your cart",
+        "cart_remove": "remove something from your cart", "cart_view": "see your cart",
+        "cart_clear": "empty your cart", "payments": "check out", "chitchat": "just chat",
+    }
+    if d and d.runner_up:
+        guess = f"Did you want to {options[d.intent]} or {options[d.runner_up]}?"
+    else:
+        guess = "Are you looking for a product, or would you like to see your cart?"
+    return Reply(f"Sorry, I'm not sure I understood. {guess}", quick_replies=SUGGESTIONS)

@@ -1,0 +1,151 @@
+"""Finding catalog products named in a message, typos and all, and delexicalising it.
+
+"add 2 of the etiopian yirgachefe" names a product whatever the shop; the router should
+decide intent from "add 2 of the PRODUCT", never from which products a store sells.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from chatpay.core.catalog import Catalog
+from chatpay.core.text import edit_distance, tokens, typo_budget
+
+# Words that carry the shopper's intent or grammar; they never count as naming a product.
+NEVER_NAMES = frozenset(
+    """a an the of and or for with to in on at my me i you your we our it its is are be do does did
+    have has had want wanted need would like love get got give buy take put add adding added remove
+    removing delete drop cancel cart basket bag checkout pay paying order orders show see view list
+    price prices cost costs much many how what which who where when why please pls thanks thank hi
+    hello hey yes no not dont don't can could will shall should some any more another one two three
+    four five six seven eight nine ten all everything anything something this that these those them
+    there here out stock available sell sells selling from by about make set just also too really
+    same again only each per instead other else new total subtotal clear empty""".split()
+)
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A product named in the text: which, how well, and where (token positions)."""
+
+    handle: str
+    score: float
+    start: int
+    end: int  # exclusive
+    words: tuple[str, ...]
+    positions: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Delexicalised:
+    """The message with product mentions replaced by PRODUCT and variants by VARIANT."""
+
+    original: str
+    text: str
+    tokens: tuple[str, ...]
+    mentions: tuple[Mention, ...]
+    variant_words: tuple[str, ...] = ()
+
+
+class MentionIndex:
+    """Name and variant vocabularies of one catalog, for fast fuzzy lookups."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.name_tokens: dict[str, tuple[str, ...]] = {}
+        self.by_token: dict[str, set[str]] = defaultdict(set)
+        variant_vocab: set[str] = set()
+        for p in catalog:
+            toks = tuple(t for t in tokens(p.name) if t not in NEVER_NAMES)
+            self.name_tokens[p.handle] = toks
+            for t in toks:
+                self.by_token[t].add(p.handle)
+            for v in p.variants:
+                if not v.is_default:
+                    variant_vocab.update(t for t in tokens(v.title) if t not in NEVER_NAMES)
+        n = max(len(catalog), 1)
+        self.idf = {t: math.log(1 + n / len(h)) for t, h in self.by_token.items()}
+        self.variant_vocab = frozenset(variant_vocab)
+        self._by_initial: dict[str, list[str]] = defaultdict(list)
+        for t in self.by_token:
+            self._by_initial[t[0]].append(t)
+
+    def lookup(self, word: str) -> list[tuple[str, float]]:
+        """Vocabulary words matching ``word`` exactly or within its typo budget, with a weight."""
+        if word in NEVER_NAMES or len(word) < 2:
+            return []
+        if word in self.by_token:
+            return [(word, 1.0)]
+        budget = typo_budget(word)
+        if budget == 0:
+            return []
+        found = []
+        pools = [self._by_initial.get(word[0], [])]
+        if len(word) > 4:  # a typo in the first letter is rarer, but happens ("etiopian" is fine; "kenia")
+            pools.append([t for t in self.by_token if t[0] != word[0] and abs(len(t) - len(word)) <= 1])
+        for pool in pools:
+            for t in pool:
+                if abs(len(t) - len(word)) > budget or len(t) < 4:
+                    continue
+                d = edit_distance(word, t, budget)
+                if d <= min(budget, typo_budget(t)):
+                    found.append((t, 1.0 - 0.15 * d))
+        # Plural and singular forms ("mugs" / "mug").
+        for t in (word[:-1], word + "s") if word.endswith("s") else (word + "s",):
+            if t in self.by_token:
+                found.append((t, 0.95))
+        return found
+
+    def find(self, text: str, *, min_score: float = 0.5) -> list[Mention]:
+        """Products named in ``text``, best first; overlapping weaker mentions are kept for ambiguity checks."""
+        words = tokens(text)
+        hits: dict[str, dict[str, tuple[float, int]]] = defaultdict(dict)  # handle -> name token -> (w, pos)
+        for pos, w in enumerate(words):
+            for vocab, weight in self.lookup(w):
+                for handle in self.by_token[vocab]:
+                    prev = hits[handle].get(vocab)
+                    if prev is None or prev[0] < weight:
+                        hits[handle][vocab] = (weight, pos)
+        mentions = []
+        for handle, matched in hits.items():
+            name = self.name_tokens[handle]
+            total = sum(self.idf[t] for t in name) or 1.0
+            got = sum(self.idf[t] * w for t, (w, _) in matched.items())
+            coverage = got / total
+            distinctive = max(self.idf[t] * w for t, (w, _) in matched.items())
+            # A single word names a product when few products share it.
+            rare = distinctive >= math.log(1 + len(self.catalog) / 2.0)
+            score = coverage if coverage >= min_score else (0.5 * coverage + 0.3 if rare else coverage)
+            if score < min_score:
+                continue
+            positions = [p for _, p in matched.values()]
+            mentions.append(
+                Mention(handle, round(score, 4), min(positions), max(positions) + 1, tuple(sorted(matched)),
+                        tuple(sorted(set(positions))))
+            )
+        mentions.sort(key=lambda m: (-m.score, -len(m.words), m.handle))
+        return mentions
+
+    def delexicalise(self, text: str) -> Delexicalised:
+        words = tokens(text)
+        mentions = self.find(text)
+        replaced: dict[int, str] = {}
+        for m in mentions:
+            for pos in m.positions:
+                replaced[pos] = "PRODUCT"
+        variant_words = []
+        for pos, w in enumerate(words):
+            if pos not in replaced and w in self.variant_vocab and w not in NEVER_NAMES:
+                replaced[pos] = "VARIANT"
+                variant_words.append(w)
+        out: list[str] = []
+        for pos, w in enumerate(words):
+            tok = replaced.get(pos, w)
+            if tok in ("PRODUCT", "VARIANT") and out and out[-1] == tok:
+                continue
+            out.append(tok)
+        if "?" in text:
+            out.append("?")
+        return Delexicalised(text, " ".join(out), tuple(words), tuple(mentions), tuple(variant_words))

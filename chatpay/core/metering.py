@@ -1,0 +1,144 @@
+"""One wrapper every model call goes through: it records tokens, cost and latency.
+
+The business, thread, turn and agent a call belongs to come from a context variable
+that the turn service sets (:func:`call_context`), so agents need not thread ids
+through every function.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Iterator, Sequence
+
+from chatpay.core.errors import BudgetExceeded
+from chatpay.core.ports import ChatModel, ChatRequest, ChatResponse, Clock, Embedder, Embeddings, UsageLog
+from chatpay.core.pricing import cost_usd
+from chatpay.core.telemetry import UsageRecord
+
+
+@dataclass(frozen=True)
+class CallContext:
+    business_id: str = "-"
+    thread_id: str = "-"
+    turn_id: str = "-"
+    agent: str = "-"
+
+
+_context: contextvars.ContextVar[CallContext] = contextvars.ContextVar("chatpay_call", default=CallContext())
+_collected: contextvars.ContextVar[list[UsageRecord] | None] = contextvars.ContextVar(
+    "chatpay_usage", default=None
+)
+
+
+@contextmanager
+def call_context(**fields: str) -> Iterator[CallContext]:
+    """Attribute model calls inside the block to the given business/thread/turn/agent."""
+    ctx = replace(_context.get(), **fields)
+    token = _context.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _context.reset(token)
+
+
+@contextmanager
+def collect_usage() -> Iterator[list[UsageRecord]]:
+    """Collect the usage records made inside the block (per turn) into a list."""
+    records: list[UsageRecord] = []
+    token = _collected.set(records)
+    try:
+        yield records
+    finally:
+        _collected.reset(token)
+
+
+def current_context() -> CallContext:
+    return _context.get()
+
+
+class UsageMeter:
+    """Writes usage records to the log and enforces a per-business token budget."""
+
+    def __init__(self, log: UsageLog, clock: Clock, *, engine: str, budget_tokens: int | None = None) -> None:
+        self.log = log
+        self.clock = clock
+        self.engine = engine
+        self.budget_tokens = budget_tokens
+
+    async def check_budget(self, business_id: str) -> None:
+        if self.budget_tokens is None:
+            return
+        spent = await self.log.total_tokens(business_id)
+        if spent >= self.budget_tokens:
+            raise BudgetExceeded(business_id, spent, self.budget_tokens)
+
+    async def record(self, *, kind: str, model: str, prompt: int, completion: int, latency_ms: float) -> UsageRecord:
+        ctx = _context.get()
+        rec = UsageRecord(
+            business_id=ctx.business_id,
+            thread_id=ctx.thread_id,
+            turn_id=ctx.turn_id,
+            agent=ctx.agent,
+            kind=kind,  # type: ignore[arg-type]
+            model=model,
+            engine=self.engine if kind != "offline" else "offline",
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost_usd=cost_usd(model, prompt, completion, embedding=kind == "embedding"),
+            latency_ms=latency_ms,
+            at=self.clock.now(),
+        )
+        await self.log.record(rec)
+        sink = _collected.get()
+        if sink is not None:
+            sink.append(rec)
+        return rec
+
+
+class MeteredChatModel:
+    """A chat model wrapper that records every call's usage and honours the budget."""
+
+    def __init__(self, inner: ChatModel, meter: UsageMeter) -> None:
+        self.inner = inner
+        self.meter = meter
+        self.name = inner.name
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        await self.meter.check_budget(_context.get().business_id)
+        start = time.perf_counter()
+        response = await self.inner.complete(request)
+        await self.meter.record(
+            kind="chat",
+            model=response.model or self.name,
+            prompt=response.usage.prompt_tokens,
+            completion=response.usage.completion_tokens,
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+        )
+        return response
+
+
+class MeteredEmbedder:
+    """An embedder wrapper that records every call's usage (zero tokens for local models)."""
+
+    def __init__(self, inner: Embedder, meter: UsageMeter, *, local: bool) -> None:
+        self.inner = inner
+        self.meter = meter
+        self.local = local
+        self.name = inner.name
+        self.dim = inner.dim
+
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        start = time.perf_counter()
+        result = await self.inner.embed(texts)
+        if not self.local:
+            await self.meter.record(
+                kind="embedding",
+                model=result.model or self.name,
+                prompt=result.usage.prompt_tokens,
+                completion=0,
+                latency_ms=(time.perf_counter() - start) * 1000.0,
+            )
+        return result

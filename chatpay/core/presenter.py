@@ -1,0 +1,189 @@
+"""Renders a channel-neutral :class:`Reply` as Telegram Bot API calls.
+
+Telegram's limits are kept here, once: text up to 4096 characters (longer text is
+split at paragraph, line or word boundaries), captions up to 1024, callback data of
+1 to 64 bytes, albums of 2 to 10 photos without buttons. Text is HTML with every
+shopper- or catalog-supplied character escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from chatpay.core.ports import OutgoingMessage
+from chatpay.core.turns import Button, ProductCard, Reply
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_CALLBACK_BYTES = 64
+MAX_ALBUM = 10
+CARDS_AS_PHOTOS = 3  # up to this many cards go out as photos with their own buttons
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
+
+
+def to_html(text: str) -> str:
+    """Escape ``text`` for Telegram's HTML parse mode, turning ``**x**`` into ``<b>x</b>``."""
+    out: list[str] = []
+    pos = 0
+    for m in _BOLD.finditer(text):
+        out.append(html.escape(text[pos : m.start()], quote=False))
+        out.append(f"<b>{html.escape(m.group(1), quote=False)}</b>")
+        pos = m.end()
+    out.append(html.escape(text[pos:], quote=False))
+    return "".join(out)
+
+
+def to_plain(text: str) -> str:
+    """The text without markup, for the plain-text retry when Telegram rejects entities."""
+    return _BOLD.sub(r"\1", text)
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Split plain text into chunks of at most ``limit`` characters at natural boundaries."""
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"))
+        if cut < limit // 2:
+            cut = window.rfind(" ")
+        if cut < limit // 2:
+            cut = limit
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest or not chunks:
+        chunks.append(rest)
+    return [c for c in chunks if c] or [""]
+
+
+def _fit_html(text: str, limit: int) -> list[str]:
+    """Split so that each chunk is within ``limit`` after parsing and as HTML source.
+
+    Telegram counts characters after entity parsing; escaping only lengthens the
+    source, so splitting the plain text at ``limit`` and re-checking the HTML keeps
+    both within bounds.
+    """
+    pieces: list[str] = []
+    for chunk in split_text(text, limit):
+        rendered = to_html(chunk)
+        if len(rendered) <= limit:
+            pieces.append(rendered)
+        else:
+            pieces.extend(_fit_html(chunk, max(limit // 2, 64)) if len(chunk) > 64 else [html.escape(chunk)])
+    return pieces
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def check_callback_data(data: str) -> str:
+    size = len(data.encode("utf-8"))
+    if not 1 <= size <= MAX_CALLBACK_BYTES:
+        raise ValueError(f"callback data must be 1..64 bytes, got {size}: {data!r}")
+    return data
+
+
+def _button(b: Button) -> dict[str, str]:
+    if b.url:
+        return {"text": b.label, "url": b.url}
+    return {"text": b.label, "callback_data": check_callback_data(b.data or b.label[:32] or "noop")}
+
+
+def inline_keyboard(rows: tuple[tuple[Button, ...], ...]) -> dict[str, Any] | None:
+    rows_json = [[_button(b) for b in row] for row in rows if row]
+    return {"inline_keyboard": rows_json} if rows_json else None
+
+
+def card_caption(card: ProductCard) -> str:
+    """A product card's caption in HTML, within Telegram's 1024-character limit."""
+    head = f"<b>{html.escape(card.title, quote=False)}</b> — {html.escape(card.price.format(), quote=False)}"
+    if not card.available:
+        head += " (out of stock)"
+    room = MAX_CAPTION - len(head) - 2
+    body = html.escape(truncate(card.description, max(room, 0)), quote=False)
+    while len(body) > room and room > 0:  # escaping can lengthen; trim until it fits
+        body = html.escape(truncate(card.description, len(card.description) - (len(body) - room) - 1), quote=False)
+    return f"{head}\n\n{body}" if body else head
+
+
+class TelegramPresenter:
+    """Turns replies into Bot API calls (``sendMessage``, ``sendPhoto``, ``sendMediaGroup``, ``sendInvoice``)."""
+
+    def render(self, chat_id: str, reply: Reply) -> list[OutgoingMessage]:
+        out: list[OutgoingMessage] = []
+        cards = list(reply.cards)
+        texts = _fit_html(reply.text, MAX_TEXT) if reply.text else []
+        for i, chunk in enumerate(texts):
+            params: dict[str, Any] = {"chat_id": chat_id, "text": chunk, "parse_mode": "HTML"}
+            last_message = i == len(texts) - 1 and not cards and not reply.invoice
+            if last_message:
+                self._attach_markup(params, reply)
+            out.append(OutgoingMessage("sendMessage", params))
+        if cards:
+            out.extend(self._cards(chat_id, cards, reply))
+        if reply.invoice:
+            inv = reply.invoice
+            params = {
+                "chat_id": chat_id,
+                "title": truncate(inv.title, 32),
+                "description": truncate(inv.description, 255),
+                "payload": inv.payload[:128],
+                "provider_token": inv.provider_token,
+                "currency": inv.currency,
+                "prices": [{"label": truncate(label, 32), "amount": amount} for label, amount in inv.prices],
+            }
+            out.append(OutgoingMessage("sendInvoice", params))
+        return out
+
+    def _attach_markup(self, params: dict[str, Any], reply: Reply) -> None:
+        keyboard = inline_keyboard(reply.buttons)
+        if keyboard:
+            params["reply_markup"] = keyboard
+        elif reply.quick_replies:
+            params["reply_markup"] = {
+                "keyboard": [[{"text": q} for q in reply.quick_replies[i : i + 2]]
+                             for i in range(0, len(reply.quick_replies), 2)],
+                "resize_keyboard": True,
+                "one_time_keyboard": True,
+            }
+
+    def _cards(self, chat_id: str, cards: list[ProductCard], reply: Reply) -> list[OutgoingMessage]:
+        out: list[OutgoingMessage] = []
+        with_images = [c for c in cards if c.image_url]
+        if len(cards) <= CARDS_AS_PHOTOS or len(with_images) < 2:
+            for i, card in enumerate(cards):
+                rows = (card.buttons,) if card.buttons else ()
+                if i == len(cards) - 1:
+                    rows = rows + tuple(reply.buttons)
+                markup = inline_keyboard(rows)
+                if card.image_url:
+                    params: dict[str, Any] = {"chat_id": chat_id, "photo": card.image_url,
+                                              "caption": card_caption(card), "parse_mode": "HTML"}
+                else:
+                    params = {"chat_id": chat_id, "text": card_caption(card), "parse_mode": "HTML"}
+                if markup:
+                    params["reply_markup"] = markup
+                out.append(OutgoingMessage("sendPhoto" if card.image_url else "sendMessage", params))
+            return out
+        # An album carries no buttons, so a list message with one button row per product follows it.
+        album = with_images[:MAX_ALBUM]
+        media = [
+            {"type": "photo", "media": c.image_url, "caption": card_caption(c), "parse_mode": "HTML"} for c in album
+        ]
+        out.append(OutgoingMessage("sendMediaGroup", {"chat_id": chat_id, "media": media}))
+        lines = [
+            f"{i}. <b>{html.escape(c.title, quote=False)}</b> — {html.escape(c.price.format(), quote=False)}"
+            + ("" if c.available else " (out of stock)")
+            for i, c in enumerate(cards, 1)
+        ]
+        rows = tuple(c.buttons[:1] for c in cards if c.buttons) + tuple(reply.buttons)
+        params = {"chat_id": chat_id, "text": "\n".join(lines)[:MAX_TEXT], "parse_mode": "HTML"}
+        markup = inline_keyboard(rows)
+        if markup:
+            params["reply_markup"] = markup
+        out.append(OutgoingMessage("sendMessage", params))
+        return out

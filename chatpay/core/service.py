@@ -1,0 +1,140 @@
+"""The turn service: one shopper turn in, one reply out, with a trace and usage.
+
+``Turn`` → router decision → one agent → ``Reply``. Every step is a timed span; every
+model call is metered; conversation, cart and events are written through the ports.
+The turn boundary is the only place that catches broadly, and it records what it caught.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatpay.core.agents import AgentContext, Engine
+from chatpay.core.cart import Cart
+from chatpay.core.catalog import Catalog
+from chatpay.core.errors import ChatPayError
+from chatpay.core.metering import call_context, collect_usage
+from chatpay.core.ports import Clock, Stores
+from chatpay.core.routing import RouteDecision
+from chatpay.core.telemetry import Event, Trace, UsageRecord
+from chatpay.core.turns import Message, Reply, Turn
+
+log = logging.getLogger(__name__)
+HISTORY_TURNS = 12
+
+
+@dataclass
+class TurnResult:
+    """Everything one turn produced, for channels, the TUI, evals and tests."""
+
+    turn: Turn
+    reply: Reply
+    decision: RouteDecision
+    trace: Trace
+    cart: Cart
+    catalog: Catalog | None
+    engine: str
+    usage: list[UsageRecord] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    retrieval: Any = None
+    error: str | None = None
+
+    @property
+    def intent(self) -> str:
+        return self.decision.intent
+
+
+def new_turn_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class TurnService:
+    """Runs turns for any business against the given stores and engine."""
+
+    def __init__(self, *, stores: Stores, engine: Engine, clock: Clock) -> None:
+        self.stores = stores
+        self.engine = engine
+        self.clock = clock
+
+    async def handle(self, turn: Turn) -> TurnResult:
+        trace = Trace(turn.turn_id)
+        with collect_usage() as usage, call_context(
+            business_id=turn.business_id, thread_id=turn.thread_id, turn_id=turn.turn_id, agent="turn"
+        ):
+            result = await self._run(turn, trace)
+            result.usage = list(usage)
+        trace.finish()
+        log.info(
+            "turn done",
+            extra={"business_id": turn.business_id, "thread_id": turn.thread_id, "turn_id": turn.turn_id,
+                   "intent": result.intent, "engine": result.engine, "ms": round(trace.root.ms, 2)},
+        )
+        return result
+
+    async def _run(self, turn: Turn, trace: Trace) -> TurnResult:
+        with trace.span("load") as span:
+            catalog = await self.stores.catalogs.get(turn.business_id)
+            cart = await self.stores.carts.get(turn.business_id, turn.thread_id)
+            history = await self.stores.conversations.recent(turn.business_id, turn.thread_id, HISTORY_TURNS)
+            state = await self.stores.conversations.get_state(turn.business_id, turn.thread_id)
+            span.attrs.update(products=len(catalog) if catalog else 0, history=len(history), cart_lines=len(cart.lines))
+        ctx = AgentContext(
+            turn=turn, catalog=catalog, cart=cart, history=history, state=state, trace=trace,
+            stores=self.stores, clock=self.clock, engine=self.engine,
+        )
+        try:
+            with trace.span("route") as span:
+                decision = await self.engine.route(ctx)
+                span.attrs.update(decision.as_attrs())
+            ctx.decision = decision
+            agent_name = decision.intent if not decision.clarify else "clarify"
+            with trace.span(f"agent:{agent_name}") as span, call_context(agent=agent_name):
+                reply = await self.engine.run_agent(agent_name, ctx)
+                span.attrs.update(ctx.span_attrs)
+            error = None
+        except ChatPayError as exc:
+            log.warning("turn failed", extra={"turn_id": turn.turn_id, "error": repr(exc)})
+            decision = getattr(ctx, "decision", None) or RouteDecision.fallback(str(exc))
+            reply = Reply("Sorry, something went wrong on our side. Please try again in a moment.")
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # the turn boundary: record, never crash the caller
+            log.exception("turn crashed", extra={"turn_id": turn.turn_id})
+            decision = getattr(ctx, "decision", None) or RouteDecision.fallback(repr(exc))
+            reply = Reply("Sorry, something went wrong on our side. Please try again in a moment.")
+            error = f"{type(exc).__name__}: {exc}"
+        with trace.span("save"):
+            now = self.clock.now()
+            user_text = turn.text or (f"[button] {turn.callback_data}" if turn.callback_data else "")
+            if turn.payment:
+                user_text = f"[payment] {turn.payment.kind}"
+            await self.stores.conversations.append(
+                turn.business_id, turn.thread_id,
+                Message("user", user_text, turn.turn_id, decision.intent, now),
+            )
+            await self.stores.conversations.append(
+                turn.business_id, turn.thread_id,
+                Message("assistant", _summary(reply), turn.turn_id, decision.intent, now),
+            )
+            if ctx.state_changes:
+                await self.stores.conversations.update_state(turn.business_id, turn.thread_id, ctx.state_changes)
+            for event in ctx.events:
+                await self.stores.events.record(event)
+            if not ctx.model_calls:
+                await self.engine.meter.record(kind="offline", model="offline", prompt=0, completion=0,
+                                               latency_ms=trace.root.ms)
+        return TurnResult(
+            turn=turn, reply=reply, decision=decision, trace=trace, cart=ctx.cart, catalog=catalog,
+            engine=self.engine.name if ctx.model_calls else "offline", events=list(ctx.events),
+            retrieval=ctx.retrieval, error=error,
+        )
+
+
+def _summary(reply: Reply) -> str:
+    """What the assistant said, as text for the history (cards listed by name)."""
+    parts = [reply.text] if reply.text else []
+    if reply.cards:
+        parts.append("Shown: " + "; ".join(f"{c.title} ({c.price.format()})" for c in reply.cards))
+    return "\n".join(parts)

@@ -1,0 +1,69 @@
+"""Text helpers shared by the router, the mention finder and the cart parser."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?(?:'[a-z]+)?")
+
+NUMBER_WORDS: dict[str, int] = {
+    "a": 1, "an": 1, "one": 1, "single": 1, "two": 2, "couple": 2, "pair": 2, "three": 3, "four": 4,
+    "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "dozen": 12, "fifteen": 15, "twenty": 20, "both": 2,
+    # a few common non-English forms
+    "uno": 1, "una": 1, "dos": 2, "tres": 3, "un": 1, "une": 1, "deux": 2, "trois": 3,
+    "ein": 1, "eine": 1, "zwei": 2, "drei": 3, "due": 2, "tre": 3,
+}
+ORDINALS: dict[str, int] = {
+    "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+    "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "last": -1,
+}
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents: "Café" -> "cafe"."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def normalise(text: str) -> str:
+    """Folded words joined by single spaces (punctuation and emoji dropped)."""
+    return " ".join(tokens(text))
+
+
+def tokens(text: str) -> list[str]:
+    return _WORD.findall(fold(text).replace("’", "'"))
+
+
+def edit_distance(a: str, b: str, limit: int = 3) -> int:
+    """Levenshtein distance with transpositions, stopping early past ``limit``."""
+    if a == b:
+        return 0
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        best = cur[0]
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+            best = min(best, cur[j])
+        if best > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def typo_budget(word: str) -> int:
+    """How many edits a word of this length may carry and still match."""
+    n = len(word)
+    if n <= 3:
+        return 0
+    if n <= 5:
+        return 1
+    return 2
