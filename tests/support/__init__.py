@@ -1,0 +1,1 @@
+"""Reusable test doubles and real-server helpers (redis-server, a Bot API double)."""
