@@ -117,7 +117,8 @@ class MentionIndex:
             distinctive = max(self.idf[t] * w for t, (w, _) in matched.items())
             # A single word names a product when few products share it.
             rare = distinctive >= math.log(1 + len(self.catalog) / 2.0)
-            score = coverage if coverage >= min_score else (0.5 * coverage + 0.3 if rare else coverage)
+            only_variant_words = all(t in self.variant_vocab for t in matched)
+            score = coverage if coverage >= min_score or not rare or only_variant_words else max(coverage, min_score)
             if score < min_score:
                 continue
             positions = [p for _, p in matched.values()]

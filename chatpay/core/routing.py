@@ -116,9 +116,7 @@ class Router:
             return RouteDecision("chitchat", 1.0, reason="empty or emoji-only message", layer="rule")
         return None
 
-    async def route(
-        self, turn: Turn, delex: Delexicalised, history: Sequence[Message], *, context_hint: str | None = None
-    ) -> RouteDecision:
+    async def route(self, turn: Turn, delex: Delexicalised, history: Sequence[Message]) -> RouteDecision:
         ruled = self.rule(turn)
         if ruled is not None:
             return ruled
@@ -127,8 +125,6 @@ class Router:
         decision = RouteDecision(
             best, p1, second, p2, reason=f"classifier on {delex.text!r}", layer="classifier",
         )
-        if context_hint:
-            decision = replace(decision, layer="context", reason=f"{decision.reason} after {context_hint}")
         if p1 >= CONFIDENT:
             return decision
         decision = replace(decision, would_call_model=True)

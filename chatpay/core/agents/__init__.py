@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from chatpay.core.cart import Cart
+from chatpay.core.context import AFFIRMATIVE, context_intent
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.mentions import Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
@@ -22,14 +23,6 @@ from chatpay.core.text import normalise
 from chatpay.core.turns import Button, Message, Reply, Turn
 
 Agent = Callable[["AgentContext"], Awaitable[Reply]]
-
-AFFIRMATIVE = frozenset({
-    "yes", "yes please", "yeah", "yep", "yup", "sure", "ok", "okay", "go ahead", "please do", "do it",
-    "sounds good", "perfect", "great", "yes add it", "add it", "of course", "definitely", "absolutely",
-    "si", "oui", "ja", "ok do it", "yes pls", "yes thanks", "sure thing", "why not",
-})
-NEGATIVE = frozenset({"no", "nope", "no thanks", "no thank you", "not now", "nah", "maybe later"})
-
 
 @dataclass
 class AgentContext:
@@ -161,10 +154,11 @@ class Engine:
         offer = ctx.state.get("offer")
         if offer and said in AFFIRMATIVE:
             return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")
-        if said in NEGATIVE:
-            return RouteDecision("chitchat", 0.9, reason="declined", layer="context")
-        hint = "products shown" if ctx.last_shown else None
-        decision = await self.router.route(ctx.turn, ctx.delex, ctx.history, context_hint=hint)
+        read = context_intent(ctx.delex, ctx.history, self.router.classifier.predict)
+        if read is not None:
+            intent, confidence, why = read
+            return RouteDecision(intent, confidence, reason=why, layer="context")
+        decision = await self.router.route(ctx.turn, ctx.delex, ctx.history)
         if decision.model_called:
             ctx.model_calls += 1
         return decision

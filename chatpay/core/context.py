@@ -1,0 +1,93 @@
+"""Reading a short follow-up against the previous turn.
+
+"yes" means whatever the assistant just asked: add it, empty the cart, check out.
+"the 1kg", "black", "the second one", "both please" pick among what was just offered.
+These rules look at the delexicalised message and the last assistant message only;
+they know nothing about any particular store.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Sequence
+
+from chatpay.core.mentions import Delexicalised
+from chatpay.core.text import NUMBER_WORDS, ORDINALS, normalise
+from chatpay.core.turns import Message
+
+AFFIRMATIVE = frozenset({
+    "yes", "yes please", "yeah", "yea", "yep", "yup", "sure", "ok", "okay", "go ahead", "please do", "do it",
+    "sounds good", "perfect", "yes add it", "add it", "of course", "definitely", "absolutely", "si", "oui",
+    "ja", "ok do it", "yes pls", "yes thanks", "yes thank you", "sure thing", "why not", "yes do it",
+    "go for it", "yes go ahead", "yeah go ahead", "yes please do", "ok go ahead", "yes sure", "please", "y",
+    "confirm", "confirmed", "yes i do", "i do", "sure go ahead", "alright", "all right", "ok sure",
+})
+NEGATIVE = frozenset({
+    "no", "nope", "no thanks", "no thank you", "not now", "nah", "maybe later", "not yet", "no thx",
+    "never mind", "nevermind", "no need",
+})
+# Words that may surround a pick ("the copper one please", "2 of the VARIANT ones").
+PICK_FILLER = frozenset(
+    """the a an one ones of please pls plz thanks thank you i'll ill i'd id take have want get go with
+    for me ok okay yes yeah sure and just then that in size colour color version option like would
+    lets let's let us please""".split()
+)
+PICK_WORDS = frozenset({"VARIANT", "both", "all", *ORDINALS})
+_QUESTION_END = re.compile(r"[^.!?\n]*\?")
+
+Classify = Callable[[str], list[tuple[str, float]]]
+YES_INTENTS = ("cart_add", "cart_clear", "payments", "cart_remove")
+
+
+def last_assistant(history: Sequence[Message]) -> str | None:
+    for message in reversed(history):
+        if message.role == "assistant":
+            return message.content
+    return None
+
+
+def last_question(text: str) -> str | None:
+    found = _QUESTION_END.findall(text)
+    return found[-1].strip() if found else None
+
+
+def is_pick(delex: Delexicalised) -> bool:
+    """True when the message only picks a variant, an ordinal or "both" ("the 1kg", "black")."""
+    words = delex.text.replace("?", " ").split()
+    if not words:
+        return False
+    has_pick = False
+    for w in words:
+        if w in PICK_WORDS:
+            has_pick = True
+        elif w in PICK_FILLER or w.isdigit() or w in NUMBER_WORDS or w == "PRODUCT":
+            continue
+        else:
+            return False
+    return has_pick
+
+
+def context_intent(
+    delex: Delexicalised, history: Sequence[Message], classify: Classify
+) -> tuple[str, float, str] | None:
+    """An intent read from the previous assistant message, with confidence and reason, or None."""
+    previous = last_assistant(history)
+    if previous is None:
+        return None
+    said = normalise(delex.original)
+    if said in AFFIRMATIVE or said.rstrip("!") in AFFIRMATIVE:
+        question = last_question(previous)
+        if question is None:
+            return None
+        ranked = classify(question)
+        intent, p = ranked[0]
+        if intent in YES_INTENTS:
+            return intent, min(0.95, 0.5 + p / 2), f"yes to {question!r}"
+        if "add" in normalise(question).split():
+            return "cart_add", 0.8, f"yes to {question!r}"
+        return None
+    if said in NEGATIVE:
+        return "chitchat", 0.9, "declined"
+    if is_pick(delex) and ("?" in previous or "\n" in previous or " or " in previous):
+        return "cart_add", 0.85, f"picked {delex.text!r} from the previous offer"
+    return None
