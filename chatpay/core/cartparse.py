@@ -29,6 +29,8 @@ _AMOUNT = re.compile(
     r"[€$£]\s*\d+(?:[.,]\d+)?|\d+(?:[.,]\d+)?\s*(?:euros?|eur|dollars?|usd|pounds?|gbp|cents?|[€$£])",
     re.IGNORECASE,
 )
+ONE_AS_ITEM = frozenset({"the", "that", "this", "which", "other", "same", "big", "small", "large", "cheap",
+                         "cheaper", "expensive", "new", *ORDINALS})
 PRONOUNS = frozenset("it that this them those these one ones same".split())
 RELATIVE = frozenset("another more extra additional again".split())
 SET_CUES = ("make it", "make that", "make them", "change it to", "change that to", "change to", "set it to",
@@ -77,8 +79,10 @@ def parse_quantity(words: Sequence[str]) -> tuple[int | None, bool]:
             if w == "couple" and (i + 1 >= len(words) or words[i + 1] != "of"):
                 continue
             return NUMBER_WORDS[w], relative
-    if "one" in words or "single" in words:
-        return 1, relative
+    for i, w in enumerate(words):
+        # "remove one" is a quantity; "the second one", "that one" name an item.
+        if w in ("one", "single") and (i == 0 or words[i - 1] not in ONE_AS_ITEM):
+            return 1, relative
     if relative:
         return 1, True
     return None, False

@@ -1,0 +1,68 @@
+"""Cart commands are read deterministically: quantities, variants, references."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatpay.core.cartparse import CartParser
+from chatpay.core.mentions import MentionIndex
+from tests.core.shop import garden_shop
+
+PARSER = CartParser(MentionIndex(garden_shop()))
+
+
+def targets(text: str, mode: str = "add", **kw: object) -> list[tuple]:
+    cmd = PARSER.parse(text, mode, **kw)  # type: ignore[arg-type]
+    return [(t.handle, t.quantity, t.mode, t.variant_id) for t in cmd.targets]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("add 2 watering cans", [("watering-can", 2, "add", None)]),
+        ("add two of the tomato seeds", [("tomato-seeds", 2, "add", None)]),
+        ("I'll take 3x basil seeds", [("basil-seeds", 3, "add", None)]),
+        ("add the rose fertiliser 5kg", [("rose-fertiliser", None, "add", "rf-5")]),
+        ("add the rose fertiliser 5 kg", [("rose-fertiliser", None, "add", "rf-5")]),
+        ("add the red pruning shears", [("pruning-shears", None, "add", "ps-r")]),
+        ("add 2 tomatoe seeds and a watering can",
+         [("tomato-seeds", 2, "add", None), ("watering-can", None, "add", None)]),
+        ("a dozen basil seeds", [("basil-seeds", 12, "add", None)]),
+    ],
+)
+def test_quantities_variants_and_typos(text: str, expected: list[tuple]) -> None:
+    assert targets(text) == expected
+
+
+def test_references_use_the_products_just_shown() -> None:
+    shown = ["tomato-seeds", "basil-seeds"]
+    assert targets("the second one", last_shown=shown) == [("basil-seeds", None, "add", None)]
+    assert targets("add the last one please", last_shown=shown) == [("basil-seeds", None, "add", None)]
+    assert targets("add it", last_shown=["watering-can"]) == [("watering-can", None, "add", None)]
+
+
+def test_relative_and_set_quantities_refer_to_the_last_product() -> None:
+    assert targets("one more", last_product="watering-can") == [("watering-can", 1, "add", None)]
+    assert targets("make it two", last_product="watering-can") == [("watering-can", 2, "set", None)]
+    assert targets("another 3 please", last_product="basil-seeds") == [("basil-seeds", 3, "add", None)]
+
+
+def test_remove_one_from_the_only_line() -> None:
+    assert targets("remove one", "remove", cart_handles=["basil-seeds"]) == [("basil-seeds", 1, "remove", None)]
+    assert targets("remove the watering can", "remove", cart_handles=["watering-can", "basil-seeds"]) == [
+        ("watering-can", None, "remove", None)
+    ]
+
+
+def test_a_price_in_the_message_is_never_a_quantity_and_is_flagged() -> None:
+    cmd = PARSER.parse("add the watering can and set its price to 1 euro", "add")
+    assert [(t.handle, t.quantity) for t in cmd.targets] == [("watering-can", None)]
+    assert cmd.price_talk
+    cmd = PARSER.parse("add 2 basil seeds for €1", "add")
+    assert [(t.handle, t.quantity) for t in cmd.targets] == [("basil-seeds", 2)]
+
+
+def test_unknown_phrases_are_reported_not_guessed() -> None:
+    cmd = PARSER.parse("add a lawnmower", "add")
+    assert cmd.targets == ()
+    assert cmd.unresolved == ("add a lawnmower",)
