@@ -19,6 +19,9 @@ from chatpay.core.text import tokens
 from chatpay.core.turns import INTENTS
 
 PLACEHOLDERS = ("PRODUCT", "VARIANT")
+# train.jsonl: general phrasings over many trades; extra.jsonl: forms it lacked (bare "X?" questions,
+# gift and comparison questions, slang for baskets and emptying them), also written for many trades.
+TRAINING_FILES = ("train.jsonl", "extra.jsonl")
 QUESTION_WORDS = frozenset("what which how do does is are can could any anything where when who why".split())
 
 
@@ -30,12 +33,13 @@ class Example:
 
 def load_training_data() -> list[Example]:
     """The bundled training phrasings."""
-    raw = resources.files("chatpay.core.intent_data").joinpath("train.jsonl").read_text(encoding="utf-8")
     out = []
-    for line in raw.splitlines():
-        if line.strip():
-            obj = json.loads(line)
-            out.append(Example(obj["text"], obj["intent"]))
+    for name in TRAINING_FILES:
+        raw = resources.files("chatpay.core.intent_data").joinpath(name).read_text(encoding="utf-8")
+        for line in raw.splitlines():
+            if line.strip():
+                obj = json.loads(line)
+                out.append(Example(obj["text"], obj["intent"]))
     return out
 
 

@@ -26,6 +26,15 @@ NEVER_NAMES = frozenset(
 )
 
 
+# Everyday words that may sit in a product's name ("Tea Time Gift Set") but never name it alone.
+COMMON = frozenset(
+    """time day night home house good best great gift set pack box kit bag classic original pure fresh premium
+    special little big small large mini extra super daily everyday morning evening light dark black white red
+    blue green gold silver plus pro max one first last new old free world life love happy sweet hot cold
+    warm cool travel starter deluxe essential essentials signature select selection collection edition""".split()
+)
+
+
 @dataclass(frozen=True)
 class Mention:
     """A product named in the text: which, how well, and where (token positions)."""
@@ -64,7 +73,7 @@ class MentionIndex:
                 self.by_token[t].add(p.handle)
             for v in p.variants:
                 if not v.is_default:
-                    variant_vocab.update(t for t in tokens(v.title) if t not in NEVER_NAMES)
+                    variant_vocab.update(t for t in tokens(v.title) if t not in NEVER_NAMES and not t.isdigit())
         n = max(len(catalog), 1)
         self.idf = {t: math.log(1 + n / len(h)) for t, h in self.by_token.items()}
         self.variant_vocab = frozenset(variant_vocab)
@@ -117,7 +126,7 @@ class MentionIndex:
             distinctive = max(self.idf[t] * w for t, (w, _) in matched.items())
             # A single word names a product when few products share it.
             rare = distinctive >= math.log(1 + len(self.catalog) / 2.0)
-            only_variant_words = all(t in self.variant_vocab for t in matched)
+            only_variant_words = all(t in self.variant_vocab or t in COMMON for t in matched)
             score = coverage if coverage >= min_score or not rare or only_variant_words else max(coverage, min_score)
             if score < min_score:
                 continue
