@@ -55,7 +55,10 @@ def decode_cost(value: Any) -> Decimal | None:
 
 
 class MongoEventLog:
-    """:class:`~chatpay.core.ports.EventLog` on the ``events`` collection, oldest first."""
+    """:class:`~chatpay.core.ports.EventLog` on the ``events`` collection, oldest first.
+
+    ``data`` is stored as BSON: JSON-like values and datetimes; tuples come back as lists.
+    """
 
     def __init__(self, db: Database[Any], run: Runner) -> None:
         self._col = db[EVENTS]
