@@ -90,7 +90,7 @@ class Runtime:
         business = business_id or self.settings.business_id
         profile = load_store_profile(store_file) if store_file else None
         catalog = load_catalog_file(
-            path, business_id=business, currency=currency,
+            path, business_id=business, currency=currency or (profile.currency if profile else None),
             default_currency=profile.currency if profile else None, progress=progress,
         )
         if profile:

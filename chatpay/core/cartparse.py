@@ -31,6 +31,7 @@ _AMOUNT = re.compile(
 )
 ONE_AS_ITEM = frozenset({"the", "that", "this", "which", "other", "same", "big", "small", "large", "cheap",
                          "cheaper", "expensive", "new", *ORDINALS})
+FILLER = frozenset("ok okay then so well hmm um uh actually oh alright right sure fine cool great nice".split())
 PRONOUNS = frozenset("it that this them those these one ones same".split())
 RELATIVE = frozenset("another more extra additional again".split())
 SET_CUES = ("make it", "make that", "make them", "change it to", "change that to", "change to", "set it to",
@@ -118,22 +119,24 @@ class CartParser:
         cart_handles: Sequence[str] = (),
     ) -> CartCommand:
         raw = _normalise_units(text)
-        price_talk = bool(_PRICE_TALK.search(raw))
         lowered = " ".join(tokens(raw))
         is_set = mode != "remove" and any(cue in lowered for cue in SET_CUES)
         segments = [s for s in _SPLIT.split(raw) if s and s.strip()]
         targets: list[Target] = []
         unresolved: list[str] = []
-        for seg in segments or [raw]:
-            seg = _AMOUNT.sub(" ", seg)
+        for original in segments or [raw]:
+            seg = _AMOUNT.sub(" ", original)
             words = tokens(seg)
             if not words:
                 continue
-            if price_talk and _PRICE_TALK.search(seg) and not self.index.find(seg):
+            if _PRICE_TALK.search(seg) and not self.index.find(seg):
                 continue  # "...and set its price to 1 euro": ignored, prices come from the catalog
-            target = self._segment(seg, words, mode, is_set, last_shown, last_product, cart_handles)
+            # Variants are matched on the original words: "a €50 gift card" names the €50 card.
+            target = self._segment(seg, words, tokens(original), mode, is_set, last_shown, last_product,
+                                   cart_handles)
             if target is None:
-                if any(w not in NEVER_NAMES and not w.isdigit() and w not in NUMBER_WORDS for w in words):
+                if any(w not in NEVER_NAMES and w not in FILLER and not w.isdigit() and w not in NUMBER_WORDS
+                       for w in words):
                     unresolved.append(seg.strip())
                 continue
             targets.append(target)
@@ -145,6 +148,7 @@ class CartParser:
             if implied:
                 q_mode: Mode = "set" if is_set else mode
                 targets.append(Target(implied[0], qty, q_mode, via=implied[1], phrase=raw.strip()))
+        price_talk = _price_talk(raw, targets)
         merged = self._merge(targets)
         return CartCommand(tuple(merged), price_talk, tuple(unresolved))
 
@@ -163,58 +167,109 @@ class CartParser:
         self,
         seg: str,
         words: list[str],
+        vwords_all: list[str],
         mode: Mode,
         is_set: bool,
         last_shown: Sequence[str],
         last_product: str | None,
         cart_handles: Sequence[str],
     ) -> Target | None:
-        qty, relative = parse_quantity(words)
-        target_mode: Mode = "set" if is_set and not relative else mode
         mentions = self.index.find(seg)
+        named = {p for m in mentions[:1] for p in m.positions}
+        # Numbers inside a product's name ("Beam 800 Front Light") are not quantities.
+        qty, relative = parse_quantity([w for i, w in enumerate(words) if i not in named])
+        target_mode: Mode = "set" if is_set and not relative else mode
+        catalog = self.index.catalog
+
+        def target(handle: str, via: str, candidates: tuple[str, ...] = ()) -> Target:
+            product = catalog.get(handle)
+            variant_id, vwords = match_variant(product, vwords_all) if product else (None, ())
+            quantity = qty if not (relative and qty is None) else 1
+            return Target(handle, quantity, target_mode, variant_id, vwords, via, seg.strip(), candidates)
+
         if mentions:
             best = mentions[0]
-            close = tuple(m.handle for m in mentions[1:4] if m.score >= best.score - 0.05 and m.score > 0)
-            if mode == "remove" and close:
-                in_cart = [h for h in (best.handle, *close) if h in cart_handles]
-                if len(in_cart) == 1:
-                    best_handle, close = in_cart[0], ()
-                else:
-                    best_handle = best.handle
-            else:
-                best_handle = best.handle
-            product = self.index.catalog.get(best_handle)
-            variant_id, vwords = match_variant(product, words) if product else (None, ())
-            return Target(best_handle, qty, target_mode, variant_id, vwords, "name", seg.strip(), close)
+            close = [m.handle for m in mentions[1:4] if m.score >= best.score - 0.05 and m.score > 0]
+            if close:
+                chosen = self._break_tie([best.handle, *close], vwords_all, mode, last_shown, last_product,
+                                         cart_handles)
+                if chosen is not None:
+                    return target(chosen, "name")
+            return target(best.handle, "name", tuple(close))
         # Ordinals refer to the products just shown: "the second one", "the last one".
         for w in words:
             if w in ORDINALS and last_shown:
                 n = ORDINALS[w]
                 idx = len(last_shown) - 1 if n == -1 else n - 1
                 if 0 <= idx < len(last_shown):
-                    handle = last_shown[idx]
-                    product = self.index.catalog.get(handle)
-                    variant_id, vwords = match_variant(product, words) if product else (None, ())
-                    return Target(handle, qty, target_mode, variant_id, vwords, "ordinal", seg.strip())
+                    return target(last_shown[idx], "ordinal")
         if "both" in words or "all" in words and "them" in words:
             return None  # handled by the agent from last_shown
+        # "the manual one" among several shown: the one whose own words say "manual".
+        described = self._described(words, last_shown)
+        if described is not None:
+            return target(described, "described")
+        if mode == "remove":  # "I don't want the helmet anymore": the cart's only helmet
+            in_cart = self._described(words, cart_handles, at_least=1)
+            if in_cart is not None:
+                return target(in_cart, "cart")
         if any(w in PRONOUNS for w in words) or (qty is not None and all(
-            w in NEVER_NAMES or w.isdigit() or w in NUMBER_WORDS for w in words
+            w in NEVER_NAMES or w in FILLER or w.isdigit() or w in NUMBER_WORDS for w in words
         )):
             implied = self._implied(mode, last_shown, last_product, cart_handles)
             if implied:
-                product = self.index.catalog.get(implied[0])
-                variant_id, vwords = match_variant(product, words) if product else (None, ())
-                return Target(implied[0], qty if not (relative and qty is None) else 1, target_mode, variant_id,
-                              vwords, implied[1], seg.strip())
+                return target(implied[0], implied[1])
         # A bare variant ("the 1kg", "in black") refers to the product in focus.
         focus = last_product or (last_shown[0] if len(last_shown) == 1 else None)
         if focus:
-            product = self.index.catalog.get(focus)
-            if product:
-                variant_id, vwords = match_variant(product, words)
-                if variant_id:
-                    return Target(focus, qty, target_mode, variant_id, vwords, "last", seg.strip())
+            product = catalog.get(focus)
+            if product and match_variant(product, vwords_all)[0]:
+                return target(focus, "last")
+        return None
+
+    def _break_tie(
+        self,
+        handles: list[str],
+        words: Sequence[str],
+        mode: Mode,
+        last_shown: Sequence[str],
+        last_product: str | None,
+        cart_handles: Sequence[str],
+    ) -> str | None:
+        """One of equally named products, chosen by the variant asked for, the cart, or the focus."""
+        catalog = self.index.catalog
+        # "bottle" means the Water Bottle more than the Bottle Cage: the name's head noun decides.
+        heads = [h for h in handles if (p := catalog.get(h)) is not None and _head(p.name) in words]
+        if len(heads) == 1:
+            return heads[0]
+        by_variant = [h for h in handles if (p := catalog.get(h)) is not None and match_variant(p, words)[0]]
+        if len(by_variant) == 1:
+            return by_variant[0]
+        if mode == "remove":
+            in_cart = [h for h in handles if h in cart_handles]
+            if len(in_cart) == 1:
+                return in_cart[0]
+        if last_product in handles:
+            return last_product
+        shown = [h for h in handles if h in last_shown]
+        return shown[0] if len(shown) == 1 else None
+
+    def _described(self, words: Sequence[str], last_shown: Sequence[str], *, at_least: int = 2) -> str | None:
+        """The single product among ``last_shown`` whose text holds the message's describing words."""
+        content = [w for w in words if w not in NEVER_NAMES and w not in FILLER and w not in PRONOUNS
+                   and len(w) > 2 and not w.isdigit()]
+        if len(last_shown) < at_least or not content:
+            return None
+        scores = []
+        for handle in last_shown:
+            product = self.index.catalog.get(handle)
+            if product is None:
+                continue
+            text = set(tokens(product.searchable_text()))
+            scores.append((sum(1 for w in content if w in text or w.rstrip("s") in text), handle))
+        scores.sort(reverse=True)
+        if scores and scores[0][0] > 0 and (len(scores) == 1 or scores[0][0] > scores[1][0]):
+            return scores[0][1]
         return None
 
     @staticmethod
@@ -238,3 +293,23 @@ class CartParser:
                 prev.candidates,
             )
         return out
+
+
+def _price_talk(raw: str, targets: Sequence[Target]) -> bool:
+    """Did the shopper try to name a price? An amount that is a variant's title ("€50 card") is not one."""
+    if not _PRICE_TALK.search(raw):
+        return False
+    leftover = _AMOUNT.sub(" ", raw)
+    if _PRICE_TALK.search(leftover):
+        return True
+    chosen = {w for t in targets for w in t.variant_words}
+    for amount in _AMOUNT.findall(raw):
+        if not any(tok in chosen for tok in tokens(amount) if tok.isdigit()):
+            return True
+    return False
+
+
+def _head(name: str) -> str:
+    """A product name's head noun: its last alphabetic word ("Bottle Cage" -> "cage")."""
+    words = [w for w in tokens(name) if w.isalpha()]
+    return words[-1] if words else ""

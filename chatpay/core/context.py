@@ -67,6 +67,16 @@ def is_pick(delex: Delexicalised) -> bool:
     return has_pick
 
 
+CONTINUATION = ("and ", "also ", "plus ", "oh and ", "and also ", "as well as ", "oh also ")
+
+
+def last_user_intent(history: Sequence[Message]) -> str | None:
+    for message in reversed(history):
+        if message.role == "user":
+            return message.intent
+    return None
+
+
 def context_intent(
     delex: Delexicalised, history: Sequence[Message], classify: Classify
 ) -> tuple[str, float, str] | None:
@@ -88,6 +98,10 @@ def context_intent(
         return None
     if said in NEGATIVE:
         return "chitchat", 0.9, "declined"
+    previous_intent = last_user_intent(history)
+    if (said.startswith(CONTINUATION) and previous_intent in ("cart_add", "cart_remove")
+            and "PRODUCT" in delex.text.split()):
+        return previous_intent, 0.8, f"continues the previous {previous_intent}"
     if is_pick(delex) and ("?" in previous or "\n" in previous or " or " in previous):
         return "cart_add", 0.85, f"picked {delex.text!r} from the previous offer"
     return None

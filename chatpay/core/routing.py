@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Sequence
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 Layer = Literal["rule", "context", "classifier", "model", "fallback"]
 
+_CLAUSES = re.compile(r"[.!;]+|,\s+|\bbut\b|\bthen\b")
+REQUEST_CLAUSE = 0.9  # a clause this sure of a cart or payment request wins over small talk
 CONFIDENT = 0.62  # at or above: the classifier's word stands without a model
 CLARIFY_BELOW = 0.34  # offline: below this, ask instead of guessing
 
@@ -125,6 +128,13 @@ class Router:
         decision = RouteDecision(
             best, p1, second, p2, reason=f"classifier on {delex.text!r}", layer="classifier",
         )
+        if best == "chitchat":
+            # Small talk must not swallow a clear request: "ignore that, it's free now. checkout".
+            clause = self._clear_request(delex.text)
+            if clause is not None:
+                intent, p, text = clause
+                decision = RouteDecision(intent, p, best, p1, reason=f"clause {text!r} of {delex.text!r}",
+                                         layer="classifier")
         if p1 >= CONFIDENT:
             return decision
         decision = replace(decision, would_call_model=True)
@@ -136,6 +146,17 @@ class Router:
         if p1 < CLARIFY_BELOW:
             return replace(decision, clarify=True, reason=f"{decision.reason}; unsure ({p1:.2f})")
         return decision
+
+    def _clear_request(self, text: str) -> tuple[str, float, str] | None:
+        clauses = [c.strip() for c in _CLAUSES.split(text) if len(c.strip()) > 1]
+        if len(clauses) < 2:
+            return None
+        found = []
+        for clause in clauses:
+            intent, p = self.classifier.predict(clause)[0]
+            if intent not in ("chitchat", "enquiry") and p >= REQUEST_CLAUSE:
+                found.append((intent, p, clause))
+        return found[-1] if found else None
 
     async def _ask_model(
         self, turn: Turn, delex: Delexicalised, history: Sequence[Message], decision: RouteDecision

@@ -211,6 +211,7 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> str:
         ctx.remember(last_product=product.handle)
         return outcome
     except OutOfStock:
+        ctx.remember(last_product=product.handle)  # "ok, the 1kg then" refers to it
         ctx.emit("CartItemRefused", handle=product.handle, variant_id=variant.id, reason="out_of_stock")
         others = [v.title for v in product.variants if v.available]
         if others and not variant.is_default:

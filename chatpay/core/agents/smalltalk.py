@@ -28,7 +28,7 @@ def _template(ctx: AgentContext) -> str:
     store = (ctx.catalog.store_name if ctx.catalog else "") or "our shop"
     words = set(tokens(ctx.turn.text))
     if ctx.turn.text.strip().startswith("/start") or words & GREETING:
-        return f"Hi! Welcome to {store}. Ask me about our products, or tell me what you'd like to add to your cart."
+        return f"Hi! Welcome to {store.rstrip('.')}. Ask me about our products, or tell me what you'd like to add to your cart."
     if words & THANKS:
         return "You're welcome! Anything else I can help you find?"
     if words & BYE:
