@@ -1,0 +1,243 @@
+"""One turn's writes, held back and committed to Redis at once, together with its outcome.
+
+A worker can be killed at any instant. If a turn wrote its cart and conversation as it
+went, a kill between those writes and the recorded outcome would leave effects that a
+redelivery applies a second time. So a turn runs against :class:`StagedTurn`'s stores:
+reads go to Redis, writes are staged in memory, and :meth:`StagedTurn.commit` applies the
+cart (if its version is unchanged), the messages, the state and the outcome in one Lua
+script, only while the caller still owns the update (a fence). Either all of a turn's
+effects happen, exactly once, or none do and the turn may simply run again.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from chatpay.adapters.redis.stores import (
+    RedisStateStores,
+    lines_json,
+    message_json,
+    plain,
+    translated,
+)
+from chatpay.core.cart import Cart
+from chatpay.core.errors import ConcurrencyConflict, StorageError
+from chatpay.core.ports import Stores
+from chatpay.core.telemetry import Event
+from chatpay.core.turns import Message
+
+log = logging.getLogger(__name__)
+
+CommitStatus = Literal["committed", "fenced", "duplicate"]
+
+# ARGV: fence list key ('' for none), fence member, outcome key, outcome JSON, ttl, then ops:
+#   cart  <key> <expected version> <new version> <lines JSON>
+#   clear <messages key> <state key>
+#   push  <messages key> <max messages> <message JSON>
+#   state <state key> <field> <JSON value>
+# Returns 1 committed, 0 fenced (the caller no longer owns the update), -1 an outcome
+# already exists, -2 a cart changed since it was read. Checks run before any write.
+COMMIT = """
+if ARGV[1] ~= '' and not redis.call('LPOS', ARGV[1], ARGV[2]) then return 0 end
+if redis.call('EXISTS', ARGV[3]) == 1 then return -1 end
+local width = {cart = 5, clear = 3, push = 4, state = 4}
+local i = 6
+while i <= #ARGV do
+  local op = ARGV[i]
+  if not width[op] then return redis.error_reply('unknown commit op ' .. tostring(op)) end
+  if op == 'cart' then
+    local current = tonumber(redis.call('HGET', ARGV[i + 1], 'version') or '0')
+    if current ~= tonumber(ARGV[i + 2]) then return -2 end
+  end
+  i = i + width[op]
+end
+i = 6
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'cart' then
+    redis.call('HSET', ARGV[i + 1], 'version', ARGV[i + 3], 'lines', ARGV[i + 4])
+  elseif op == 'clear' then
+    redis.call('DEL', ARGV[i + 1], ARGV[i + 2])
+  elseif op == 'push' then
+    redis.call('RPUSH', ARGV[i + 1], ARGV[i + 3])
+    redis.call('LTRIM', ARGV[i + 1], -tonumber(ARGV[i + 2]), -1)
+  else
+    redis.call('HSET', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+  end
+  i = i + width[op]
+end
+redis.call('SET', ARGV[3], ARGV[4], 'EX', ARGV[5])
+return 1
+"""
+
+Key = tuple[str, str]
+
+
+@dataclass
+class _Staged:
+    read_versions: dict[Key, int] = field(default_factory=dict)
+    carts: dict[Key, Cart] = field(default_factory=dict)
+    cleared: set[Key] = field(default_factory=set)
+    appends: dict[Key, list[Message]] = field(default_factory=dict)
+    state: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    error: StorageError | None = None
+
+
+class _StagedCarts:
+    def __init__(self, turn: StagedTurn) -> None:
+        self._turn = turn
+
+    async def get(self, business_id: str, thread_id: str) -> Cart:
+        staged = self._turn.staged
+        key = (business_id, thread_id)
+        if key in staged.carts:
+            return staged.carts[key]
+        cart = await self._turn.read(self._turn.state.carts.get(business_id, thread_id))
+        staged.read_versions.setdefault(key, cart.version)
+        return cart
+
+    async def save(self, cart: Cart) -> Cart:
+        current = await self.get(cart.business_id, cart.thread_id)
+        if current.version != cart.version:
+            raise ConcurrencyConflict(f"cart {cart.thread_id}", cart.version)
+        stored = replace(cart, version=cart.version + 1)
+        self._turn.staged.carts[(cart.business_id, cart.thread_id)] = stored
+        return stored
+
+
+class _StagedConversations:
+    def __init__(self, turn: StagedTurn) -> None:
+        self._turn = turn
+
+    async def append(self, business_id: str, thread_id: str, message: Message) -> None:
+        self._turn.staged.appends.setdefault((business_id, thread_id), []).append(message)
+
+    async def recent(self, business_id: str, thread_id: str, limit: int = 20) -> list[Message]:
+        if limit <= 0:
+            return []
+        key = (business_id, thread_id)
+        stored: list[Message] = []
+        if key not in self._turn.staged.cleared:
+            stored = await self._turn.read(self._turn.state.conversations.recent(business_id, thread_id, limit))
+        return (stored + self._turn.staged.appends.get(key, []))[-limit:]
+
+    async def get_state(self, business_id: str, thread_id: str) -> dict[str, Any]:
+        key = (business_id, thread_id)
+        state: dict[str, Any] = {}
+        if key not in self._turn.staged.cleared:
+            state = await self._turn.read(self._turn.state.conversations.get_state(business_id, thread_id))
+        state.update(copy.deepcopy(self._turn.staged.state.get(key, {})))
+        return state
+
+    async def update_state(self, business_id: str, thread_id: str, changes: Mapping[str, Any]) -> None:
+        self._turn.staged.state.setdefault((business_id, thread_id), {}).update(plain(changes))
+
+    async def clear(self, business_id: str, thread_id: str) -> None:
+        key = (business_id, thread_id)
+        self._turn.staged.cleared.add(key)
+        self._turn.staged.appends.pop(key, None)
+        self._turn.staged.state.pop(key, None)
+
+
+class _BufferedEvents:
+    """Events are written after the commit, so an abandoned attempt records none."""
+
+    def __init__(self, turn: StagedTurn) -> None:
+        self._turn = turn
+
+    async def record(self, event: Event) -> None:
+        self._turn.staged.events.append(event)
+
+    async def list(self, business_id: str, thread_id: str | None = None, limit: int = 100) -> list[Event]:
+        stored = await self._turn.base.events.list(business_id, thread_id, limit)
+        mine = [e for e in self._turn.staged.events
+                if e.business_id == business_id and (thread_id is None or e.thread_id == thread_id)]
+        return (stored + mine)[-limit:]
+
+
+class StagedTurn:
+    """Stores for one turn whose cart and conversation writes wait for :meth:`commit`.
+
+    Args:
+        state: the shared Redis stores the commit writes to.
+        base: the runtime's stores; catalogs, usage and (after the commit) events go there.
+    """
+
+    def __init__(self, state: RedisStateStores, base: Stores) -> None:
+        self.state = state
+        self.base = base
+        self.staged = _Staged()
+        self.stores = Stores(
+            catalogs=base.catalogs, conversations=_StagedConversations(self), carts=_StagedCarts(self),
+            events=_BufferedEvents(self), usage=base.usage, turns=state.turns,
+        )
+        self._commit = state.client.register_script(COMMIT)
+
+    @property
+    def error(self) -> StorageError | None:
+        """The first Redis read that failed during the turn; such a turn must not be committed."""
+        return self.staged.error
+
+    async def read(self, call: Any) -> Any:
+        try:
+            return await call
+        except StorageError as exc:
+            self.staged.error = self.staged.error or exc
+            raise
+
+    def _ops(self) -> list[Any]:
+        keys = self.state.keys
+        ops: list[Any] = []
+        for (business_id, thread_id), cart in self.staged.carts.items():
+            expected = self.staged.read_versions.get((business_id, thread_id), 0)
+            ops += ["cart", keys.cart(business_id, thread_id), expected, cart.version, lines_json(cart)]
+        touched = set(self.staged.cleared) | set(self.staged.appends) | set(self.staged.state)
+        for key in sorted(touched):
+            messages, state = keys.messages(*key), keys.state(*key)
+            if key in self.staged.cleared:
+                ops += ["clear", messages, state]
+            for m in self.staged.appends.get(key, []):
+                ops += ["push", messages, self.state.conversations.max_messages, message_json(m)]
+            for name, value in self.staged.state.get(key, {}).items():
+                ops += ["state", state, name, json.dumps(value)]
+        return ops
+
+    async def commit(
+        self, business_id: str, update_id: int, outcome: Mapping[str, Any], *, fence: tuple[str, str] | None = None,
+    ) -> CommitStatus:
+        """Apply every staged write and record ``outcome``, atomically.
+
+        Args:
+            fence: ``(list key, member)`` that must still be in the list, proving that the
+                caller still owns the update; without it the commit is unconditional.
+
+        Returns:
+            ``committed``; ``fenced`` when the fence failed (nothing written); ``duplicate``
+            when an outcome for this update exists already (nothing written).
+
+        Raises:
+            StorageError: Redis failed, or a read during the turn failed (then nothing is sent).
+            ConcurrencyConflict: a cart changed since the turn read it (nothing written).
+        """
+        if self.staged.error is not None:
+            raise self.staged.error
+        fence_key, member = fence or ("", "")
+        args = [fence_key, member, self.state.keys.outcome(business_id, update_id), json.dumps(plain(outcome)),
+                self.state.turns.ttl_seconds, *self._ops()]
+        status = int(await translated("turn commit", self._commit(keys=[], args=args)))
+        if status == -2:
+            raise ConcurrencyConflict("cart changed during the turn", -1)
+        if status == 1:
+            for event in self.staged.events:
+                try:
+                    await self.base.events.record(event)
+                except Exception:  # events are analytics; the turn's effects are already committed
+                    log.warning("event not recorded after commit", extra={"event": event.name})
+            return "committed"
+        return "fenced" if status == 0 else "duplicate"

@@ -1,0 +1,314 @@
+"""The Redis queue and shared state, on fakeredis and on a real redis-server started here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import fakeredis
+import pytest
+
+from chatpay.adapters.memory import in_memory_stores
+from chatpay.adapters.redis import RedisQueue, RedisStateStores, StagedTurn, connect
+from chatpay.core.cart import Cart, CartLine
+from chatpay.core.errors import ConcurrencyConflict
+from chatpay.core.telemetry import Event
+from chatpay.core.turns import Message
+from tests.support.redis_server import redis_server  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(params=["fakeredis", "redis-server"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    if request.param == "fakeredis":
+        fake = fakeredis.FakeAsyncRedis(decode_responses=True)
+        yield fake
+        await fake.aclose()
+        return
+    server = request.getfixturevalue("redis_server")
+    server.flushall()
+    real = connect(server.url)
+    yield real
+    await real.aclose()
+
+
+def update(update_id: int, user: int, text: str = "hi") -> str:
+    return json.dumps({"update_id": update_id, "message": {
+        "message_id": update_id, "date": 1, "chat": {"id": user, "type": "private"},
+        "from": {"id": user, "is_bot": False, "first_name": "U"}, "text": text}})
+
+
+def pre_checkout(update_id: int, user: int) -> str:
+    return json.dumps({"update_id": update_id, "pre_checkout_query": {
+        "id": f"q{update_id}", "from": {"id": user, "is_bot": False, "first_name": "U"}, "currency": "EUR",
+        "total_amount": 100, "invoice_payload": "p"}})
+
+
+def uid(raw: str) -> int:
+    return int(json.loads(raw)["update_id"])
+
+
+async def drain(queue: RedisQueue) -> list[int]:
+    """Reserve and acknowledge everything, one at a time; the update ids in the order served."""
+    served = []
+    await queue.route()
+    while (d := await queue.reserve(0.05)) is not None:
+        served.append(uid(d.raw))
+        assert await queue.ack(d)
+    return served
+
+
+async def test_each_users_updates_are_served_in_arrival_order(client: Any) -> None:
+    queue = RedisQueue(client, "q", worker_id="w1")
+    for i in range(1, 31):
+        await queue.push(update(i, user=100 + i % 3))
+    served = await drain(queue)
+    assert sorted(served) == list(range(1, 31))
+    for user in range(3):
+        mine = [u for u in served if u % 3 == user]
+        assert mine == sorted(mine)
+    assert await queue.depth() == {"inbound": 0, "staging": 0, "lanes": 0, "ready_lanes": 0, "fast": 0, "dead": 0}
+
+
+async def test_a_held_lane_is_invisible_to_other_workers_until_acknowledged(client: Any) -> None:
+    a = RedisQueue(client, "q", worker_id="a")
+    b = RedisQueue(client, "q", worker_id="b")
+    for i, user in enumerate([1, 1, 2], start=1):
+        await a.push(update(i, user))
+    await a.route()
+    first = await a.reserve(0.1)
+    assert first is not None and uid(first.raw) == 1
+    other = await b.reserve(0.1)
+    assert other is not None and uid(other.raw) == 3  # user 2 runs in parallel; user 1's second waits
+    assert await b.reserve(0.1) is None
+    await b.ack(other)
+    assert await a.ack(first)
+    second = await b.reserve(0.1)
+    assert second is not None and uid(second.raw) == 2
+
+
+async def test_concurrent_routers_keep_each_users_order(client: Any) -> None:
+    routers = [RedisQueue(client, "q", worker_id=f"r{i}") for i in range(4)]
+
+    async def route_forever(q: RedisQueue, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await q.route(limit=3)
+            await q.wait_inbound(0.01)
+
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(route_forever(q, stop)) for q in routers]
+    for i in range(1, 201):
+        await routers[0].push(update(i, user=7))
+        if i % 20 == 0:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert await drain(routers[0]) == list(range(1, 201))
+
+
+async def test_a_dead_workers_lane_is_reclaimed_and_its_late_ack_refused(client: Any) -> None:
+    dead = RedisQueue(client, "q", worker_id="dead", heartbeat_ttl=0.2)
+    alive = RedisQueue(client, "q", worker_id="alive", heartbeat_ttl=5)
+    await dead.heartbeat(register=True)
+    await alive.heartbeat(register=True)
+    await dead.push(update(1, 5))
+    await dead.push(update(2, 5))
+    await dead.route()
+    taken = await dead.reserve(0.1)
+    assert taken is not None
+    assert await alive.reap() == []  # heartbeat still fresh
+    await asyncio.sleep(0.35)
+    assert await alive.reap() == ["dead"]
+    again = await alive.reserve(0.1)
+    assert again is not None and uid(again.raw) == 1 and again.attempts == 2
+    assert not await dead.ack(taken)  # fenced: the lane is no longer the dead worker's
+    assert await alive.ack(again)
+    assert [uid(d) for d in [(await alive.reserve(0.1)).raw]] == [2]  # type: ignore[union-attr]
+    assert not await dead.heartbeat()  # it learns it was reaped and takes a new id
+    assert dead.worker_id == "dead.1"
+
+
+async def test_failures_dead_letter_after_three_tries_and_the_lane_flows_on(client: Any) -> None:
+    queue = RedisQueue(client, "q", worker_id="w")
+    await queue.push(update(1, 9, "poison"))
+    await queue.push(update(2, 9, "fine"))
+    await queue.route()
+    outcomes = []
+    for _ in range(3):
+        d = await queue.reserve(0.1)
+        assert d is not None and uid(d.raw) == 1
+        outcomes.append(await queue.fail(d, "RuntimeError: boom"))
+    assert outcomes == [False, False, True]
+    nxt = await queue.reserve(0.1)
+    assert nxt is not None and uid(nxt.raw) == 2 and nxt.attempts == 1
+    dead = await queue.dead_letters()
+    assert len(dead) == 1 and uid(dead[0]["raw"]) == 1
+    assert dead[0]["reason"] == "failed 3 times; last error: RuntimeError: boom"
+
+
+async def test_an_update_that_keeps_killing_workers_is_dead_lettered(client: Any) -> None:
+    queue = RedisQueue(client, "q", worker_id="w", max_attempts=2)
+    await queue.push(update(1, 9))
+    await queue.route()
+    for _ in range(2):  # started, then "died": the lane is recovered without an outcome
+        assert await queue.reserve(0.1) is not None
+        queue._active.clear()
+        await queue.recover_orphans()
+        await queue.recover_orphans()
+    assert await queue.reserve(0.1) is None
+    [dead] = await queue.dead_letters()
+    assert "without finishing" in dead["reason"]
+
+
+async def test_release_gives_the_attempt_back_and_keeps_the_head(client: Any) -> None:
+    queue = RedisQueue(client, "q", worker_id="w")
+    await queue.push(update(1, 3))
+    await queue.route()
+    d = await queue.reserve(0.1)
+    assert d is not None
+    await queue.release(d)
+    again = await queue.reserve(0.1)
+    assert again is not None and uid(again.raw) == 1 and again.attempts == 1
+
+
+async def test_pre_checkout_takes_the_fast_path_beside_a_busy_lane(client: Any) -> None:
+    queue = RedisQueue(client, "q", worker_id="w")
+    await queue.push(update(1, 4))
+    await queue.push(pre_checkout(2, 4))
+    await queue.route()
+    held = await queue.reserve(0.1)
+    assert held is not None and uid(held.raw) == 1
+    fast = await queue.reserve_fast(0.1)
+    assert fast is not None and uid(fast.raw) == 2
+    assert await queue.ack(fast)
+    assert await queue.ack(held)
+    assert (await queue.depth())["fast"] == 0
+
+
+async def test_malformed_json_gets_a_lane_of_its_own_and_can_be_dead_lettered(client: Any) -> None:
+    queue = RedisQueue(client, "q", worker_id="w")
+    await queue.push("{not json")
+    await queue.push(update(2, 4))
+    await queue.route()
+    served = {}
+    while (d := await queue.reserve(0.05)) is not None:
+        served[d.raw] = d
+        if d.raw.startswith("{not"):
+            await queue.dead_letter(d, "invalid JSON")
+        else:
+            await queue.ack(d)
+    assert set(served) == {"{not json", update(2, 4)}
+    assert [(e["raw"], e["reason"]) for e in await queue.dead_letters()] == [("{not json", "invalid JSON")]
+
+
+async def test_retire_hands_everything_back(client: Any) -> None:
+    leaving = RedisQueue(client, "q", worker_id="leaving")
+    staying = RedisQueue(client, "q", worker_id="staying")
+    await leaving.heartbeat(register=True)
+    await leaving.push(update(1, 1))
+    await leaving.push(pre_checkout(2, 1))
+    await leaving.route()
+    assert await leaving.reserve(0.1) is not None
+    assert await leaving.reserve_fast(0.1) is not None
+    await leaving.retire()
+    assert "leaving" not in await staying.workers()
+    assert (await staying.reserve(0.1)) is not None
+    assert (await staying.reserve_fast(0.1)) is not None
+
+
+# --------------------------------------------------------------------------- shared state
+
+
+async def test_cart_versions_refuse_a_stale_save(client: Any) -> None:
+    state = RedisStateStores(client)
+    cart = await state.carts.get("b", "t")
+    assert cart.version == 0 and cart.is_empty
+    saved = await state.carts.save(Cart("b", "t", (CartLine("mug", "v1", 2),), 0))
+    assert saved.version == 1
+    with pytest.raises(ConcurrencyConflict):
+        await state.carts.save(Cart("b", "t", (CartLine("mug", "v1", 5),), 0))
+    assert (await state.carts.get("b", "t")).lines == (CartLine("mug", "v1", 2),)
+
+
+async def test_claims_are_won_once_and_outcomes_kept(client: Any) -> None:
+    state = RedisStateStores(client)
+    assert await state.turns.claim("b", 42, "t1")
+    assert not await state.turns.claim("b", 42, "t2")
+    assert await state.turns.claim("other", 42, "t3")  # per business
+    await state.turns.record_outcome("b", 42, {"messages": [("sendMessage", {"text": "hi"})]})
+    assert await state.turns.outcome("b", 42) == {"messages": [["sendMessage", {"text": "hi"}]]}
+    assert 47 * 3600 < await client.ttl(state.keys.claim("b", 42)) <= 48 * 3600
+
+
+async def test_conversations_are_bounded_and_state_merges(client: Any) -> None:
+    state = RedisStateStores(client, max_messages=3)
+    for i in range(5):
+        await state.conversations.append("b", "t:1", Message("user", f"m{i}", f"turn{i}"))
+    assert [m.content for m in await state.conversations.recent("b", "t:1", 10)] == ["m2", "m3", "m4"]
+    await state.conversations.update_state("b", "t:1", {"last_shown": ("a", "b")})
+    await state.conversations.update_state("b", "t:1", {"offer": "a"})
+    assert await state.conversations.get_state("b", "t:1") == {"last_shown": ["a", "b"], "offer": "a"}
+    assert await state.conversations.recent("b", "t", 10) == []  # "t:1" and "t" never collide
+
+
+async def test_a_staged_turn_writes_nothing_until_it_commits(client: Any) -> None:
+    state = RedisStateStores(client)
+    base = in_memory_stores()
+    staged = StagedTurn(state, base)
+    cart = await staged.stores.carts.get("b", "t")
+    await staged.stores.carts.save(Cart("b", "t", (CartLine("mug", "v1", 1),), cart.version))
+    await staged.stores.conversations.append("b", "t", Message("user", "add a mug", "turn1"))
+    await staged.stores.conversations.update_state("b", "t", {"last_product": "mug"})
+    await staged.stores.events.record(Event("b", "t", "turn1", "CartItemAdded", {}))
+    assert (await staged.stores.carts.get("b", "t")).version == 1  # the turn sees its own writes
+    assert (await state.carts.get("b", "t")).version == 0  # nobody else does yet
+    assert await state.conversations.recent("b", "t") == []
+    assert await base.events.list("b") == []
+    assert await staged.commit("b", 1, {"sent": 0}) == "committed"
+    assert (await state.carts.get("b", "t")).lines == (CartLine("mug", "v1", 1),)
+    assert [m.content for m in await state.conversations.recent("b", "t")] == ["add a mug"]
+    assert await state.conversations.get_state("b", "t") == {"last_product": "mug"}
+    assert [e.name for e in await base.events.list("b")] == ["CartItemAdded"]
+    assert await state.turns.outcome("b", 1) == {"sent": 0}
+
+
+async def test_a_second_commit_of_one_update_writes_nothing(client: Any) -> None:
+    state = RedisStateStores(client)
+    for expected in ("committed", "duplicate"):
+        staged = StagedTurn(state, in_memory_stores())
+        cart = await staged.stores.carts.get("b", "t")
+        await staged.stores.carts.save(Cart("b", "t", (CartLine("mug", "v1", cart.quantity_of("mug") + 1),),
+                                            cart.version))
+        assert await staged.commit("b", 7, {"n": 1}) == expected
+    assert (await state.carts.get("b", "t")).quantity_of("mug") == 1
+
+
+async def test_a_fenced_commit_writes_nothing_once_the_lane_is_lost(client: Any) -> None:
+    state = RedisStateStores(client)
+    queue = RedisQueue(client, "q", worker_id="w")
+    await queue.push(update(1, 5))
+    await queue.route()
+    d = await queue.reserve(0.1)
+    assert d is not None
+    staged = StagedTurn(state, in_memory_stores())
+    await staged.stores.conversations.append("b", "5", Message("user", "hi"))
+    await queue.release(d)  # e.g. reaped while the turn ran
+    assert await staged.commit("b", 1, {}, fence=queue.fence(d)) == "fenced"
+    assert await state.turns.outcome("b", 1) is None
+    assert await state.conversations.recent("b", "5") == []
+
+
+async def test_a_cart_changed_behind_a_turns_back_aborts_its_commit(client: Any) -> None:
+    state = RedisStateStores(client)
+    staged = StagedTurn(state, in_memory_stores())
+    cart = await staged.stores.carts.get("b", "t")
+    await staged.stores.carts.save(Cart("b", "t", (CartLine("mug", "v1", 1),), cart.version))
+    await state.carts.save(Cart("b", "t", (CartLine("pen", "v1", 1),), 0))
+    with pytest.raises(ConcurrencyConflict):
+        await staged.commit("b", 1, {})
+    assert (await state.carts.get("b", "t")).quantities() == {"pen": 1}
+    assert await state.turns.outcome("b", 1) is None
