@@ -3,7 +3,8 @@
 Telegram's limits are kept here, once: text up to 4096 characters (longer text is
 split at paragraph, line or word boundaries), captions up to 1024, callback data of
 1 to 64 bytes, albums of 2 to 10 photos without buttons. Text is HTML with every
-shopper- or catalog-supplied character escaped.
+shopper- or catalog-supplied character escaped. Lengths are counted in UTF-16 code
+units (an emoji counts twice), the stricter of the readings Telegram is known by.
 """
 
 from __future__ import annotations
@@ -21,7 +22,28 @@ MAX_CALLBACK_BYTES = 64
 MAX_ALBUM = 10
 CARDS_AS_PHOTOS = 3  # up to this many cards go out as photos with their own buttons
 
+MAX_LIST_TITLE = 120  # characters of a product title in the list under an album
 _BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
+
+
+def tg_len(text: str) -> int:
+    """Length as Telegram's limits count it: UTF-16 code units."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _prefix(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` within ``limit`` UTF-16 code units."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > limit:
+            return text[:i]
+    return text
+
+
+def fit_bytes(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` within ``limit`` UTF-8 bytes (never half a character)."""
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
 def to_html(text: str) -> str:
@@ -59,25 +81,35 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return [c for c in chunks if c] or [""]
 
 
-def _fit_html(text: str, limit: int) -> list[str]:
+def _fit_html(text: str, limit: int, size: int | None = None) -> list[str]:
     """Split so that each chunk is within ``limit`` after parsing and as HTML source.
 
     Telegram counts characters after entity parsing; escaping only lengthens the
-    source, so splitting the plain text at ``limit`` and re-checking the HTML keeps
-    both within bounds.
+    source, so splitting the plain text and re-checking the HTML keeps both within
+    bounds. A chunk that escaping (or astral characters) pushed over is split again,
+    smaller by the factor it grew, so ``&&&…`` does not turn into dozens of messages.
+    Blank chunks are dropped: Telegram refuses an empty message.
     """
     pieces: list[str] = []
-    for chunk in split_text(text, limit):
+    for chunk in split_text(text, size or limit):
+        if not to_plain(chunk).strip():
+            continue
         rendered = to_html(chunk)
-        if len(rendered) <= limit:
+        used = tg_len(rendered)
+        if used <= limit or len(chunk) <= 1:
             pieces.append(rendered)
         else:
-            pieces.extend(_fit_html(chunk, max(limit // 2, 64)) if len(chunk) > 64 else [html.escape(chunk)])
+            pieces.extend(_fit_html(chunk, limit, max(1, min(len(chunk) - 1, len(chunk) * limit // used))))
     return pieces
 
 
 def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """``text`` within ``limit`` UTF-16 code units, ending in "…" when it was cut."""
+    if tg_len(text) <= limit:
+        return text
+    if limit <= 1:
+        return "…"[:limit]
+    return _prefix(text, limit - 1).rstrip() + "…"
 
 
 def check_callback_data(data: str) -> str:
@@ -88,9 +120,10 @@ def check_callback_data(data: str) -> str:
 
 
 def _button(b: Button) -> dict[str, str]:
+    label = b.label if b.label.strip() else "·"  # Telegram refuses a button without text
     if b.url:
-        return {"text": b.label, "url": b.url}
-    return {"text": b.label, "callback_data": check_callback_data(b.data or b.label[:32] or "noop")}
+        return {"text": label, "url": b.url}
+    return {"text": label, "callback_data": check_callback_data(b.data or fit_bytes(b.label, 32) or "noop")}
 
 
 def inline_keyboard(rows: tuple[tuple[Button, ...], ...]) -> dict[str, Any] | None:
@@ -98,16 +131,26 @@ def inline_keyboard(rows: tuple[tuple[Button, ...], ...]) -> dict[str, Any] | No
     return {"inline_keyboard": rows_json} if rows_json else None
 
 
+def _card_head(card: ProductCard, title_limit: int) -> tuple[str, str]:
+    """The card's first line as (plain text, HTML)."""
+    title = truncate(card.title, title_limit)
+    price = card.price.format()
+    stock = "" if card.available else " (out of stock)"
+    rendered = f"<b>{html.escape(title, quote=False)}</b> — {html.escape(price, quote=False)}{stock}"
+    return f"{title} — {price}{stock}", rendered
+
+
 def card_caption(card: ProductCard) -> str:
-    """A product card's caption in HTML, within Telegram's 1024-character limit."""
-    head = f"<b>{html.escape(card.title, quote=False)}</b> — {html.escape(card.price.format(), quote=False)}"
-    if not card.available:
-        head += " (out of stock)"
-    room = MAX_CAPTION - len(head) - 2
-    body = html.escape(truncate(card.description, max(room, 0)), quote=False)
-    while len(body) > room and room > 0:  # escaping can lengthen; trim until it fits
-        body = html.escape(truncate(card.description, len(card.description) - (len(body) - room) - 1), quote=False)
-    return f"{head}\n\n{body}" if body else head
+    """A product card's caption in HTML, within Telegram's 1024-character limit.
+
+    The limit counts the caption after entity parsing, so the room left for the
+    description is measured on the plain text; the title is cut first when it alone
+    would not leave room.
+    """
+    plain_head, head = _card_head(card, MAX_CAPTION // 4)
+    room = MAX_CAPTION - tg_len(plain_head) - 2
+    body = truncate(card.description, room).strip()
+    return f"{head}\n\n{html.escape(body, quote=False)}" if body else head
 
 
 class TelegramPresenter:
@@ -131,7 +174,7 @@ class TelegramPresenter:
                 "chat_id": chat_id,
                 "title": truncate(inv.title, 32),
                 "description": truncate(inv.description, 255),
-                "payload": inv.payload[:128],
+                "payload": fit_bytes(inv.payload, 128),
                 "provider_token": inv.provider_token,
                 "currency": inv.currency,
                 "prices": [{"label": truncate(label, 32), "amount": amount} for label, amount in inv.prices],
@@ -143,10 +186,10 @@ class TelegramPresenter:
         keyboard = inline_keyboard(reply.buttons)
         if keyboard:
             params["reply_markup"] = keyboard
-        elif reply.quick_replies:
+        elif any(q.strip() for q in reply.quick_replies):
+            quick = [q for q in reply.quick_replies if q.strip()]
             params["reply_markup"] = {
-                "keyboard": [[{"text": q} for q in reply.quick_replies[i : i + 2]]
-                             for i in range(0, len(reply.quick_replies), 2)],
+                "keyboard": [[{"text": q} for q in quick[i : i + 2]] for i in range(0, len(quick), 2)],
                 "resize_keyboard": True,
                 "one_time_keyboard": True,
             }
@@ -156,7 +199,7 @@ class TelegramPresenter:
         with_images = [c for c in cards if c.image_url]
         if len(cards) <= CARDS_AS_PHOTOS or len(with_images) < 2:
             for i, card in enumerate(cards):
-                rows = (card.buttons,) if card.buttons else ()
+                rows: tuple[tuple[Button, ...], ...] = (card.buttons,) if card.buttons else ()
                 if i == len(cards) - 1:
                     rows = rows + tuple(reply.buttons)
                 markup = inline_keyboard(rows)
@@ -175,15 +218,26 @@ class TelegramPresenter:
             {"type": "photo", "media": c.image_url, "caption": card_caption(c), "parse_mode": "HTML"} for c in album
         ]
         out.append(OutgoingMessage("sendMediaGroup", {"chat_id": chat_id, "media": media}))
-        lines = [
-            f"{i}. <b>{html.escape(c.title, quote=False)}</b> — {html.escape(c.price.format(), quote=False)}"
-            + ("" if c.available else " (out of stock)")
-            for i, c in enumerate(cards, 1)
-        ]
+        params = {"chat_id": chat_id, "text": _card_list(cards), "parse_mode": "HTML"}
         rows = tuple(c.buttons[:1] for c in cards if c.buttons) + tuple(reply.buttons)
-        params = {"chat_id": chat_id, "text": "\n".join(lines)[:MAX_TEXT], "parse_mode": "HTML"}
         markup = inline_keyboard(rows)
         if markup:
             params["reply_markup"] = markup
         out.append(OutgoingMessage("sendMessage", params))
         return out
+
+
+def _card_list(cards: list[ProductCard]) -> str:
+    """One numbered line per card, whole lines only, within the text limit (as source and parsed)."""
+    lines: list[str] = []
+    used = 0
+    for i, card in enumerate(cards, 1):
+        _plain, head = _card_head(card, MAX_LIST_TITLE)
+        line = f"{i}. {head}"
+        more = f"… and {len(cards) - i + 1} more"
+        if used + tg_len(line) + 1 > MAX_TEXT - len(more) - 1:
+            lines.append(more)
+            break
+        lines.append(line)
+        used += tg_len(line) + 1
+    return "\n".join(lines)
