@@ -96,7 +96,7 @@ def referenced_products(ctx: AgentContext) -> list[Product]:
     focus = ctx.catalog.get(ctx.last_product) if ctx.last_product else None
     if focus is not None and focus.handle in ctx.last_shown:
         return [focus]
-    return shown[:1] if len(shown) == 1 else []
+    return shown
 
 
 async def enquiry_agent(ctx: AgentContext) -> Reply:
@@ -109,9 +109,16 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
         if product is not None:
             return _about(ctx, product, [])
     referenced = referenced_products(ctx)
-    if referenced:
-        ctx.span_attrs["followup"] = [p.handle for p in referenced]
+    if len(referenced) == 1:
+        ctx.span_attrs["followup"] = [referenced[0].handle]
         return _about(ctx, referenced[0], tokens(ctx.turn.text))
+    if referenced:  # "how much is it?" after a list: answer for each, and let them pick
+        ctx.span_attrs["followup"] = [p.handle for p in referenced]
+        lines = [f"• **{p.name}** — {p.price.format()}" + ("" if p.available else " (out of stock)")
+                 for p in referenced[:MAX_CARDS]]
+        return Reply("Which one do you mean?\n" + "\n".join(lines),
+                     buttons=tuple((add_button(p, f"🛒 {p.name[:40]}"),) for p in referenced[:MAX_CARDS]
+                                   if p.available))
     with ctx.trace.span("retrieve") as span:
         result = await ctx.engine.retriever.search(catalog, ctx.turn.text, k=ctx.engine.top_k)
         span.attrs.update(
@@ -153,9 +160,8 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
             ctx.remember(offer=top.handle)
         shown = shown[:3]
     else:
-        composed = "Here is what I found:\n" + "\n".join(
-            f"• **{p.name}** — {p.price.format()}" + ("" if p.available else " (out of stock)") for p in shown
-        )
+        query = result.content_query or ctx.turn.text
+        composed = f"Here is what I found for “{query}”:" if len(query) < 60 else "Here is what I found:"
     ctx.remember(last_shown=[p.handle for p in shown], last_product=top.handle)
     context = [_product_context(p) for p in shown]
     text = await _generate(ctx, composed, shown, context)
@@ -178,7 +184,7 @@ def _abstain(ctx: AgentContext, catalog: Catalog, query: str) -> Reply:
         f"Sorry, we don't sell{what}. We do have: {', '.join(groups[:6])}. "
         "Ask me about any of those!"
     )
-    ctx.remember(last_shown=[], offer=None)
+    ctx.remember(offer=None)
     return Reply(text, quick_replies=("What do you sell?",))
 
 
