@@ -15,6 +15,9 @@ Errors from ``telegram.error`` are translated into :mod:`chatpay.core.errors`::
     RetryAfter (still flooded after max_flood_waits, or asked to wait over max_retry_after)
     ChannelError (refused: bad request, bot blocked, bad token; or failing after the retries)
 
+A product photo Telegram cannot fetch is sent as its caption in a text message instead, and a
+refused album is skipped (the product list that follows it carries the same words).
+
 The token never appears in logs or errors: httpx's request log line, which carries the URL, is
 redacted.
 """
@@ -34,9 +37,10 @@ from typing import Any, Protocol
 from telegram import Bot, InputMedia, InputMediaAudio, InputMediaDocument, InputMediaPhoto, InputMediaVideo
 from telegram import error as tg
 from telegram.request import BaseRequest
-from telegram.warnings import PTBUserWarning
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
-from chatpay.core.errors import ChannelError, RetryAfter
+from chatpay.config import Settings
+from chatpay.core.errors import ChannelError, ConfigError, RetryAfter
 from chatpay.core.ports import OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -55,7 +59,7 @@ class RateLimiter(Protocol):
 
 
 class _RedactTokens(logging.Filter):
-    """Replaces bot tokens in log records (httpx logs every request URL, which holds the token)."""
+    """Replaces bot tokens in log records (httpx and PTB log request URLs, which hold the token)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -71,7 +75,8 @@ class _RedactTokens(logging.Filter):
 
 
 _REDACT = _RedactTokens()
-logging.getLogger("httpx").addFilter(_REDACT)
+for _name in ("httpx", "telegram.Bot", "telegram.request", "telegram.ext"):  # the loggers that print URLs
+    logging.getLogger(_name).addFilter(_REDACT)
 
 
 def html_to_plain(text: str) -> str:
@@ -160,6 +165,8 @@ class TelegramChannel:
         _REDACT.tokens.add(token)
         # do_api_request suggests the typed method for known endpoints; the generic call is on purpose.
         warnings.filterwarnings("ignore", message=r"Please use 'Bot\.", category=PTBUserWarning)
+        # PTB 22 warns, while building its own RetryAfter, that the int form will become a timedelta.
+        warnings.filterwarnings("ignore", message=r".*`retry_after` will be of type", category=PTBDeprecationWarning)
         self.bot = Bot(token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot", request=request)
         self._token = token
         self._limiter = rate_limiter
@@ -167,6 +174,17 @@ class TelegramChannel:
         self._max_flood_waits = max_flood_waits
         self._max_retry_after = max_retry_after
         self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, rate_limiter: RateLimiter | None = None) -> TelegramChannel:
+        """The channel for ``TELEGRAM_BOT_TOKEN`` and ``TELEGRAM_API_BASE_URL``.
+
+        Raises:
+            ConfigError: No bot token is configured.
+        """
+        if not settings.telegram_bot_token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set, so nothing can be sent to Telegram")
+        return cls(settings.telegram_bot_token, base_url=settings.telegram_api_base_url, rate_limiter=rate_limiter)
 
     async def __aenter__(self) -> TelegramChannel:
         return self
@@ -204,7 +222,8 @@ class TelegramChannel:
         try:
             await self.call("answerCallbackQuery", params)
         except ChannelError as exc:
-            if "query is too old" not in str(exc) and "query id is invalid" not in str(exc).lower():
+            reason = str(exc).lower()
+            if "query is too old" not in reason and "query id is invalid" not in reason:
                 raise
             log.warning("callback query expired before it was answered", extra={"error": str(exc)})
 
@@ -259,6 +278,16 @@ class TelegramChannel:
                     log.warning("Telegram refused our HTML; sending plain text", extra={"method": method})
                     current, plain = _as_plain(current), True
                     continue
+                if method == "sendPhoto" and str(current.get("caption") or "").strip():
+                    # Telegram could not fetch or use the product image; the words still go out.
+                    log.warning("photo refused; sending its caption as text", extra={"error": self._clean(exc)})
+                    text = {k: v for k, v in current.items() if k not in {"photo", "caption"}}
+                    return await self.call("sendMessage", {**text, "text": current["caption"]}, chat_id=chat_id,
+                                           retries=retries)
+                if method == "sendMediaGroup":
+                    # An album only repeats the product list that follows it; losing it loses no words.
+                    log.warning("album refused; skipped", extra={"error": self._clean(exc)})
+                    return None
                 raise ChannelError(f"{method} refused: {self._clean(exc)}") from exc
             except (tg.Forbidden, tg.InvalidToken, tg.Conflict, tg.EndPointNotFound) as exc:
                 raise ChannelError(f"{method} refused: {self._clean(exc)}") from exc
