@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,13 +18,19 @@ from chatpay.core.ports import OutgoingMessage
 from chatpay.core.presenter import TelegramPresenter
 from chatpay.core.turns import Reply
 from tests.core.test_presenter import card, replies
-from tests.support.botapi import BotApiDouble, bot_api  # noqa: F401  (fixture)
+from tests.support.botapi import BotApiDouble
 
 TOKEN = "123456:SECRET-token-value"
 
 
 def html(text: str, **extra: object) -> OutgoingMessage:
     return OutgoingMessage("sendMessage", {"chat_id": "42", "text": text, "parse_mode": "HTML", **extra})
+
+
+@pytest.fixture
+def bot_api() -> Iterator[BotApiDouble]:
+    with BotApiDouble() as double:
+        yield double
 
 
 class RecordingLimiter:

@@ -6,9 +6,13 @@ every call and checks what it receives against Telegram's limits (see :mod:`bota
 <tests.support.botapi_rules>`). A call that breaks a limit is recorded as a violation and, like
 Telegram, answered with 400.
 
-Use it directly or as the ``bot_api`` fixture::
+Use it as a context manager, for example in a module-local fixture (importing the ``bot_api``
+fixture below works too, but ruff then reports F811 at each use)::
 
-    from tests.support.botapi import bot_api  # noqa: F401  (fixture)
+    @pytest.fixture
+    def bot_api() -> Iterator[BotApiDouble]:
+        with BotApiDouble() as double:
+            yield double
 
     async def test_x(bot_api: BotApiDouble) -> None:
         channel = TelegramChannel("123:abc", base_url=bot_api.base_url)

@@ -1,15 +1,19 @@
 """Start a real ``redis-server`` on a free loopback port for a test, and stop it by pid.
 
 The server keeps nothing on disk (``--save "" --appendonly no``) and works in a temporary
-directory. Use the class directly, or the pytest fixtures::
+directory. Use the class as a context manager in a module-local fixture::
 
-    from tests.support.redis_server import redis_server, redis_url  # noqa: F401  (fixtures)
+    @pytest.fixture(scope="module")
+    def redis_server() -> Iterator[RedisServer]:
+        with RedisServer() as server:
+            yield server
 
-    async def test_something(redis_url: str) -> None:
-        client = redis.asyncio.Redis.from_url(redis_url)
+    async def test_something(redis_server: RedisServer) -> None:
+        redis_server.flushall()
+        client = redis.asyncio.Redis.from_url(redis_server.url)
 
-``redis_server`` is module-scoped (one server per test module); ``redis_url`` is function-scoped
-and flushes every database first, so each test sees an empty Redis.
+or import the fixtures below (``redis_server``, module-scoped; ``redis_url``, function-scoped,
+flushing every database first); ruff then reports F811 where they are used.
 """
 
 from __future__ import annotations
