@@ -105,7 +105,9 @@ class CassetteChatModel:
         self.recorded = 0
         self.misses: list[CassetteMiss] = []
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """How many responses the cassette holds (not ``__len__``: an empty cassette is still a model)."""
         return len(self._entries)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
