@@ -1,0 +1,156 @@
+"""``chatpay-worker``: consumes the Redis queue, runs turns, answers through the Bot API.
+
+For each raw update: parse it, claim its update id, run the turn, render the reply, record
+the outcome, send it, acknowledge it. The guarantees (DESIGN.md, "Queue and worker
+guarantees") come from :mod:`chatpay.adapters.redis`:
+
+- nothing accepted is lost: an update leaves Redis only after its replies went out, and the
+  updates of a worker that dies (no heartbeat) are reclaimed by the others;
+- nothing is done twice: a turn's cart and conversation writes are committed in one Redis
+  script together with its outcome (the rendered messages), fenced on still owning the
+  update; a redelivered update sends whatever of that outcome was not yet sent, and each
+  message sent is recorded at once, so at most the one message in flight can repeat;
+- one user at a time, in order; many users in parallel (``--concurrency`` turns in flight);
+- a malformed update, or a turn failing three times, goes to ``<queue>:dead`` with the reason;
+- pre-checkout queries take a fast path beside the lanes (Telegram waits 10 s at most);
+- SIGTERM stops taking work, lets in-flight turns finish and exits 0; a Redis restart is
+  ridden out with backoff.
+
+With ``MONGODB_URI`` MongoDB holds carts, conversations and claims (``--state-store mongo``,
+the default then). Without it the embedded store lives inside one process, so carts,
+conversations and claims go to Redis (``--state-store redis``) and only the catalog, events
+and usage stay in each worker's embedded store. Exactly-once effects need the Redis state
+store; with MongoDB a turn cut short by a crash before its outcome was recorded runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import replace
+from typing import Any
+
+from chatpay.adapters.redis import RedisQueue, RedisStateStores
+from chatpay.bootstrap import Runtime
+from chatpay.config import Settings
+from chatpay.core.errors import ConfigError, StorageError
+from chatpay.core.ports import Stores
+from chatpay.worker.logs import configure_logging
+from chatpay.worker.service import DEFAULT_CONCURRENCY, BotChannel, Worker, WorkerOptions, transient
+
+__all__ = ["DEFAULT_CONCURRENCY", "BotChannel", "Worker", "WorkerOptions", "main", "parse_args", "serve", "transient"]
+
+log = logging.getLogger(__name__)
+
+_current: dict[str, RedisQueue] = {}
+
+
+def _worker_id(settings: Settings) -> str:
+    queue = _current.get("queue")
+    return queue.worker_id if queue is not None else settings.worker_id
+
+
+def _stores(settings: Settings, state: RedisStateStores | None) -> Stores | None:
+    """Stores for :func:`chatpay.bootstrap.build`: None for its defaults, else the three shared ones on Redis."""
+    if state is None:
+        return None
+    from chatpay.adapters.mongo import embedded_database, mongo_stores
+
+    if settings.mongodb_uri:
+        import pymongo
+
+        client: Any = pymongo.MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+        base = mongo_stores(client[settings.mongodb_db], offload=True)
+    else:
+        base = mongo_stores(embedded_database(settings.mongodb_db))
+    return replace(base, carts=state.carts, conversations=state.conversations, turns=state.turns)
+
+
+async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime | None = None,
+                stop: asyncio.Event | None = None, client: Any = None, channel: BotChannel | None = None) -> int:
+    """Run one worker until ``stop`` (or SIGTERM/SIGINT) and return its exit code.
+
+    ``runtime``, ``client`` and ``channel`` replace the configured ones (benchmarks and tests
+    pass a scripted chat model this way); a given runtime must have been started.
+    """
+    from chatpay.adapters.redis import connect
+    from chatpay.adapters.redis_ratelimit import RedisRateLimiter
+    from chatpay.adapters.telegram import TelegramChannel
+    from chatpay.bootstrap import build
+
+    assert settings.redis_url and settings.telegram_bot_token
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    client = client or connect(settings.redis_url)
+    use_redis = options.state_store == "redis" or (options.state_store == "auto" and not settings.mongodb_uri)
+    state = RedisStateStores(client) if use_redis else None
+    if runtime is None:
+        runtime = build(settings, stores=_stores(settings, state))
+        await runtime.start()
+    queue = RedisQueue(client, settings.queue, worker_id=settings.worker_id, heartbeat_ttl=options.heartbeat_ttl)
+    _current["queue"] = queue
+    if channel is None:
+        channel = TelegramChannel.from_settings(settings, rate_limiter=RedisRateLimiter(client))
+    try:
+        await Worker(runtime, queue, channel, state=state, options=options).run(stop)
+    finally:
+        close = getattr(channel, "close", None)
+        if close is not None:
+            await close()
+        await client.aclose()
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="chatpay-worker", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help=f"turns in flight in this process (default {DEFAULT_CONCURRENCY})")
+    parser.add_argument("--state-store", choices=("auto", "redis", "mongo"), default="auto",
+                        help="where carts, conversations and claims live (auto: MongoDB when MONGODB_URI is set, "
+                             "else Redis)")
+    parser.add_argument("--heartbeat-ttl", type=float, default=15.0,
+                        help="seconds without a heartbeat after which a worker's updates are reclaimed")
+    parser.add_argument("--drain-timeout", type=float, default=60.0,
+                        help="seconds SIGTERM waits for in-flight turns before handing them back")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    args = parser.parse_args(argv)
+    if args.concurrency < 1 or args.heartbeat_ttl <= 0 or args.drain_timeout < 0:
+        parser.error("--concurrency must be at least 1 and --heartbeat-ttl positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``chatpay-worker`` console script. Exit codes: 0 stopped cleanly, 2 bad configuration."""
+    from chatpay.config import load_settings
+
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"chatpay-worker: {exc}", file=sys.stderr)
+        return 2
+    if not settings.telegram_bot_token:
+        print("chatpay-worker: TELEGRAM_BOT_TOKEN is not set; the worker answers shoppers through the Telegram "
+              "Bot API and cannot start without the bot's token", file=sys.stderr)
+        return 2
+    if not settings.redis_url:
+        print("chatpay-worker: REDIS_URL (or REDIS_HOST) is not set; the worker consumes the queue that the "
+              f"webhook fills in Redis ({settings.queue}) and cannot start without it", file=sys.stderr)
+        return 2
+    options = WorkerOptions(concurrency=args.concurrency, heartbeat_ttl=args.heartbeat_ttl,
+                            drain_timeout=args.drain_timeout, state_store=args.state_store)
+    configure_logging(args.log_level, worker_id=lambda: _worker_id(settings),
+                      secrets=[s for s in (settings.telegram_bot_token, settings.openai_api_key) if s])
+    try:
+        return asyncio.run(serve(settings, options))
+    except StorageError as exc:
+        print(f"chatpay-worker: the store is unavailable: {exc}", file=sys.stderr)
+        return 1
