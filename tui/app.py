@@ -1,0 +1,436 @@
+"""chatpay-tui: the Textual debugging UI.
+
+Type as a shopper on the left; every turn then shows as Telegram would send it (the
+preview, whose buttons really press), why it was answered so (the trace), what it cost
+and the cart it left. Turns run in Textual workers, so a slow model never freezes the
+screen, and a failing turn shows its error instead of closing the app.
+
+``chatpay-tui [--business ID] [--catalog FILE] [--currency CUR]`` runs on the configured
+runtime (``chatpay.bootstrap.build``); with nothing configured it opens the bundled demo
+store on the embedded stores and the offline engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header, Input
+
+from chatpay.bootstrap import Runtime, build
+from chatpay.config import load_settings
+from chatpay.core.errors import ChatPayError, ConfigError
+from chatpay.core.service import TurnResult
+from chatpay.core.turns import Turn
+from tui.cart import CartPane
+from tui.chat import ChatPane
+from tui.commands import ChatPayCommands
+from tui.costs import CostPane
+from tui.preview import TelegramPreview
+from tui.screens import HelpScreen, JsonScreen, PromptScreen
+from tui.session import append_case, conversation_case, result_cart, user_text
+from tui.trace import TracePane, span_json
+
+log = logging.getLogger(__name__)
+Rebuild = Callable[[Runtime, bool], Runtime]
+
+
+def new_thread_id() -> str:
+    return f"tui-{uuid.uuid4().hex[:8]}"
+
+
+def stores_label(runtime: Runtime) -> str:
+    """``embedded (mongomock)``, a redacted MongoDB URI, or ``in-memory`` for the test twins."""
+    if runtime.database is None and type(runtime.stores.catalogs).__name__.startswith("InMemory"):
+        return "in-memory"
+    return runtime.describe()["mongo"]
+
+
+def rebuild_runtime(runtime: Runtime, offline: bool) -> Runtime:
+    """The same settings and stores with the other engine (the default for "switch engine")."""
+    fresh = build(runtime.settings, offline=offline, stores=runtime.stores, clock=runtime.clock)
+    fresh.database = runtime.database
+    return fresh
+
+
+class ChatPayApp(App[None]):
+    """The ChatPay debugging UI around one :class:`Runtime`.
+
+    Args:
+        runtime: the wired ChatPay (``bootstrap.build``); the app starts it on mount.
+        catalog_file: a catalog to import for the business at start, instead of the demo store.
+        currency: the currency for a catalog file that carries none.
+        demo: load the bundled demo store when the business has no catalog.
+        rebuild: ``(runtime, offline) -> runtime`` for "switch engine"; keeps the stores.
+        thread_ids: makes thread ids (tests pass a fixed sequence).
+        stable: hide timings and random ids, so screenshots are reproducible.
+    """
+
+    TITLE = "ChatPay"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {ChatPayCommands}
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("f2", "focus_input", "Chat"),
+        Binding("f3", "focus_preview", "Buttons"),
+        Binding("f4", "focus_trace", "Trace"),
+        Binding("ctrl+n", "new_thread", "New thread"),
+        Binding("f5", "switch_engine", "Engine"),
+    ]
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        catalog_file: Path | None = None,
+        currency: str | None = None,
+        demo: bool = True,
+        rebuild: Rebuild | None = None,
+        thread_ids: Callable[[], str] | None = None,
+        stable: bool = False,
+    ) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.business_id = runtime.settings.business_id
+        self.catalog_file = catalog_file
+        self.currency = currency
+        self.demo = demo
+        self.rebuild = rebuild or rebuild_runtime
+        self.thread_ids = thread_ids or new_thread_id
+        self.thread_id = self.thread_ids()
+        self.stable = stable
+        self.results: list[TurnResult] = []
+        self.thread_results: list[TurnResult] = []
+        self.labels: dict[str, str] = {}
+        self.store_name = ""
+        self.ready = asyncio.Event()
+        self._turn_lock = asyncio.Lock()
+        self._pending = 0
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            yield ChatPane(id="chat")
+            yield TelegramPreview(id="preview")
+            with Vertical(id="side"):
+                yield TracePane(stable=self.stable, id="trace")
+                yield CostPane(id="costs")
+                yield CartPane(id="cart")
+        yield Footer()
+
+    @property
+    def chat(self) -> ChatPane:
+        return self.query_one(ChatPane)
+
+    @property
+    def preview(self) -> TelegramPreview:
+        return self.query_one(TelegramPreview)
+
+    @property
+    def trace(self) -> TracePane:
+        return self.query_one(TracePane)
+
+    @property
+    def costs(self) -> CostPane:
+        return self.query_one(CostPane)
+
+    @property
+    def cart(self) -> CartPane:
+        return self.query_one(CartPane)
+
+    def update_header(self) -> None:
+        engine = self.runtime.engine_name
+        store = f"{self.store_name} ({self.business_id})" if self.store_name else self.business_id
+        self.sub_title = f"{store} · engine {engine} · stores {stores_label(self.runtime)}"
+        self.chat.border_subtitle = f"thread {self.thread_id}"
+
+    def on_mount(self) -> None:
+        self.update_header()
+        self.query_one("#chat-input", Input).focus()
+        self.start_runtime()
+
+    @work(exclusive=True, group="start", exit_on_error=False)
+    async def start_runtime(self) -> None:
+        """Create indexes and load the store (demo, or ``--catalog``) without blocking the screen."""
+        self.chat.set_status("loading the store…")
+        try:
+            if self.catalog_file is not None:
+                if self.runtime.database is not None:
+                    await self.runtime.start(demo=False)
+                await self.runtime.load_catalog_file(self.catalog_file, business_id=self.business_id,
+                                                     currency=self.currency)
+            else:
+                await self.runtime.start(demo=self.demo)
+            await self._describe_store()
+        except Exception as exc:  # the UI stays up and says what went wrong
+            log.exception("start failed")
+            self._error(f"could not load the store: {type(exc).__name__}: {exc}")
+        finally:
+            self.ready.set()
+            self.chat.set_status("")
+
+    async def _describe_store(self) -> None:
+        catalog = await self.runtime.catalog(self.business_id)
+        if catalog is None:
+            self.store_name = ""
+            self.chat.info(f"business {self.business_id} has no catalog: load one from the palette (Ctrl+P).")
+        else:
+            self.store_name = catalog.store_name
+            self.chat.info(f"{catalog.store_name or self.business_id}: {len(catalog)} products in "
+                           f"{catalog.currency}. Ask away, e.g. \"what do you sell?\"")
+        self.update_header()
+
+    def _error(self, message: str) -> None:
+        self.chat.error(message)
+        self.notify(message, title="Error", severity="error", timeout=8)
+
+    # ------------------------------------------------------------------ turns
+
+    @on(Input.Submitted, "#chat-input")
+    def on_chat_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.clear()
+        if text:
+            self.send_text(text)
+
+    @on(TelegramPreview.CallbackPressed)
+    def on_callback_pressed(self, event: TelegramPreview.CallbackPressed) -> None:
+        self.send_callback(event.data, event.label)
+
+    @on(TelegramPreview.ReplyPressed)
+    def on_reply_pressed(self, event: TelegramPreview.ReplyPressed) -> None:
+        self.send_text(event.text)
+
+    def send_text(self, text: str) -> None:
+        """Send a shopper's message as a new turn (in a worker)."""
+        self.chat.user(text)
+        self.run_turn(self.runtime.turn(text, thread_id=self.thread_id, business_id=self.business_id))
+
+    def send_callback(self, data: str, label: str | None = None) -> None:
+        """Press an inline button: its callback data is the next turn."""
+        turn = self.runtime.turn(callback_data=data, thread_id=self.thread_id, business_id=self.business_id)
+        if label:
+            self.labels[turn.turn_id] = label
+        self.chat.user(f"[{label or data}]")
+        self.run_turn(turn)
+
+    @work(group="turns", exit_on_error=False)
+    async def run_turn(self, turn: Turn) -> TurnResult | None:
+        """One turn through the service; turns of the session run one at a time, in order."""
+        self._pending += 1
+        self.chat.set_status("thinking…")
+        try:
+            await self.ready.wait()
+            async with self._turn_lock:
+                if turn.thread_id != self.thread_id:
+                    return None  # the thread was replaced while this turn waited
+                try:
+                    result = await self.runtime.service.handle(turn)
+                except Exception as exc:  # never crash the UI; show what failed
+                    log.exception("turn failed")
+                    self._error(f"turn failed: {type(exc).__name__}: {exc}")
+                    return None
+                await self.show_result(result)
+                return result
+        finally:
+            self._pending -= 1
+            if not self._pending:
+                self.chat.set_status("")
+
+    async def show_result(self, result: TurnResult) -> None:
+        """Draw one turn in every pane."""
+        self.results.append(result)
+        self.thread_results.append(result)
+        label = self.labels.get(result.turn.turn_id)
+        self.chat.bot(result)
+        if result.error:
+            self.notify(result.error, title="Turn error", severity="error", timeout=8)
+        messages = self.runtime.presenter.render(result.turn.chat_id or result.turn.thread_id, result.reply)
+        shown = user_text(result, label) or None
+        await self.preview.show(messages, user=shown, callback_answer=result.reply.callback_answer)
+        self.trace.add_turn(result, label=label)
+        self.costs.add_turn(result)
+        self.cart.show(result_cart(result))
+
+    # ------------------------------------------------------------------ actions
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_focus_input(self) -> None:
+        self.query_one("#chat-input", Input).focus()
+
+    def action_focus_preview(self) -> None:
+        if not self.preview.focus_first_button():
+            self.notify("The preview has no button to press yet.", severity="warning")
+
+    def action_focus_trace(self) -> None:
+        self.trace.focus()
+
+    async def action_new_thread(self) -> None:
+        """A fresh conversation: new thread id, empty chat, preview, trace and cart."""
+        self.thread_id = self.thread_ids()
+        self.thread_results = []
+        self.chat.clear()
+        self.chat.info(f"new thread {self.thread_id}")
+        await self.preview.clear()
+        self.trace.forget_turns()
+        catalog = await self.runtime.catalog(self.business_id)
+        cart = await self.runtime.stores.carts.get(self.business_id, self.thread_id)
+        from chatpay.core.agents.cart import cart_view
+
+        self.cart.show(cart_view(cart, catalog) if catalog is not None else None)
+        self.update_header()
+
+    def action_switch_business(self) -> None:
+        def chosen(values: list[str] | None) -> None:
+            if values and values[0]:
+                self.switch_business(values[0])
+
+        self.push_screen(PromptScreen("Switch business", [("business id", self.business_id)]), chosen)
+
+    @work(group="admin", exit_on_error=False)
+    async def switch_business(self, business_id: str) -> None:
+        try:
+            catalog = await self.runtime.catalog(business_id)
+            if catalog is not None:
+                await self.runtime.engine.retriever.prepare(catalog)
+        except Exception as exc:
+            self._error(f"could not open business {business_id}: {type(exc).__name__}: {exc}")
+            return
+        self.business_id = business_id
+        await self.action_new_thread()
+        await self._describe_store()
+
+    def action_load_catalog(self) -> None:
+        def chosen(values: list[str] | None) -> None:
+            if values and values[0]:
+                self.load_catalog(Path(values[0]).expanduser(), values[1].upper() or None)
+
+        fields = [("catalog file (Shopify products.json or a ChatPay list)", ""),
+                  ("currency, when the file has none (e.g. EUR)", self.currency or "")]
+        self.push_screen(PromptScreen(f"Load a catalog for {self.business_id}", fields), chosen)
+
+    @work(group="admin", exit_on_error=False)
+    async def load_catalog(self, path: Path, currency: str | None) -> None:
+        self.chat.set_status(f"importing {path}…")
+        try:
+            catalog = await self.runtime.load_catalog_file(path, business_id=self.business_id, currency=currency)
+        except FileNotFoundError:
+            self._error(f"{path}: no such file")
+            return
+        except (ChatPayError, OSError, ValueError) as exc:
+            self._error(f"{path}: {exc}")
+            return
+        finally:
+            self.chat.set_status("")
+        self.notify(f"Imported {len(catalog)} products into {self.business_id}.", title="Catalog")
+        await self._describe_store()
+        await self.action_new_thread()
+
+    def action_switch_engine(self) -> None:
+        self.switch_engine()
+
+    @work(group="admin", exclusive=True, exit_on_error=False)
+    async def switch_engine(self) -> None:
+        """Rebuild with the other engine (offline ↔ the configured model), keeping the stores."""
+        to_offline = self.runtime.engine_name != "offline"
+        if not to_offline and not self.runtime.settings.openai_api_key and self.rebuild is rebuild_runtime:
+            self._error("no model is configured: set OPENAI_API_KEY (and CHATPAY_MODEL, OPENAI_BASE_URL).")
+            return
+        self.chat.set_status("switching engine…")
+        try:
+            fresh = await asyncio.to_thread(self.rebuild, self.runtime, to_offline)
+            await fresh.start(demo=False)
+            catalog = await fresh.catalog(self.business_id)
+            if catalog is not None and self.business_id != fresh.settings.business_id:
+                await fresh.engine.retriever.prepare(catalog)
+        except Exception as exc:
+            self._error(f"could not switch engine: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            self.chat.set_status("")
+        async with self._turn_lock:
+            self.runtime = fresh
+        self.update_header()
+        self.chat.info(f"engine: {fresh.engine_name}")
+        self.notify(f"Engine: {fresh.engine_name}", title="Engine")
+
+    def action_export_case(self) -> None:
+        if not self.thread_results:
+            self.notify("Nothing to export yet: this thread has no turns.", severity="warning")
+            return
+
+        def chosen(values: list[str] | None) -> None:
+            if values and values[0]:
+                self.export_case(Path(values[0]).expanduser(), values[1] or f"tui {self.thread_id}")
+
+        fields = [("cases file (JSON Lines; the case is appended)", f"chatpay-{self.thread_id}.jsonl"),
+                  ("case name", f"tui {self.thread_id}")]
+        self.push_screen(PromptScreen("Export this thread as a conversations case", fields), chosen)
+
+    def export_case(self, path: Path, name: str) -> dict[str, Any] | None:
+        """Append the current thread as a ``conversations`` case to ``path``."""
+        case = conversation_case(name, self.thread_results)
+        try:
+            append_case(path, case)
+        except OSError as exc:
+            self._error(f"could not write {path}: {exc}")
+            return None
+        self.notify(f"Wrote case {name!r} ({len(case['turns'])} turns) to {path}.", title="Export")
+        return case
+
+    def action_copy_span(self) -> None:
+        self.trace.action_copy_span()
+
+    @on(TracePane.CopySpan)
+    def on_copy_span(self, event: TracePane.CopySpan) -> None:
+        text = span_json(event.span, timings=not self.stable)
+        self.copy_to_clipboard(text)
+        self.push_screen(JsonScreen(f"span {event.span.name} (copied)", text))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chatpay-tui", description="ChatPay's debugging UI.")
+    p.add_argument("--business", help="business id (default: BUSINESS_ID or demo)")
+    p.add_argument("--catalog", type=Path, help="a catalog file to import for the business at start")
+    p.add_argument("--currency", help="currency for a catalog file without one (e.g. EUR)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``chatpay-tui``. Returns 0, 2 for bad input, 1 for a failure."""
+    args = _parser().parse_args(argv)
+    if args.catalog is not None and not args.catalog.is_file():
+        print(f"chatpay-tui: {args.catalog}: no such file", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings()
+        if args.business:
+            settings = settings.with_overrides(business_id=args.business)
+        runtime = build(settings)
+    except ConfigError as exc:
+        print(f"chatpay-tui: {exc}", file=sys.stderr)
+        return 2
+    except ChatPayError as exc:
+        print(f"chatpay-tui: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    currency = args.currency.upper() if args.currency else None
+    ChatPayApp(runtime, catalog_file=args.catalog, currency=currency).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
