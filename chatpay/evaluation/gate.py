@@ -167,6 +167,8 @@ def check(
                            + _named("now passing since the baseline", [repr(i) for i in now_passing]))
                 if base_failures is not None and not now_failing and not now_passing:
                     message += "\n    no case changed since the baseline"
+                    if kind == "floor":
+                        message += _named("still failing", _describe(s, current))
             named.append(metric)
             failures.append(GateFailure(metric, value, kind, limit, before, tuple(now_failing),
                                         tuple(now_passing), message, head, tuple(_describe(s, now_failing))))

@@ -73,7 +73,7 @@ def histogram_png(hist: Mapping[str, Sequence[float]], title: str) -> bytes:
 
 def history_png(history: Sequence[Mapping[str, Any]]) -> bytes:
     """Headline scores over runs, one panel per suite and one line per store and metric."""
-    fig = Figure(figsize=(10.0, 7.5))
+    fig = Figure(figsize=(10.0, 6.5))
     axes = fig.subplots(len(SUITE_METRICS), 1, sharex=True)
     runs = list(range(1, len(history) + 1))
     for ax, (suite, wanted) in zip(axes, SUITE_METRICS.items(), strict=False):
@@ -90,10 +90,14 @@ def history_png(history: Sequence[Mapping[str, Any]]) -> bytes:
         if names:
             ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     axes[-1].set_xlabel("run")
-    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlim(0.5, max(len(history), 1) + 0.5)
+    if len(runs) <= 20:
+        axes[-1].set_xticks(runs)
+    else:
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     if history:
         first, last = _when(history[0]), _when(history[-1])
-        fig.suptitle(f"Score history: {len(history)} runs, {first} to {last}")
+        fig.suptitle(f"Score history: {len(history)} run{'s' if len(history) != 1 else ''}, {first} to {last}")
     return _png(fig)
 
 

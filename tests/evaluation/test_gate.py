@@ -88,3 +88,11 @@ def test_a_broken_router_fails_the_gate_naming_metric_limit_and_changed_cases() 
     assert "'I want the decaf' (expected cart_add, got enquiry" in routing.message or any(
         "I want the decaf" in c for c in routing.changed)
     assert len(routing.now_failing) >= 20
+
+
+def test_a_floor_failure_with_nothing_changed_still_names_the_failing_cases() -> None:
+    base = gate.make_baseline([routing_summary("demo", 0.9, ["still wrong"])])
+    [failure] = gate.check([routing_summary("demo", 0.9, ["still wrong"])], base)
+    assert "is below its floor 0.9700 (baseline 0.9000)" in failure.message
+    assert "no case changed since the baseline" in failure.message
+    assert "still failing (1):" in failure.message and "'still wrong' (expected cart_add" in failure.message
