@@ -64,8 +64,9 @@ def histogram_png(hist: Mapping[str, Sequence[float]], title: str) -> bytes:
     ax.bar([c - width / 2 for c in centres], right, width, label="right", color="#2e7d32")
     ax.bar([c + width / 2 for c in centres], wrong, width, label="wrong", color="#c62828")
     ax.set_xlim(0, 1)
+    ax.set_yscale("symlog", linthresh=1)  # the few wrong decisions stay visible beside hundreds of right ones
     ax.set_xlabel("router confidence")
-    ax.set_ylabel("decisions")
+    ax.set_ylabel("decisions (log)")
     ax.set_title(title)
     ax.legend()
     return _png(fig)
