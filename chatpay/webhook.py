@@ -1,0 +1,168 @@
+"""``chatpay webhook``: the HTTP endpoint Telegram posts updates to, and ``chatpay set-webhook``.
+
+The endpoint does as little as it can, so it answers in milliseconds: it checks the
+``X-Telegram-Bot-Api-Secret-Token`` header against ``TELEGRAM_WEBHOOK_SECRET`` in constant time
+(403 and nothing enqueued when it is wrong or missing), ``LPUSH``es the raw body onto the list
+``CHATPAY_QUEUE`` in the Redis of ``REDIS_URL`` and answers 200. Workers parse the update; a
+malformed one goes to their dead-letter list. When Redis cannot take the update the answer is
+503, so Telegram delivers it again later. Routes: ``POST /telegram/webhook`` (and ``POST /``),
+``GET /healthz``. Bodies over 1 MB get 413.
+
+Neither the secret nor the bot token is ever logged or printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from chatpay.config import Settings, load_settings
+from chatpay.core.errors import ChatPayError, ConfigError
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_BODY = 1024 * 1024
+EXIT_BAD_INPUT = 2
+# The update kinds ChatPay serves (CONTRACTS.md, "Telegram intake"); Telegram sends no others.
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "pre_checkout_query")
+_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+QueuePush = Callable[[str], Awaitable[Any]]
+HealthCheck = Callable[[], Awaitable[bool]]
+
+
+def check_secret(settings: Settings) -> str:
+    """The webhook secret, or :class:`ConfigError` saying why it cannot be used."""
+    secret = settings.telegram_webhook_secret
+    if not secret:
+        raise ConfigError("TELEGRAM_WEBHOOK_SECRET",
+                          "is not set; the webhook refuses to accept updates without a secret token")
+    if not _SECRET_SHAPE.match(secret):
+        raise ConfigError("TELEGRAM_WEBHOOK_SECRET",
+                          "must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-' (Telegram's rule)")
+    return secret
+
+
+def create_app(settings: Settings, queue_push: QueuePush, *, health: HealthCheck | None = None) -> web.Application:
+    """The webhook application.
+
+    Args:
+        settings: Supplies ``telegram_webhook_secret`` (required) and ``queue`` (for /healthz).
+        queue_push: Puts one raw update (JSON text) on the queue, e.g. an ``LPUSH``.
+        health: Says whether the queue can be reached (``GET /healthz`` answers 503 when not).
+
+    Raises:
+        ConfigError: No usable webhook secret is configured.
+    """
+    expected = check_secret(settings).encode()
+
+    async def receive(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
+        if not hmac.compare_digest(given, expected):
+            return web.Response(status=403, text="forbidden")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return web.Response(status=413, text="update too large")
+        body = await request.read()  # over client_max_size, aiohttp answers 413 itself
+        if not body.strip():
+            return web.Response(status=400, text="empty update")
+        try:
+            await queue_push(body.decode("utf-8", "replace"))
+        except Exception as exc:  # the queue is down: Telegram retries on any non-2xx answer
+            log.error("could not enqueue an update", extra={"error": type(exc).__name__})
+            return web.Response(status=503, text="queue unavailable")
+        return web.Response(status=200)
+
+    async def healthz(request: web.Request) -> web.Response:
+        ok = True
+        if health is not None:
+            try:
+                ok = await health()
+            except Exception:
+                ok = False
+        return web.json_response({"ok": ok, "queue": settings.queue}, status=200 if ok else 503)
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post("/telegram/webhook", receive)
+    app.router.add_post("/", receive)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def _redis_client(settings: Settings) -> Any:
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        return Redis.from_url(settings.redis_url, socket_connect_timeout=5.0, socket_timeout=5.0)
+    import fakeredis
+
+    log.warning("REDIS_URL is not set: updates go to an embedded in-memory Redis that only workers "
+                "inside this process can see; set REDIS_URL for chatpay-worker to receive them")
+    return fakeredis.FakeAsyncRedis()
+
+
+def serve(host: str, port: int) -> int:
+    """Run the webhook until SIGINT or SIGTERM (``chatpay webhook``); returns the exit code.
+
+    Refuses to start (exit 2, saying why) without a usable ``TELEGRAM_WEBHOOK_SECRET``.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        check_secret(settings)
+    except ConfigError as exc:
+        print(f"chatpay webhook: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    client = _redis_client(settings)
+
+    async def push(raw: str) -> None:
+        await client.lpush(settings.queue, raw)
+
+    async def healthy() -> bool:
+        return bool(await client.ping())
+
+    async def close_client(app: web.Application) -> None:
+        await client.aclose()
+
+    app = create_app(settings, push, health=healthy)
+    app.on_cleanup.append(close_client)
+    log.info("webhook listening", extra={"host": host, "port": port, "queue": settings.queue,
+                                         "redis": settings.describe()["redis"]})
+    web.run_app(app, host=host, port=port, print=None, handle_signals=True)
+    return 0
+
+
+def set_webhook(url: str) -> int:
+    """Register ``url`` and the secret token with Telegram (``chatpay set-webhook URL``).
+
+    Returns 0 when Telegram accepted it, 2 when a setting is missing, 1 when Telegram refused.
+    """
+    try:
+        settings = load_settings()
+        secret = check_secret(settings)
+        if not settings.telegram_bot_token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set")
+    except ConfigError as exc:
+        print(f"chatpay set-webhook: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from chatpay.adapters.telegram import TelegramChannel
+
+    async def register() -> None:
+        async with TelegramChannel.from_settings(settings) as channel:
+            await channel.call("setWebhook", {"url": url, "secret_token": secret,
+                                              "allowed_updates": list(ALLOWED_UPDATES)})
+
+    try:
+        asyncio.run(register())
+    except ChatPayError as exc:
+        print(f"chatpay set-webhook: {exc}", file=sys.stderr)
+        return 1
+    print(f"webhook set: {url} (updates: {', '.join(ALLOWED_UPDATES)})")
+    return 0
