@@ -263,6 +263,8 @@ class ChatPayApp(App[None]):
         self.trace.add_turn(result, label=label)
         self.costs.add_turn(result)
         self.cart.show(result_cart(result))
+        if self.focused is None:  # the pressed button went away with the old preview
+            self.query_one("#chat-input", Input).focus()
 
     # ------------------------------------------------------------------ actions
 

@@ -77,17 +77,22 @@ class ReplyKeyboard(Vertical):
                     yield KeyboardButton(text, reply_text=text, classes="reply-button")
 
 
-class PhotoPlaceholder(Static):
-    """A photo as a framed placeholder carrying its URL."""
+class PhotoPlaceholder(Vertical):
+    """A photo as a framed placeholder: its URL on one line, then an optional caption."""
 
     def __init__(self, url: str, *, title: str = "🖼 photo", caption: Text | None = None,
-                 classes: str = "photo") -> None:
-        body = Text(url, style="dim", overflow="ellipsis", no_wrap=True)
-        if caption is not None:
-            body = Text.assemble(body, "\n", caption)
-        super().__init__(body, classes=classes)
+                 short: bool = False, classes: str = "photo") -> None:
+        super().__init__(classes=classes)
         self.url = url
+        self.caption = caption
+        self.short = short
         self.border_title = title
+
+    def compose(self) -> ComposeResult:
+        shown = self.url.rstrip("/").rsplit("/", 1)[-1] if self.short and "/" in self.url else self.url
+        yield Static(Text(shown, style="dim"), classes="photo-url")
+        if self.caption is not None:
+            yield Static(self.caption, classes="photo-caption")
 
 
 class Bubble(Vertical):
@@ -116,7 +121,7 @@ class Bubble(Vertical):
                             caption = telegram_html(str(item.get("caption") or ""))
                             first = caption.split("\n")[0] if caption.plain else None
                             yield PhotoPlaceholder(str(item.get("media", "")), title=f"🖼 {i}/{len(media)}",
-                                                   caption=first, classes="photo album-photo")
+                                                   caption=first, short=True, classes="photo album-photo")
         elif method == "sendInvoice":
             yield from self._invoice(params)
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,8 @@ def format_usd(cost: Decimal | None) -> str:
         return "unknown"
     if cost == 0:
         return "$0"
-    if cost < Decimal("0.01"):
-        return f"${cost:.6f}"
-    return f"${cost:.4f}"
+    places = Decimal("0.000001") if cost < Decimal("0.01") else Decimal("0.0001")
+    return f"${cost.quantize(places, rounding=ROUND_HALF_UP)}"
 
 
 def result_cart(result: TurnResult) -> CartView | None:

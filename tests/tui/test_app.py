@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
 
 from chatpay.adapters.memory import InMemoryCartStore, ScriptedChatModel, in_memory_stores
 from chatpay.bootstrap import Runtime, build
+from chatpay.core.agents.cart import cart_view
 from chatpay.core.errors import StorageError
+from chatpay.core.ports import ChatRequest, ChatResponse
+from chatpay.core.telemetry import Usage
 from chatpay.core.turns import INTENTS
+from chatpay.evaluation.cases import load_cases
 from tui.app import ChatPayApp, main
 from tui.preview import KeyboardButton
 from tui.screens import HelpScreen, JsonScreen, PromptScreen
@@ -135,6 +140,15 @@ async def test_export_writes_a_conversations_case_that_replays(app: ChatPayApp, 
     assert second == {"user": "add Sunrise Light Roast 1kg to my cart", "intent": "cart_add",
                       "cart": {"sunrise-light-roast": 1}, "subtotal": "42.00"}
     assert all(t["intent"] in INTENTS for t in case["turns"])
+    [conversation] = load_cases("conversations", target)  # the eval harness accepts the file
+    # Replayed as text on a fresh runtime, the case gets the same intents, carts and subtotals.
+    runtime = await load_shops(bare_runtime())
+    for expected in conversation.turns:
+        result = await runtime.service.handle(runtime.turn(expected.user, thread_id="replay"))
+        view = cart_view(result.cart, small_shop())
+        assert result.decision.intent == expected.intent
+        assert {ln.handle: ln.quantity for ln in view.lines} == expected.cart
+        assert view.subtotal.amount_str() == expected.subtotal
 
 
 async def test_switch_business_talks_to_the_other_shop() -> None:
@@ -254,3 +268,61 @@ async def test_help_opens_and_closes(app: ChatPayApp) -> None:
 def test_main_rejects_a_missing_catalog_file(tmp_path: Path, capsys) -> None:
     assert main(["--catalog", str(tmp_path / "nope.json")]) == 2
     assert "nope.json: no such file" in capsys.readouterr().err
+
+
+class GatedChatModel:
+    """A chat model that answers only when the test opens the gate."""
+
+    name = "gpt-4o-mini"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.asked = 0
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        self.asked += 1
+        await self.gate.wait()
+        return ChatResponse("Sunrise Light Roast is bright and floral.", Usage(12, 6), self.name)
+
+
+async def test_a_slow_model_turn_runs_in_the_background() -> None:
+    model = GatedChatModel()
+    app = make_app(await load_shops(bare_runtime(llm=model)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.query_one("#chat-input").value = "do you have a light roast?"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert model.asked == 1 and app.results == []
+        assert "thinking" in str(app.chat.query_one("#chat-status").render())
+        await pilot.press("f1")  # the screen still answers while the model is busy
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        model.gate.set()
+        await settle(pilot)
+        assert len(app.results) == 1 and app.costs.costs[0].models == ("gpt-4o-mini",)
+        assert str(app.chat.query_one("#chat-status").render()) == ""
+
+
+async def test_loading_a_catalog_file_from_the_palette(app: ChatPayApp, tmp_path: Path) -> None:
+    good = tmp_path / "teas.json"
+    good.write_text(json.dumps([
+        {"handle": "green-tea", "name": "Green Tea", "description": "Sencha.", "price": 8.5, "currency": None,
+         "images": [], "available": True},
+    ]), encoding="utf-8")
+    bad = tmp_path / "broken.json"
+    bad.write_text('[{"handle": "x", "name": "X", "price": "lots"}]', encoding="utf-8")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await palette(pilot, "load")
+        await answer_prompt(pilot, str(bad), "EUR")
+        assert any(line.startswith("⚠") and "broken.json" in line for line in app.chat.lines)
+        assert len(await app.runtime.catalog()) == 4, "a bad file changes nothing"
+        await palette(pilot, "load")
+        await answer_prompt(pilot, str(good), "EUR")
+        catalog = await app.runtime.catalog()
+        assert [p.handle for p in catalog] == ["green-tea"]
+        app.send_callback("a|green-tea", "🛒 Add to cart")
+        await settle(pilot)
+        assert app.cart.lines_text() == ["1 × Green Tea"]
