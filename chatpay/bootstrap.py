@@ -130,6 +130,12 @@ def _default_stores(settings: Settings) -> tuple[Stores, Any]:
 
 
 def _default_embedder(settings: Settings) -> tuple[Embedder | None, bool]:
+    """The shipped local model (free, no network) unless CHATPAY_EMBEDDINGS=openai; second: is it local."""
+    if settings.embeddings == "openai" and settings.openai_api_key:
+        from chatpay.adapters.openai_llm import OpenAIEmbedder
+
+        return OpenAIEmbedder(model=settings.embedding_model, api_key=settings.openai_api_key,
+                              base_url=settings.openai_base_url), False
     try:
         from chatpay.adapters.local_embedder import LocalEmbedder
 

@@ -54,6 +54,7 @@ class Settings:
     openai_base_url: str | None = None
     model: str = DEFAULT_MODEL
     embedding_model: str = "text-embedding-3-small"
+    embeddings: str = "local"
     mongodb_uri: str | None = field(default=None, repr=False)
     mongodb_db: str = "chatpay"
     redis_url: str | None = field(default=None, repr=False)
@@ -125,11 +126,17 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: Path | 
         if url and "://" not in url:
             raise ConfigError(name, "must be a URI such as scheme://host:port")
     budget = get("CHATPAY_TOKEN_BUDGET")
+    embeddings = (get("CHATPAY_EMBEDDINGS") or "local").lower()
+    if embeddings not in ("local", "openai"):
+        raise ConfigError("CHATPAY_EMBEDDINGS", f"must be 'local' or 'openai', got {embeddings!r}")
+    if embeddings == "openai" and not get("OPENAI_API_KEY"):
+        raise ConfigError("CHATPAY_EMBEDDINGS", "'openai' needs OPENAI_API_KEY")
     return Settings(
         openai_api_key=get("OPENAI_API_KEY"),
         openai_base_url=get("OPENAI_BASE_URL"),
         model=get("CHATPAY_MODEL") or DEFAULT_MODEL,
         embedding_model=get("CHATPAY_EMBEDDING_MODEL") or "text-embedding-3-small",
+        embeddings=embeddings,
         mongodb_uri=get("MONGODB_URI"),
         mongodb_db=get("MONGODB_DB") or "chatpay",
         redis_url=redis_url,
