@@ -25,6 +25,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.logging import TextualHandler
 from textual.widgets import Footer, Header, Input
 
 from chatpay.bootstrap import Runtime, build
@@ -242,7 +243,11 @@ class ChatPayApp(App[None]):
                     log.exception("turn failed")
                     self._error(f"turn failed: {type(exc).__name__}: {exc}")
                     return None
-                await self.show_result(result)
+                try:
+                    await self.show_result(result)
+                except Exception as exc:  # a reply the panes cannot draw is reported, not fatal
+                    log.exception("could not show the turn")
+                    self._error(f"could not show the reply: {type(exc).__name__}: {exc}")
                 return result
         finally:
             self._pending -= 1
@@ -430,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chatpay-tui: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     currency = args.currency.upper() if args.currency else None
+    # Logs go to the Textual devtools console (`textual console`), never over the screen.
+    logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
     ChatPayApp(runtime, catalog_file=args.catalog, currency=currency).run()
     return 0
 

@@ -89,7 +89,8 @@ class TracePane(Tree[Span]):
         if result.error:
             node.add_leaf(Text(f"error: {result.error}", style="bold red"), data=root_span)
         self.turns.append(node)
-        self.move_cursor(node)
+        # Line numbers exist only once the tree has laid out the new node.
+        self.call_after_refresh(self.move_cursor, node)
         return node
 
     def _decision(self, parent: TreeNode[Span], result: TurnResult) -> None:

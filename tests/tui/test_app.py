@@ -238,8 +238,10 @@ async def test_a_failing_turn_shows_an_error_and_the_app_keeps_running() -> None
         assert "you › still there?" in app.chat.lines
 
 
-async def test_copy_span_puts_the_span_json_on_the_clipboard(app: ChatPayApp) -> None:
+async def test_copy_span_puts_the_latest_turns_span_json_on_the_clipboard(app: ChatPayApp) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.send_callback("v", "🧺 View cart")
         await settle(pilot)
         app.send_callback("a|house-espresso", "🛒 Add to cart")
         await settle(pilot)
