@@ -34,7 +34,7 @@ from chatpay.core.errors import ChatPayError, ConfigError
 from chatpay.core.service import TurnResult
 from chatpay.core.turns import Turn
 from tui.cart import CartPane
-from tui.chat import ChatPane
+from tui.chat import ChatLogHandler, ChatPane
 from tui.commands import ChatPayCommands
 from tui.costs import CostPane
 from tui.preview import TelegramPreview
@@ -158,9 +158,14 @@ class ChatPayApp(App[None]):
         self.chat.border_subtitle = f"thread {self.thread_id}"
 
     def on_mount(self) -> None:
+        self._log_handler = ChatLogHandler(self.chat)
+        logging.getLogger("chatpay").addHandler(self._log_handler)
         self.update_header()
         self.query_one("#chat-input", Input).focus()
         self.start_runtime()
+
+    def on_unmount(self) -> None:
+        logging.getLogger("chatpay").removeHandler(self._log_handler)
 
     @work(exclusive=True, group="start", exit_on_error=False)
     async def start_runtime(self) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -58,6 +61,9 @@ class ChatPane(Vertical):
     def error(self, message: str) -> None:
         self._write(Text(f"⚠ {message}", style="bold red"))
 
+    def warn(self, message: str) -> None:
+        self._write(Text(f"! {message}", style="yellow"))
+
     def info(self, message: str) -> None:
         self._write(Text(f"· {message}", style="dim italic"))
 
@@ -67,3 +73,28 @@ class ChatPane(Vertical):
     def clear(self) -> None:
         self.lines = []
         self.log_widget.clear()
+
+
+class ChatLogHandler(logging.Handler):
+    """Shows ChatPay's warnings (a failed model call, a fallback) as dim lines in the chat.
+
+    The turn service recovers from such failures by design, so without this a developer
+    would see a good answer and never learn that the model was not reached.
+    """
+
+    def __init__(self, pane: ChatPane) -> None:
+        super().__init__(logging.WARNING)
+        self.pane = pane
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            error = getattr(record, "error", None)
+            line = f"{record.name}: {message}" + (f" ({error})" if error else "")
+            if threading.get_ident() == self.thread:
+                self.pane.warn(line)
+            else:
+                self.pane.app.call_from_thread(self.pane.warn, line)
+        except Exception:  # a log line must never break a turn
+            self.handleError(record)

@@ -10,7 +10,7 @@ from pathlib import Path
 from chatpay.adapters.memory import InMemoryCartStore, ScriptedChatModel, in_memory_stores
 from chatpay.bootstrap import Runtime, build
 from chatpay.core.agents.cart import cart_view
-from chatpay.core.errors import StorageError
+from chatpay.core.errors import ModelError, StorageError
 from chatpay.core.ports import ChatRequest, ChatResponse
 from chatpay.core.telemetry import Usage
 from chatpay.core.turns import INTENTS
@@ -328,3 +328,15 @@ async def test_loading_a_catalog_file_from_the_palette(app: ChatPayApp, tmp_path
         app.send_callback("a|green-tea", "🛒 Add to cart")
         await settle(pilot)
         assert app.cart.lines_text() == ["1 × Green Tea"]
+
+
+async def test_a_model_failure_the_engine_recovers_from_is_still_shown() -> None:
+    model = ScriptedChatModel([ModelError("the model server is down")] * 5, name="gpt-4o-mini")
+    app = make_app(await load_shops(bare_runtime(llm=model)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await type_message(pilot, "do you have a light roast?")
+        assert model.requests, "the engine asked the model"
+        warnings = [line for line in app.chat.lines if line.startswith("! ")]
+        assert any("the model server is down" in line for line in warnings)
+        assert app.results[-1].error is None, "the shopper still got the composed answer"
