@@ -28,9 +28,12 @@ MAX_FIELDS = 8  # postings hold doc * 8 + field; keep the shifts below in step
 MAX_EXPANSIONS = 4
 EDIT_PENALTY = (1.0, 0.85, 0.7)  # credit for 0, 1 or 2 edits
 FAMILY_CREDIT = 0.8
+LOOKUP_COST = 4  # a binary search into postings costs about this many scanned postings
 # Endings that make a word of the same family; "ly" is missing on purpose ("instant" is not
 # "instantly"), and so is anything longer ("light" is not "lightweight").
 SUFFIXES = ("", "e", "s", "es", "er", "ers", "ed", "ing", "y", "ery", "ion", "ist", "ness", "r", "d", "or")
+# Endings that make another word, not a typo: "instantly" is not a misspelt "instant".
+NOT_TYPOS = frozenset(SUFFIXES[1:]) | {"ly", "less", "ful", "able", "ment", "al", "ic"}
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,9 @@ class LexicalIndex:
             other = self._terms[cand]
             if count < need or abs(len(other) - len(term)) > budget or other[0] != term[0]:
                 continue  # a typo rarely hits the first letter: "toaster" is not "roaster"
+            short, long_ = sorted((term, other), key=len)
+            if long_.startswith(short) and long_[len(short):] in NOT_TYPOS:
+                continue  # an ending, not a typo: families decide those ("instant" is not "instantly")
             d = edit_distance(term, other, budget)
             if d <= budget:
                 found[cand] = max(found.get(cand, 0.0), EDIT_PENALTY[d])
@@ -251,8 +257,6 @@ class LexicalIndex:
             weights = [1.0] * len(query_terms)
         if unknown_weights is None:
             unknown_weights = weights
-        strengths = self.strengths
-        acc: dict[int, float] = {}
         expanded: list[list[tuple[int, float]]] = []
         term_weights: list[float] = []
         unmatched: list[str] = []
@@ -260,42 +264,78 @@ class LexicalIndex:
         for term, user_weight, unknown_weight in zip(query_terms, weights, unknown_weights, strict=True):
             expansions = self.expand(term)
             expanded.append(expansions)
-            if not expansions:
+            if expansions:
+                corrected.append(self._terms[expansions[0][0]])
+                term_weights.append(user_weight * max(self.idf(len(self._postings[tid])) for tid, _ in expansions))
+            else:
                 unmatched.append(term)
                 corrected.append(term)
                 term_weights.append(unknown_weight * self.idf(0))
-                continue
-            corrected.append(self._terms[expansions[0][0]])
-            weight = user_weight * max(self.idf(len(self._postings[tid])) for tid, _ in expansions)
-            term_weights.append(weight)
-            if len(expansions) == 1:  # the common case, kept tight: 100k-product postings run here
-                tid, credit = expansions[0]
-                by_field = [weight * st * credit for st in strengths]
-                get = acc.get
-                for code in self._postings[tid]:
-                    doc = code >> 3
-                    acc[doc] = get(doc, 0.0) + by_field[code & 7]
-                continue
-            # Several candidate spellings: a document earns the term once, through its best one.
-            best: dict[int, float] = {}
-            for tid, credit in expansions:
-                by_field = [weight * st * credit for st in strengths]
-                for code in self._postings[tid]:
-                    doc = code >> 3
-                    s = by_field[code & 7]
-                    if s > best.get(doc, 0.0):
-                        best[doc] = s
-            for doc, s in best.items():
-                acc[doc] = acc.get(doc, 0.0) + s
         total = sum(term_weights)
+        acc = self._accumulate(expanded, term_weights, limit)
         if not acc or total <= 0:
             return LexicalMatch((), tuple(unmatched), tuple(corrected))
-        top = heapq.nlargest(limit, acc.items(), key=lambda kv: (kv[1], -kv[0]))
+        top_docs = heapq.nlargest(limit, acc, key=acc.__getitem__)  # stable: ties keep first-seen order
         return LexicalMatch(
-            tuple(self._describe(doc, s, expanded, term_weights, total) for doc, s in top),
+            tuple(self._describe(doc, acc[doc], expanded, term_weights, total) for doc in top_docs),
             tuple(unmatched),
             tuple(corrected),
         )
+
+    def _accumulate(
+        self, expanded: list[list[tuple[int, float]]], term_weights: list[float], limit: int
+    ) -> dict[int, float]:
+        """Field-weighted scores, exact for every document that can still reach the top ``limit``.
+
+        Terms go from the weightiest to the lightest (MaxScore). Once ``limit`` documents score
+        more than the remaining terms could give any other, no new document can enter: the
+        rest are dropped, and a common term's long postings are no longer scanned when looking
+        the few documents still in the running up is cheaper.
+        """
+        strengths = self.strengths
+        top_strength = max(strengths)
+        known = [i for i, e in enumerate(expanded) if e]
+        caps = {i: term_weights[i] * top_strength * max(c for _, c in expanded[i]) for i in known}
+        known.sort(key=lambda i: -caps[i])
+        rest = sum(caps.values())
+        acc: dict[int, float] = {}
+        closed = False
+        for i in known:
+            if len(acc) > limit:
+                kth = heapq.nlargest(limit, acc.values())[-1]
+                if closed or kth >= rest:
+                    closed = True  # no unseen document can reach the top any more
+                    acc = {d: v for d, v in acc.items() if v + rest >= kth}
+            rest -= caps[i]
+            weight = term_weights[i]
+            gains: dict[int, float] = {}
+            for tid, credit in expanded[i]:
+                by_field = [weight * st * credit for st in strengths]
+                postings = self._postings[tid]
+                if closed and LOOKUP_COST * len(acc) < len(postings):
+                    n = len(postings)
+                    for doc in acc:
+                        j = bisect_left(postings, doc * MAX_FIELDS)
+                        if j < n and postings[j] >> 3 == doc and by_field[postings[j] & 7] > gains.get(doc, 0.0):
+                            gains[doc] = by_field[postings[j] & 7]
+                elif closed:
+                    for code in postings:
+                        doc = code >> 3
+                        if doc in acc and by_field[code & 7] > gains.get(doc, 0.0):
+                            gains[doc] = by_field[code & 7]
+                elif len(expanded[i]) == 1:  # the common case, kept tight: 100k-product postings run here
+                    get = acc.get
+                    for code in postings:
+                        doc = code >> 3
+                        acc[doc] = get(doc, 0.0) + by_field[code & 7]
+                else:  # several spellings: a document earns the term once, through its best one
+                    for code in postings:
+                        doc = code >> 3
+                        if by_field[code & 7] > gains.get(doc, 0.0):
+                            gains[doc] = by_field[code & 7]
+            for doc, gain in gains.items():
+                acc[doc] = acc.get(doc, 0.0) + gain
+        return acc
 
     def _describe(
         self, doc: int, strength: float, expanded: list[list[tuple[int, float]]], term_weights: list[float],

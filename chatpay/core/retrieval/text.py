@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 _WORD = re.compile(r"[a-z0-9]+")
 _CONTRACTIONS = (
@@ -104,18 +105,23 @@ _FILLER_PHRASES: tuple[tuple[str, ...], ...] = tuple(
 
 def fold(text: str) -> str:
     """Lower-case, strip accents and normalise apostrophes: "Café’s" -> "cafe's"."""
-    decomposed = unicodedata.normalize("NFKD", text.lower().replace("’", "'").replace("`", "'"))
+    lowered = text.lower()
+    if lowered.isascii():  # the common case, and 100k descriptions make it worth the check
+        return lowered.replace("`", "'")
+    decomposed = unicodedata.normalize("NFKD", lowered.replace("’", "'").replace("`", "'"))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def words(text: str) -> list[str]:
     """Folded words with contractions expanded and possessives dropped."""
     folded = fold(text)
-    for pattern, repl in _CONTRACTIONS:
-        folded = pattern.sub(repl, folded)
+    if "'" in folded:
+        for pattern, repl in _CONTRACTIONS:
+            folded = pattern.sub(repl, folded)
     return _WORD.findall(folded)
 
 
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A light English stemmer for plurals: "mugs" -> "mug", "berries" -> "berry"."""
     if len(word) <= 3 or not word.isalpha():
