@@ -50,7 +50,7 @@ HEAD_MISSING = 0.45  # evidence per unit of coverage when the head noun is only 
 FULL_COVERAGE = 0.95
 STRONG_FIELDS = 3  # name, type and tags say what a product *is*; the rest only mention
 HEAD_WEAK, HEAD_ABSENT = 0.85, 0.7  # rank factor when the head noun is only in a description, or nowhere
-DOMAIN_SHARE = 0.2  # a word this share of products hold is the shop's domain ("coffee"), not a kind
+DOMAIN_SHARE = 0.2  # a word this share of products hold is the shop's domain ("yarn" in a yarn shop), not a kind
 TYPO_DENSE = 0.3  # below this cosine, a head matched only through a typo is doubted
 STRONG_DENSE = 0.64  # a cosine that stands on its own
 LEAD_DENSE, DENSE_LEAD = 0.35, 0.18  # a cosine that leads every other product's by this much
@@ -199,7 +199,7 @@ class Retriever:
         )
         dense_text = q.content_query
         if lexical is not None and lexical.corrected != q.content:
-            dense_text = " ".join(lexical.corrected)  # embed "kettle", not the typo "kettel"
+            dense_text = " ".join(lexical.corrected)  # embed "notebook", not the typo "notebok"
         query_vector = await self._embed_query(dense_text, prepared) if q.content else None
         policies = prepared.policies.match(q, query_vector)
         candidates = self._rank(q, prepared, lexical, query_vector, k)
@@ -257,7 +257,7 @@ class Retriever:
     def _head(q: QueryText, prepared: _Prepared) -> int:
         """The head noun's position in ``q.content``, or -1 when it cannot tell products apart.
 
-        A head most products share ("coffee" in a coffee shop) is the shop's domain, not a
+        A head most products share ("yarn" in a yarn shop) is the shop's domain, not a
         product kind, and one no product holds is the same for all of them.
         """
         if q.head is None or q.head not in q.content:
@@ -288,7 +288,7 @@ class Retriever:
             lexical = hit.coverage * (0.5 / MIN_COVERAGE if head_ok else HEAD_MISSING)
             if not head_ok and hit.coverage >= FULL_COVERAGE and all(f >= STRONG_FIELDS for f in hit.term_fields):
                 # Every word, all in the description ("helps you drift off to sleep"): a fit, if a
-                # modest one. Not so "an espresso machine" against an espresso blend whose text
+                # modest one. Not so "a sewing machine" against a sewing thread whose text
                 # mentions machines: there the product is something else the query also names.
                 lexical = 0.5
             if head >= 0 and hit.term_credits[head] < 1.0 and dense_known and c.dense < TYPO_DENSE:
@@ -320,7 +320,7 @@ class Retriever:
         if top is not None and q.weights:  # on the policies' scale: the shopper's weights, no idf
             top_coverage = sum(w * c for w, c in zip(q.weights, top.term_credits, strict=True)) / sum(q.weights)
         named = top is not None and self._names(top)
-        # Words that name what the shop sells ("coffee" in "Coffee subscriptions") are no sign of
+        # Words that name what the shop sells ("yarn" in "Yarn subscriptions") are no sign of
         # a policy question; the policy's other words are.
         product_terms = frozenset(t for t in q.content if 0 <= prepared.lexical.best_field(t) < STRONG_FIELDS)
         policy = next(
@@ -329,7 +329,7 @@ class Retriever:
         if (
             policy is not None
             and policy.score >= POLICY_MIN
-            and (not fits or policy.coverage > top_coverage or (policy.coverage == top_coverage and not named))
+            and (not fits or policy.coverage > top_coverage + 1e-9 or (policy.coverage > top_coverage - 1e-9 and not named))
         ):
             ranked = [policy, *(m for m in policies if m is not policy)][:3]
             hits = tuple(PolicyHit(m.policy.id, m.policy.title, round(m.score, 4)) for m in ranked)

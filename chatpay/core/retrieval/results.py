@@ -45,7 +45,8 @@ class RetrievalResult:
             (a question about the whole shop) or ``none`` (the shop sells nothing that fits).
         products: ranked best first, at most ``k``; empty when ``kind`` is ``none``.
         policies: matching policies, best first; they lead only when ``kind`` is ``policy``.
-        confidence: 0..1, how likely the first product (or policy) is what the shopper meant.
+        confidence: 0..1, how likely the first product (or policy, or the overview) is what
+            the shopper meant; for ``none``, how likely it is that the shop has nothing that fits.
     """
 
     query: str

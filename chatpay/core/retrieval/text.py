@@ -46,9 +46,9 @@ STOPWORDS = frozenset(
     while near over under because though although whether via per""".split()
 )
 
-# Words that end the noun phrase naming what is wanted: "beans | for a moka pot",
-# "a tea | I can steep many times", "coffee | tastes of blackcurrant". Not "of": in "a bottle
-# of red wine" the wine is wanted.
+# Words that end the noun phrase naming what is wanted: "refills | for a fountain pen",
+# "a bag | I can wash", "a candle | smells of pine". Not "of": in "a jar of
+# honey" the honey is wanted.
 BOUNDARIES = frozenset(
     """for with without to in on at from by about into onto over under near like than while so
     because that which who whom whose where when if i you we they he she it my your our their is are
@@ -56,17 +56,17 @@ BOUNDARIES = frozenset(
     taste tastes tasted smell smells come comes go goes fit fits work works make makes keep keeps
     contain contains need needs use uses help helps get gets hold holds""".split()
 )
-# Adjectives that end a phrase without being what is wanted: in "my coffee hot" the coffee is.
+# Adjectives that end a phrase without being what is wanted: in "my soup hot" the soup is.
 ADJECTIVES = frozenset(
     """hot cold warm cool dry wet damp fresh strong weak mild big small large little tiny huge long
     short tall quiet loud soft hard heavy fast slow new old clean safe easy simple comfortable
     durable sturdy cheap pretty beautiful cute lovely fancy sweet sour bitter smooth healthy tasty
     delicious warmer drier""".split()
 )
-HEAD_WEIGHT = 1.5  # the head noun of the first phrase ("beans" in "beans for a moka pot")
-TAIL_WEIGHT = 0.6  # words after the first phrase ("moka pot")
+HEAD_WEIGHT = 1.5  # the head noun of the first phrase ("refills" in "refills for a fountain pen")
+TAIL_WEIGHT = 0.6  # words after the first phrase ("fountain pen")
 UNKNOWN_TAIL_WEIGHT = 0.3  # such a word no product holds ("won't upset my stomach") barely counts
-UNKNOWN_FIRST_WEIGHT = 1.5  # one inside it ("*instant* coffee", "*energy* drinks") says the shop lacks the thing
+UNKNOWN_FIRST_WEIGHT = 1.5  # one inside it ("*printer* ink", "*protein* bars") says the shop lacks the thing
 
 # Words that, alone, ask about the whole shop ("what do you sell?", "show me everything").
 OVERVIEW_WORDS = frozenset(
@@ -153,7 +153,7 @@ class QueryText:
             phrase least.
         head: the head noun of the first phrase, the thing asked for, if any.
         unknown_weights: the weights to use for terms no product holds: words outside the
-            first phrase count little then, words inside it in full ("*instant* coffee").
+            first phrase count little then, words inside it in full ("*printer* ink").
     """
 
     words: tuple[str, ...]
