@@ -219,7 +219,13 @@ class TelegramPresenter:
         ]
         out.append(OutgoingMessage("sendMediaGroup", {"chat_id": chat_id, "media": media}))
         params = {"chat_id": chat_id, "text": _card_list(cards), "parse_mode": "HTML"}
-        rows = tuple(c.buttons[:1] for c in cards if c.buttons) + tuple(reply.buttons)
+        # One button per product in stock (its first, the add button), named after its place in the
+        # list ("🛒 2. Kenyan AA"), so the shopper can tell them apart under the album.
+        rows = tuple(
+            (Button(f"🛒 {i}. {truncate(c.title, 30)}", c.buttons[0].data, c.buttons[0].url),)
+            for i, c in enumerate(cards, 1)
+            if c.buttons and c.available
+        ) + tuple(reply.buttons)
         markup = inline_keyboard(rows)
         if markup:
             params["reply_markup"] = markup
