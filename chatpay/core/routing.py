@@ -173,11 +173,21 @@ class Router:
             max_tokens=40,
         )
         response = await self.model.complete(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else json.loads(response.text)
+        parsed = response.parsed
+        if not isinstance(parsed, dict):
+            try:
+                parsed = json.loads(response.text)
+            except ValueError as exc:
+                raise ModelError(f"router model answered no JSON: {response.text[:80]!r}") from exc
+        if not isinstance(parsed, dict):
+            raise ModelError(f"router model answered {type(parsed).__name__}, not an object")
         intent = parsed.get("intent")
         if intent not in INTENTS:
             raise ModelError(f"router model answered an unknown intent: {intent!r}")
-        confidence = float(parsed.get("confidence", 0.7))
+        try:
+            confidence = float(parsed.get("confidence", 0.7))
+        except (TypeError, ValueError):
+            confidence = 0.7
         runner_up = decision.intent if decision.intent != intent else decision.runner_up
         return replace(
             decision, intent=intent, confidence=max(0.0, min(confidence, 1.0)), runner_up=runner_up,

@@ -59,12 +59,13 @@ class TurnService:
         self.engine = engine
         self.clock = clock
 
-    async def handle(self, turn: Turn) -> TurnResult:
+    async def handle(self, turn: Turn, *, intent: str | None = None) -> TurnResult:
+        """Run one turn. ``intent`` skips the router and runs that agent (evals, debugging)."""
         trace = Trace(turn.turn_id)
         with collect_usage() as usage, call_context(
             business_id=turn.business_id, thread_id=turn.thread_id, turn_id=turn.turn_id, agent="turn"
         ):
-            result = await self._run(turn, trace)
+            result = await self._run(turn, trace, intent)
             result.usage = list(usage)
         trace.finish()
         log.info(
@@ -74,7 +75,7 @@ class TurnService:
         )
         return result
 
-    async def _run(self, turn: Turn, trace: Trace) -> TurnResult:
+    async def _run(self, turn: Turn, trace: Trace, forced: str | None = None) -> TurnResult:
         with trace.span("load") as span:
             catalog = await self.stores.catalogs.get(turn.business_id)
             cart = await self.stores.carts.get(turn.business_id, turn.thread_id)
@@ -88,6 +89,9 @@ class TurnService:
         try:
             with trace.span("route") as span:
                 decision = await self.engine.route(ctx)
+                if forced is not None:
+                    decision = RouteDecision(forced, 1.0, reason=f"forced; the router said {decision.intent}",
+                                             layer="rule")
                 span.attrs.update(decision.as_attrs())
             ctx.decision = decision
             agent_name = decision.intent if not decision.clarify else "clarify"

@@ -186,7 +186,7 @@ async def evaluate(
     load_seconds = time.perf_counter() - started
     summary = await run_suite(suite, cases, runtime, cassette=engine.cassette, tick=tick)
     if suite == "retrieval" and engine.offline and classifier is None:
-        summary["enquiry_forced"] = await _retrieval_alone(spec, settings, engine, cases, backend)
+        summary["through_router"] = await _retrieval_through_router(runtime, cases)
     summary["store"] = spec.name
     summary["engine_mode"] = engine.mode
     summary["load_seconds"] = round(load_seconds, 3)
@@ -197,23 +197,13 @@ async def evaluate(
     return summary
 
 
-class EnquiryOnlyClassifier(IntentClassifier):
-    """Routes every message to the enquiry agent: retrieval measured apart from routing."""
+async def _retrieval_through_router(runtime: Any, cases: list[Any]) -> dict[str, Any]:
+    """The retrieval cases as whole turns, the router deciding first (a diagnostic, not gated)."""
+    from chatpay.evaluation.suites import run_retrieval
 
-    def predict(self, text: str) -> list[tuple[str, float]]:
-        return [("enquiry", 1.0)] + [(label, 0.0) for label in self.labels if label != "enquiry"]
-
-
-async def _retrieval_alone(
-    spec: StoreSpec, settings: Settings, engine: EngineChoice, cases: list[Any], backend: Backend
-) -> dict[str, Any]:
-    """The retrieval scores with every query sent to the enquiry agent (a diagnostic, not gated)."""
-    from chatpay.evaluation.suites import run_suite
-
-    runtime = await prepare_runtime(spec, settings, engine, classifier=EnquiryOnlyClassifier(), backend=backend)
-    alone = await run_suite("retrieval", cases, runtime)
-    keys = ("hit_at_1", "hit_at_3", "mrr", "ndcg_at_3", "abstain_accuracy", "all_accuracy")
-    return {k: alone[k] for k in keys} | {"failures": [f["id"] for f in alone["failures"]]}
+    routed = await run_retrieval(cases, runtime, through_router=True)
+    keys = ("hit_at_1", "hit_at_3", "mrr", "ndcg_at_3", "abstain_accuracy", "all_accuracy", "retrieval_ran")
+    return {k: routed[k] for k in keys} | {"failures": [f["id"] for f in routed["failures"]]}
 
 
 def _display(path: Path) -> str:

@@ -92,15 +92,16 @@ def markdown(report: Report) -> str:
         out.append(f"| {s.get('store')} | {s['suite']} | {s['cases']} | {s['engine']} ({s.get('engine_mode')}) | "
                    f"{s['llm_calls']} | {s['prompt_tokens']}+{s['completion_tokens']} | {_cost(s)} | "
                    f"{fmt(s.get('model_share'))} | {s['seconds']:.1f} |")
-    forced = [s for s in report.summaries if s.get("enquiry_forced")]
+    forced = [s for s in report.summaries if s.get("through_router")]
     if forced:
         keys = ("hit_at_1", "hit_at_3", "mrr", "ndcg_at_3", "abstain_accuracy", "all_accuracy")
-        out += ["", "## Retrieval apart from routing", "",
-                "Every retrieval query sent to the enquiry agent (a diagnostic, not gated).", "",
+        out += ["", "## Retrieval through the router", "",
+                "The retrieval queries as whole turns: the router decides first, and a query it does not send "
+                "to the enquiry agent retrieves nothing (a diagnostic, not gated).", "",
                 "| store | routed to enquiry | " + " | ".join(keys) + " |", "|---|" + "---:|" * (len(keys) + 1)]
         for s in forced:
-            out.append(f"| {s.get('store')} | {fmt(s.get('retrieval_ran'))} | "
-                       + " | ".join(fmt(s["enquiry_forced"].get(k)) for k in keys) + " |")
+            out.append(f"| {s.get('store')} | {fmt(s['through_router'].get('retrieval_ran'))} | "
+                       + " | ".join(fmt(s["through_router"].get(k)) for k in keys) + " |")
     for s in report.summaries:
         if s["suite"] != "routing":
             continue
@@ -206,15 +207,15 @@ def html_page(report: Report) -> str:
           fmt(s.get("model_share")), f"{s['seconds']:.1f}") for s in report.summaries], num_from=2)
         + "<p class='muted'>Model share: the fraction of evaluated turns whose router would ask the chat model "
         "in LLM mode (the classifier was unsure).</p>")
-    forced = [s for s in report.summaries if s.get("enquiry_forced")]
+    forced = [s for s in report.summaries if s.get("through_router")]
     if forced:
         keys = ("hit_at_1", "hit_at_3", "mrr", "ndcg_at_3", "abstain_accuracy", "all_accuracy")
-        parts.append("<h2>Retrieval apart from routing</h2>" + _table(
+        parts.append("<h2>Retrieval through the router</h2>" + _table(
             ("store", "routed to enquiry", *keys),
-            [(str(s.get("store")), fmt(s.get("retrieval_ran")), *(fmt(s["enquiry_forced"].get(k)) for k in keys))
-             for s in forced])
-            + "<p class='muted'>The retrieval cases again, with every query sent to the enquiry agent: what "
-            "retrieval scores when the router is taken out of the picture (a diagnostic, not gated).</p>")
+            [(str(s.get("store")), fmt(s["through_router"].get("retrieval_ran")),
+              *(fmt(s["through_router"].get(k)) for k in keys)) for s in forced])
+            + "<p class='muted'>The retrieval cases again as whole turns: the router decides first, so a query "
+            "it does not send to the enquiry agent retrieves nothing (a diagnostic, not gated).</p>")
     for s in routing:
         store = s.get("store", "eval")
         parts.append(f"<h2>Routing on {e(store)}: per intent and confidence</h2><div class='pics'>"

@@ -15,7 +15,7 @@ from typing import Any
 
 from chatpay.core.presenter import to_plain
 from chatpay.core.routing import RouteDecision
-from chatpay.core.turns import INTENTS
+from chatpay.core.turns import INTENTS, Message
 from chatpay.evaluation import metrics
 from chatpay.evaluation.cases import Conversation, ConversationTurn, RetrievalCase, RoutingCase
 from chatpay.evaluation.cassette import CassetteChatModel
@@ -48,8 +48,8 @@ class SuiteRun:
         self._threads += 1
         return f"eval-{self.suite}-{self._threads}"
 
-    async def turn(self, text: str, thread: str, *, evaluated: bool = True) -> Any:
-        result = await self.runtime.service.handle(self.runtime.turn(text, thread_id=thread))
+    async def turn(self, text: str, thread: str, *, evaluated: bool = True, intent: str | None = None) -> Any:
+        result = await self.runtime.service.handle(self.runtime.turn(text, thread_id=thread), intent=intent)
         self.usage.extend(result.usage)
         if self.cassette is not None and self.cassette.misses:
             raise self.cassette.misses[0]
@@ -57,6 +57,18 @@ class SuiteRun:
             self.evaluated += 1
             self.would_call += bool(result.decision.would_call_model or result.decision.model_called)
         return result
+
+    async def said(self, text: str, thread: str) -> None:
+        """Record what the case says the assistant answered, after the engine's own reply.
+
+        History user turns run for real (so products shown and carts are real), then the case's
+        assistant message becomes the latest one the router reads ("Shall I empty your cart?").
+        """
+        stores = getattr(self.runtime, "stores", None)
+        if stores is None:
+            return
+        business = self.runtime.turn("", thread_id=thread).business_id
+        await stores.conversations.append(business, thread, Message("assistant", text))
 
     def summary(self, cases: int, failures: list[dict[str, Any]], **scores: Any) -> dict[str, Any]:
         return {
@@ -79,7 +91,7 @@ def _decision(d: RouteDecision) -> dict[str, Any]:
 async def run_routing(
     cases: Sequence[RoutingCase], runtime: Any, *, cassette: CassetteChatModel | None = None, tick: Tick | None = None
 ) -> dict[str, Any]:
-    """Route every case; a case with history first replays the history's user turns."""
+    """Route every case; a case with history first replays it (user turns run, assistant text recorded)."""
     run = SuiteRun("routing", runtime, cassette, tick)
     pairs: list[tuple[str, str]] = []
     confidences: list[tuple[float, bool]] = []
@@ -89,6 +101,8 @@ async def run_routing(
         for msg in case.history:
             if msg.role == "user":
                 await run.turn(msg.content, thread, evaluated=False)
+            else:
+                await run.said(msg.content, thread)
         result = await run.turn(case.text, thread)
         got = outcome(result.decision)
         pairs.append((case.intent, got))
@@ -115,9 +129,13 @@ def _ranked(retrieval: Any) -> list[str]:
 
 async def run_retrieval(
     cases: Sequence[RetrievalCase], runtime: Any, *, cassette: CassetteChatModel | None = None,
-    tick: Tick | None = None,
+    tick: Tick | None = None, through_router: bool = False,
 ) -> dict[str, Any]:
-    """Run each query as a turn on a fresh thread and score what the enquiry agent retrieved."""
+    """Score what the enquiry agent returns for each query, on a fresh thread each.
+
+    The contract scores the enquiry agent, so each query goes to it directly; with
+    ``through_router`` the router decides first (a diagnostic of the whole turn).
+    """
     run = SuiteRun("retrieval", runtime, cassette, tick)
     catalog = await runtime.catalog()
     store_size = len(catalog) if catalog is not None else 0
@@ -130,7 +148,7 @@ async def run_retrieval(
     routed = 0
     failures: list[dict[str, Any]] = []
     for case in cases:
-        result = await run.turn(case.query, run.thread())
+        result = await run.turn(case.query, run.thread(), intent=None if through_router else "enquiry")
         r = result.retrieval
         kind = getattr(r, "kind", None)
         ranked = _ranked(r)

@@ -72,10 +72,10 @@ def scores_table(summaries: Iterable[Mapping[str, Any]], title: str | None = Non
             str(s.get("store", "")), str(s["cases"]), *(fmt(s.get(k)) for k in HEADLINE[suite]),
             str(len(s["failures"])), str(s["prompt_tokens"] + s["completion_tokens"]), cost, f"{s['seconds']:.1f}s",
         )
-        forced = s.get("enquiry_forced")
-        if forced:  # the same queries with routing taken out of the picture
+        forced = s.get("through_router")
+        if forced:  # the same queries as whole turns, the router deciding first
             table.add_row(
-                f"[dim]{s.get('store', '')}, enquiry forced[/]", "", *(f"[dim]{fmt(forced.get(k))}[/]" for k in HEADLINE[suite]),
+                f"[dim]{s.get('store', '')}, through the router[/]", "", *(f"[dim]{fmt(forced.get(k))}[/]" for k in HEADLINE[suite]),
                 f"[dim]{len(forced['failures'])}[/]", "", "", "",
             )
     return table

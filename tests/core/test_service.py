@@ -159,3 +159,13 @@ async def test_odd_messages_never_crash_a_turn(text: str) -> None:
     rt = await runtime_with()
     r = await say(rt, text)
     assert r.error is None and r.reply.text
+
+
+async def test_a_router_model_that_answers_prose_falls_back_to_the_classifier() -> None:
+    model = ScriptedChatModel(["I think the shopper wants tea", "fine"] * 3)
+    rt = await runtime_with(llm=model)
+    index = MentionIndex(garden_shop())
+    unsure = next(t for t in UNSURE_CANDIDATES
+                  if default_classifier().predict(index.delexicalise(t).text)[0][1] < CONFIDENT)
+    r = await say(rt, unsure)
+    assert r.error is None and not r.decision.model_called and r.decision.would_call_model

@@ -54,11 +54,18 @@ class FakeRuntime:
     async def catalog(self) -> Catalog:
         return self._catalog
 
+    @property
+    def forced(self) -> list[str | None]:
+        if not hasattr(self, "_forced"):
+            self._forced: list[str | None] = []
+        return self._forced
+
     def turn(self, text: str, *, thread_id: str) -> Turn:
         return Turn("shop", thread_id, f"t{len(self.ran)}", text=text)
 
-    async def handle(self, turn: Turn) -> TurnResult:
+    async def handle(self, turn: Turn, *, intent: str | None = None) -> TurnResult:
         self.ran.append((turn.thread_id, turn.text))
+        self.forced.append(intent)
         o = self.outcomes.get(turn.text, Outcome())
         retrieval: Any = None
         if o.kind is not None:

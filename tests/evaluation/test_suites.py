@@ -63,12 +63,16 @@ async def test_retrieval_hits_none_and_all_rules() -> None:
              RetrievalCase("returns?", ("policy:returns",)), RetrievalCase("a teapot", ("kettle",)),
              RetrievalCase("wine", "NONE"), RetrievalCase("bicycle", "NONE"),
              RetrievalCase("what do you sell", "ALL"), RetrievalCase("anything?", "ALL")]
-    s = await run_retrieval(cases, rt)
+    s = await run_retrieval(cases, rt, through_router=True)
+    assert set(rt.forced) == {None}
     assert {"hit_at_1", "hit_at_3", "mrr", "abstain_accuracy", "all_accuracy"} <= set(s)
     assert (s["hit_at_1"], s["hit_at_3"]) == (0.5, 0.75)
     assert s["mrr"] == round((1 + 1 / 3 + 1 + 0) / 4, 4)
     assert s["abstain_accuracy"] == 0.5 and s["all_accuracy"] == 0.5  # two of four products is not ALL
     assert s["retrieval_ran"] == 0.875
+    rt.forced.clear()
+    await run_retrieval(cases, rt)  # the contract: what the enquiry agent returns, so it runs every query
+    assert rt.forced == ["enquiry"] * len(cases)
     routed_away = next(f for f in s["failures"] if f["case"]["query"] == "a teapot")
     assert routed_away["got"] == {"intent": "cart_add", "kind": None, "ranked": [], "products": 0}
 
