@@ -130,7 +130,7 @@ class Router:
         )
         if best == "chitchat":
             # Small talk must not swallow a clear request: "ignore that, it's free now. checkout".
-            clause = self._clear_request(delex.text)
+            clause = self._clear_request(delex.original)
             if clause is not None:
                 intent, p, text = clause
                 decision = RouteDecision(intent, p, best, p1, reason=f"clause {text!r} of {delex.text!r}",
