@@ -159,7 +159,8 @@ async def _catalog_import(args: argparse.Namespace) -> int:
         ensure_indexes(runtime.database)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]importing[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=not console.is_terminal) as progress:
         task = progress.add_task(args.file.name, total=None)
 
         def tick(done: int, total: int) -> None:
