@@ -8,11 +8,14 @@ typos), and a few shape cues (question mark, leading verb, a number before PRODU
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import random
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from chatpay.core.text import tokens
@@ -146,9 +149,41 @@ def _softmax(scores: list[float]) -> list[float]:
 _DEFAULT: IntentClassifier | None = None
 
 
+def _cache_file(examples: list[Example]) -> Path:
+    """Where trained weights are kept, keyed by the training data and this module's code."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for e in examples:
+        digest.update(f"{e.intent}\t{e.text}\n".encode())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chatpay"
+    return base / f"intent-classifier-{digest.hexdigest()[:16]}.json"
+
+
 def default_classifier() -> IntentClassifier:
-    """The classifier trained on the bundled phrasings, trained once per process."""
+    """The classifier trained on the bundled phrasings: once per machine (cached), once per process."""
     global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = IntentClassifier().fit(load_training_data())
-    return _DEFAULT
+    if _DEFAULT is not None:
+        return _DEFAULT
+    examples = load_training_data()
+    clf = IntentClassifier()
+    cache = _cache_file(examples)
+    try:
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved.get("labels") == clf.labels:
+            clf.weights = saved["weights"]
+            _DEFAULT = clf
+            return clf
+    except (OSError, ValueError, KeyError):
+        pass  # no cache yet, or an unreadable one: train
+    clf.fit(examples)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"labels": clf.labels, "weights": clf.weights}), encoding="utf-8")
+        tmp.replace(cache)  # atomic: concurrent workers never read half a file
+        for old in cache.parent.glob("intent-classifier-*.json"):
+            if old != cache:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only home still works, it just trains each time
+    _DEFAULT = clf
+    return clf
