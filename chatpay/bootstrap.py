@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chatpay.config import Settings, load_settings
+from chatpay.core.agents import Engine
 from chatpay.core.catalog import Catalog
 from chatpay.core.classifier import IntentClassifier, default_classifier
 from chatpay.core.metering import MeteredChatModel, MeteredEmbedder, UsageMeter
@@ -23,7 +24,6 @@ from chatpay.core.ports import ChatModel, Clock, Embedder, PaymentProvider, Stor
 from chatpay.core.presenter import TelegramPresenter
 from chatpay.core.routing import Router
 from chatpay.core.service import TurnService
-from chatpay.core.agents import Engine
 from chatpay.core.turns import Turn
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,10 @@ import copy
 import json
 import math
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog
@@ -194,7 +195,7 @@ class InMemoryQueue(_Recorder):
             self._ready.clear()
             try:
                 await asyncio.wait_for(self._ready.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
         if not self.items:
             return None
@@ -305,7 +306,7 @@ class PythonVectorIndex:
 
     def search(self, vector: Sequence[float], k: int) -> list[tuple[int, float]]:
         q = list(map(float, vector))
-        scored = [(i, sum(a * b for a, b in zip(q, v))) for i, v in enumerate(self._vectors)]
+        scored = [(i, sum(a * b for a, b in zip(q, v, strict=False))) for i, v in enumerate(self._vectors)]
         scored.sort(key=lambda t: -t[1])
         return scored[:k]
 
@@ -331,7 +332,7 @@ class FixedClock:
     """A clock that only moves when told to."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -342,7 +343,7 @@ class FixedClock:
 
 class SystemClock:
     def __init__(self, tz: Callable[[], Any] | None = None) -> None:
-        self._tz = timezone.utc
+        self._tz = UTC
 
     def now(self) -> datetime:
         return datetime.now(self._tz)

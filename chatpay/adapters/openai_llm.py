@@ -13,7 +13,8 @@ import asyncio
 import json
 import logging
 import random
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from chatpay.core.errors import ModelError, ModelRateLimited
 from chatpay.core.ports import ChatRequest, ChatResponse, Embeddings

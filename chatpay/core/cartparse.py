@@ -10,8 +10,9 @@ whatever this cannot read is reported as unresolved so the agent can ask, sugges
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 from chatpay.core.catalog import Product
 from chatpay.core.mentions import NEVER_NAMES, MentionIndex

@@ -13,10 +13,10 @@ import json
 import math
 import os
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from chatpay.core.text import tokens
 from chatpay.core.turns import INTENTS
@@ -136,7 +136,7 @@ class IntentClassifier:
                 for c in range(k):
                     scores[c] += row[c]
         probs = _softmax(scores)
-        return sorted(zip(self.labels, probs), key=lambda t: -t[1])
+        return sorted(zip(self.labels, probs, strict=True), key=lambda t: -t[1])
 
 
 def _softmax(scores: list[float]) -> list[float]:

@@ -9,7 +9,7 @@ they know nothing about any particular store.
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from chatpay.core.mentions import Delexicalised
 from chatpay.core.text import NUMBER_WORDS, ORDINALS, normalise

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextvars
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
 
 from chatpay.core.errors import BudgetExceeded
 from chatpay.core.ports import ChatModel, ChatRequest, ChatResponse, Clock, Embedder, Embeddings, UsageLog
@@ -27,7 +27,9 @@ class CallContext:
     agent: str = "-"
 
 
-_context: contextvars.ContextVar[CallContext] = contextvars.ContextVar("chatpay_call", default=CallContext())
+_context: contextvars.ContextVar[CallContext] = contextvars.ContextVar(
+    "chatpay_call", default=CallContext()  # noqa: B039 (a frozen dataclass, never mutated)
+)
 _collected: contextvars.ContextVar[list[UsageRecord] | None] = contextvars.ContextVar(
     "chatpay_usage", default=None
 )

@@ -7,9 +7,10 @@ network or a database is ``async``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog

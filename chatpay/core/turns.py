@@ -10,7 +10,7 @@ from typing import Any, Literal
 from chatpay.core.money import Money
 
 
-class Intent(str, Enum):
+class Intent(str, Enum):  # noqa: UP042 (values are compared with plain strings)
     """The seven things a shopper can want in one turn."""
 
     ENQUIRY = "enquiry"

@@ -18,7 +18,7 @@ def make_catalog() -> Catalog:
         variants = tuple(
             Variant(f"{handle}-v{i}", "Default Title" if len(prices) == 1 else f"Size {i}", Money(p, "EUR"),
                     available=a)
-            for i, (p, a) in enumerate(zip(prices, avail))
+            for i, (p, a) in enumerate(zip(prices, avail, strict=True))
         )
         return Product(handle, handle.replace("-", " ").title(), "desc", variants)
 

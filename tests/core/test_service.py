@@ -9,9 +9,9 @@ import pytest
 from chatpay.adapters.memory import FixedClock, InMemoryPaymentProvider, ScriptedChatModel, in_memory_stores
 from chatpay.bootstrap import Runtime, build
 from chatpay.config import Settings
-from chatpay.core.ports import Stores
 from chatpay.core.classifier import default_classifier
 from chatpay.core.mentions import MentionIndex
+from chatpay.core.ports import Stores
 from chatpay.core.routing import CONFIDENT
 from tests.core.shop import garden_shop
 

@@ -8,12 +8,13 @@ the catalog, cart and thread state from the context and write back through it
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from chatpay.core.cart import Cart
-from chatpay.core.context import AFFIRMATIVE, context_intent
 from chatpay.core.catalog import Catalog, Product
+from chatpay.core.context import AFFIRMATIVE, context_intent
 from chatpay.core.mentions import Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores

@@ -10,7 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chatpay.core.agents import CHECKOUT, CLEAR_CART, VIEW_CART, AgentContext, add_button, product_key, resolve_key
+from chatpay.core.agents import (
+    CHECKOUT,
+    CLEAR_CART,
+    VIEW_CART,
+    AgentContext,
+    add_button,
+    product_key,
+    resolve_key,
+)
 from chatpay.core.cart import MAX_QUANTITY, Cart
 from chatpay.core.cartparse import CartParser, Target, match_variant
 from chatpay.core.catalog import Catalog, Product
@@ -245,11 +253,15 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
             said.append(f"**{product.name}** isn't in your cart.")
             continue
         quantity = t.quantity if t.mode != "set" else None
-        if t.mode == "set" and t.quantity is not None:
+        if t.mode == "set" and t.quantity is not None:  # "only keep 2": remove down to that
             have = ctx.cart.quantity_of(product.handle)
-            quantity = max(have - t.quantity, 0) or None
+            if t.quantity >= have:
+                said.append(f"You have {have} × **{product.name}** in your cart.")
+                continue
+            quantity = have - t.quantity
         try:
-            await _save(ctx, lambda c: c.remove(product.handle, quantity, t.variant_id))
+            handle, variant_id = product.handle, t.variant_id
+            await _save(ctx, lambda c, h=handle, n=quantity, v=variant_id: c.remove(h, n, v))
         except (CartError, QuantityError) as exc:
             said.append(f"Couldn't remove that: {exc}.")
             continue

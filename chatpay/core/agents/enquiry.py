@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from chatpay.core.agents import VIEW_CART, AgentContext, add_button
 from chatpay.core.cartparse import match_variant
