@@ -95,7 +95,12 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
     queue = RedisQueue(client, settings.queue, worker_id=settings.worker_id, heartbeat_ttl=options.heartbeat_ttl)
     _current["queue"] = queue
     if channel is None:
-        channel = TelegramChannel.from_settings(settings, rate_limiter=RedisRateLimiter(client))
+        from telegram.request import HTTPXRequest
+
+        # PTB keeps one HTTP connection by default; every turn in flight may be sending at once.
+        request = HTTPXRequest(connection_pool_size=options.concurrency + 4, pool_timeout=30.0)
+        channel = TelegramChannel(settings.telegram_bot_token, base_url=settings.telegram_api_base_url,
+                                  rate_limiter=RedisRateLimiter(client), request=request)
     try:
         await Worker(runtime, queue, channel, state=state, options=options).run(stop)
     finally:
@@ -124,10 +129,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``chatpay-worker`` console script. Exit codes: 0 stopped cleanly, 2 bad configuration."""
     from chatpay.config import load_settings
 
+    # Until the event loop takes SIGTERM over, a stop request during start-up is a clean exit:
+    # nothing has been taken from the queue yet.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         args = parse_args(argv)
     except SystemExit as exc:

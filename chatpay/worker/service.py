@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ class Worker:
         self.business_id = runtime.settings.business_id
         self.counts: dict[str, int] = {}
         self._stopping = asyncio.Event()
+        self._closed = asyncio.Event()
         self._fast: set[asyncio.Task[bool]] = set()
 
     def _count(self, what: str) -> None:
@@ -119,8 +121,10 @@ class Worker:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        liveness.cancel()
-        await asyncio.gather(liveness, return_exceptions=True)
+        # Set rather than cancel: redis-py may turn a cancellation inside a command into a
+        # connection error, which the loop would take for a Redis outage and carry on.
+        self._closed.set()
+        await asyncio.wait([liveness], timeout=10)
         try:
             await self.queue.retire()
         except QueueError as exc:
@@ -140,13 +144,14 @@ class Worker:
     async def _liveness(self) -> None:
         backoff = Backoff()
         interval = max(self.options.heartbeat_ttl / 3, 0.05)
-        while True:
+        while not self._closed.is_set():
             try:
                 await self.queue.heartbeat()
                 await self.queue.reap()
                 await self.queue.recover_orphans()
                 backoff.reset()
-                await asyncio.sleep(interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), interval)
             except QueueError as exc:
                 log.warning("heartbeat failed; retrying", extra={"error": str(exc)})
                 await backoff.wait()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from telegram.request import HTTPXRequest
 
 from chatpay.adapters.redis import RedisQueue, RedisStateStores, connect
 from chatpay.adapters.redis_ratelimit import RedisRateLimiter
@@ -66,7 +67,9 @@ async def running_worker(runtime: Runtime, redis_url: str, bot_api: BotApiDouble
     state = RedisStateStores(client)
     queue = RedisQueue(client, QUEUE, worker_id=worker_id, heartbeat_ttl=options.pop("heartbeat_ttl", 5.0))
     limiter = RedisRateLimiter(client, per_chat=100, overall=1000)
-    channel = TelegramChannel(TOKEN, base_url=bot_api.base_url, rate_limiter=limiter, retry_delays=(0.05, 0.1))
+    request = HTTPXRequest(connection_pool_size=8, pool_timeout=30.0)
+    channel = TelegramChannel(TOKEN, base_url=bot_api.base_url, rate_limiter=limiter, retry_delays=(0.05, 0.1),
+                              request=request)
     worker = Worker(runtime, queue, channel, state=state,
                     options=WorkerOptions(**{"concurrency": 4, "poll": 0.2, **options}))
     stop = asyncio.Event()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +51,22 @@ def pre_checkout(update_id: int, user: int, query_id: str, payload: str = "cp1:0
         "currency": "EUR", "total_amount": 1390, "invoice_payload": payload}})
 
 
+def reply_kind(text: str) -> str:
+    """``add`` for the answer to "add 1 ...", ``view`` for a cart shown, else ``other``."""
+    if text.startswith("Added"):
+        return "add"
+    return "view" if text.startswith("Your cart") else "other"
+
+
 def cart_quantity(text: str) -> int:
     """The item count a cart reply states (0 when it shows no cart)."""
     found = QTY.search(text)
     return int(found.group(1)) if found else 0
 
 
-async def wait_until(check: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
+async def wait_until(check: Callable[[], Any], within: float, what: str, step: float = 0.05) -> Any:
     """Poll ``check`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = check()
         if asyncio.iscoroutine(value):
@@ -65,7 +74,7 @@ async def wait_until(check: Callable[[], Any], timeout: float, what: str, step: 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(step)
 
 
@@ -197,3 +206,73 @@ class SlowOpenAI:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+
+
+PRODUCTS = ("Kenyan AA Nyeri", "Guatemala Antigua", "Brazilian Cerrado", "Midnight Dark Roast", "Swiss Water Decaf")
+VIEW = "what's in my cart?"
+
+
+@dataclass
+class Plan:
+    """Updates to push (in order) and, per user, the item count each reply must show."""
+
+    pushes: list[tuple[int, int, str]] = field(default_factory=list)  # (update_id, user, text)
+    expected: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # (add | view, item count)
+    adds: dict[int, int] = field(default_factory=dict)
+
+
+def shopping_plan(users: int, per_user: int, *, first_user: int = 1000, seed: int = 7) -> Plan:
+    """Each user adds products and looks at the cart, in order; users interleave at random."""
+    rng = random.Random(seed)
+    plan = Plan()
+    scripts: dict[int, list[str]] = {}
+    for user in range(first_user, first_user + users):
+        texts = [f"add 1 {rng.choice(PRODUCTS)}" if i == 0 or rng.random() < 0.7 else VIEW for i in range(per_user)]
+        scripts[user] = texts
+        count, expected = 0, []
+        for text in texts:
+            count += text.startswith("add")
+            expected.append(("add" if text.startswith("add") else "view", count))
+        plan.expected[user], plan.adds[user] = expected, count
+    cursors = dict.fromkeys(scripts, 0)
+    update_id = 0
+    while cursors:
+        user = rng.choice(sorted(cursors))
+        update_id += 1
+        plan.pushes.append((update_id, user, scripts[user][cursors[user]]))
+        cursors[user] += 1
+        if cursors[user] == per_user:
+            del cursors[user]
+    return plan
+
+
+def audit(plan: Plan, replies: list[tuple[str, str]], carts: dict[int, int], outcomes: dict[int, Any]) -> dict[str, int]:
+    """Check what each user received against the plan.
+
+    ``replies`` are ``(chat_id, text)`` in the order the Bot API received them; ``carts`` the
+    final item count per user; ``outcomes`` each update's recorded outcome in Redis (or None).
+    A reply repeated right after itself with the same text is an identical replay (allowed,
+    counted); anything else out of place is an order violation; an update whose reply never
+    came, or whose outcome is missing or unsent, is lost.
+    """
+    by_chat: dict[str, list[str]] = {}
+    for chat, text in replies:
+        by_chat.setdefault(chat, []).append(text)
+    lost = duplicates = violations = doubled = 0
+    for user, expected in plan.expected.items():
+        got = by_chat.get(str(user), [])
+        j = 0
+        previous: str | None = None
+        for text in got:
+            if j < len(expected) and (reply_kind(text), cart_quantity(text)) == expected[j]:
+                j += 1
+            elif text == previous:
+                duplicates += 1
+            else:
+                violations += 1
+            previous = text
+        lost += len(expected) - j
+        doubled += carts.get(user, 0) != plan.adds[user]
+    unfinished = sum(1 for o in outcomes.values() if not o or int(o.get("sent", 0)) < len(o.get("messages", [])))
+    return {"updates": len(plan.pushes), "replies": len(replies), "lost": max(lost, unfinished),
+            "duplicate_replies": duplicates, "doubled_effects": doubled, "order_violations": violations}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,7 +101,9 @@ class RedisQueue:
         self._k = {s: f"{name}:{s}" for s in ("staging", "ready", "fast", "workers", "attempts", "failures",
                                                "errors", "fastattempts")}
         self._generation = 0
-        self._active: set[str] = set()
+        # Lanes slots of this process work on, counted: a lane handed back by one slot may be
+        # taken by another before the first one's bookkeeping runs.
+        self._active: Counter[str] = Counter()
         self._suspects: set[str] = set()
         self._scripts = {
             name: client.register_script(source) for name, source in (
@@ -136,6 +139,11 @@ class RedisQueue:
         return json.dumps({"raw": delivery.raw, "reason": reason, "worker": self.worker_id,
                            "attempts": delivery.attempts, "at": _now()})
 
+    def _untrack(self, lane: str) -> None:
+        self._active[lane] -= 1
+        if self._active[lane] <= 0:
+            del self._active[lane]
+
     # ------------------------------------------------------------------ intake
 
     async def push(self, raw: str) -> None:
@@ -161,17 +169,17 @@ class RedisQueue:
         lane = await _queue_call("reserve", self.client.brpoplpush(self._k["ready"], self.owned_key, timeout))
         if lane is None:
             return None
-        self._active.add(lane)
+        self._active[lane] += 1
         owner = self.owned_key
         k = self._k
         try:
             result = await _queue_call("begin", self._scripts["begin"](
                 keys=[owner, self.lane_key(lane), k["attempts"], k["failures"], k["errors"]], args=[lane]))
         except QueueError:
-            self._active.discard(lane)  # still in our list: recover_orphans hands it back
+            self._untrack(lane)  # still in our list: recover_orphans hands it back
             raise
         if result[0] != "ok":
-            self._active.discard(lane)
+            self._untrack(lane)
             return None
         _, raw, attempts, failures, error = result
         receipt = Receipt("lane", lane, owner, int(failures), str(error or ""))
@@ -208,7 +216,7 @@ class RedisQueue:
             await _queue_call("fail", self._scripts["release"](keys=self._lane_keys(receipt),
                                                                args=[receipt.lane, error[:500], "0"]))
         finally:
-            self._active.discard(receipt.lane)
+            self._untrack(receipt.lane)
         return False
 
     async def release(self, delivery: Delivery) -> None:
@@ -221,7 +229,7 @@ class RedisQueue:
             await _queue_call("release", self._scripts["release"](keys=self._lane_keys(receipt),
                                                                   args=[receipt.lane, "", "1"]))
         finally:
-            self._active.discard(receipt.lane)
+            self._untrack(receipt.lane)
 
     async def _finish(self, delivery: Delivery, dead: str) -> bool:
         receipt: Receipt = delivery.receipt
@@ -231,7 +239,7 @@ class RedisQueue:
             done = await _queue_call("ack", self._scripts["finish"](
                 keys=[*self._lane_keys(receipt), self.dead_key], args=[receipt.lane, delivery.raw, dead]))
         finally:
-            self._active.discard(receipt.lane)
+            self._untrack(receipt.lane)
         return bool(done)
 
     # ------------------------------------------------------------------ pre-checkout fast path
@@ -303,7 +311,7 @@ class RedisQueue:
         slot has just taken is never handed back by mistake.
         """
         owned = set(await _queue_call("owned", self.client.lrange(self.owned_key, 0, -1)))
-        idle = owned - self._active
+        idle = owned - set(self._active)
         orphans = idle & self._suspects
         self._suspects = idle - orphans
         for lane in orphans:
