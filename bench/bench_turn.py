@@ -34,8 +34,8 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def run(repeats: int) -> dict[str, dict[str, float]]:
-    runtime = build(Settings(), stores=in_memory_stores())
+async def run(repeats: int, *, embedded: bool) -> dict[str, dict[str, float]]:
+    runtime = build(Settings()) if embedded else build(Settings(), stores=in_memory_stores())
     await runtime.start()
     timings: dict[str, list[float]] = {k: [] for k in TURNS}
     total = repeats * sum(len(v) for v in TURNS.values())
@@ -56,12 +56,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    results = asyncio.run(run(10 if args.quick else 40))
-    table = Table(title="Offline turn latency (demo store, embedded stores)")
-    for col in ("turn", "n", "median ms", "p95 ms"):
-        table.add_column(col, justify="right" if col != "turn" else "left")
-    for kind, r in results.items():
-        table.add_row(kind, str(r["n"]), f"{r['median_ms']:.2f}", f"{r['p95_ms']:.2f}")
+    repeats = 10 if args.quick else 40
+    # Side by side, on one machine in one run: the embedded default (mongomock) and in-memory twins.
+    results = {"mongomock": asyncio.run(run(repeats, embedded=True)),
+               "in-memory": asyncio.run(run(repeats, embedded=False))}
+    table = Table(title="Offline turn latency, demo store (median / p95 ms)")
+    table.add_column("turn")
+    for name in results:
+        table.add_column(f"{name} median", justify="right")
+        table.add_column(f"{name} p95", justify="right")
+    for kind in TURNS:
+        row = [kind]
+        for r in results.values():
+            row += [f"{r[kind]['median_ms']:.2f}", f"{r[kind]['p95_ms']:.2f}"]
+        table.add_row(*row)
     Console().print(table)
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
