@@ -247,3 +247,15 @@ async def test_a_replaced_catalog_of_the_same_size_is_reindexed(lexical: Retriev
     renamed = {h: replace(p, name="Midnight Quill" if h == "fountain-pen" else p.name) for h, p in v1.products.items()}
     v2 = replace(v1, products=renamed, version=2)
     assert (await lexical.search(v2, "midnight quill")).ranked_keys()[0] == "fountain-pen"
+
+
+async def test_products_covering_every_word_outrank_one_naming_only_the_head(lexical: Retriever) -> None:
+    """'light roast': the light roasts (in their tags) before a dark roast that has 'roast' in its name."""
+    catalog = Catalog.of("beans", "EUR", [
+        _product("dark", "Midnight Dark Roast", "Coffee", "coffee, dark roast", "Smoky and bold."),
+        _product("sunny", "Sunny Side Beans", "Coffee", "coffee, light roast", "Bright and floral."),
+        _product("dawn", "Dawn Single Origin", "Coffee", "coffee, light roast", "Citrus and tea-like."),
+        _product("mug", "Stoneware Mug", "Drinkware", "mug", "Holds a light lunch of coffee."),
+    ])
+    result = await lexical.search(catalog, "do you have a light roast?")
+    assert {h.handle for h in result.products[:2]} == {"sunny", "dawn"}

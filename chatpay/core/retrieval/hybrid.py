@@ -243,7 +243,7 @@ class Retriever:
             hit = lex.get(doc)
             lexical_score = 0.0
             if hit is not None:
-                lexical_score = hit.strength * (0.85 + 0.15 * hit.name_precision)
+                lexical_score = hit.strength * (0.85 + 0.15 * hit.name_precision) * (0.7 + 0.3 * hit.coverage)
                 if head >= 0:  # what is asked for should be what the product is
                     f = hit.term_fields[head]
                     lexical_score *= 1.0 if 0 <= f < STRONG_FIELDS else HEAD_WEAK if f >= 0 else HEAD_ABSENT
