@@ -30,6 +30,7 @@ import asyncio
 import logging
 import signal
 import sys
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -92,7 +93,9 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
     if runtime is None:
         runtime = build(settings, stores=_stores(settings, state))
         await runtime.start()
-    queue = RedisQueue(client, settings.queue, worker_id=settings.worker_id, heartbeat_ttl=options.heartbeat_ttl)
+    # A suffix per process: two processes given one WORKER_ID must never share a lease list.
+    worker_id = f"{settings.worker_id}.{uuid.uuid4().hex[:6]}"
+    queue = RedisQueue(client, settings.queue, worker_id=worker_id, heartbeat_ttl=options.heartbeat_ttl)
     _current["queue"] = queue
     if channel is None:
         from telegram.request import HTTPXRequest

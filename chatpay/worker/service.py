@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from chatpay.adapters.redis import RedisQueue, RedisStateStores, StagedTurn
 from chatpay.bootstrap import Runtime
-from chatpay.core.errors import ChatPayError, InvalidInput, QueueError, RetryAfter
+from chatpay.core.errors import ChannelError, ChatPayError, InvalidInput, QueueError, RetryAfter
 from chatpay.core.ports import Delivery, OutgoingMessage, TurnStore
 from chatpay.core.service import TurnResult, TurnService, new_turn_id
 from chatpay.core.turns import Turn
@@ -310,7 +310,13 @@ class Worker:
 
         pre = outcome.get("pre_checkout")
         if pre and not pre.get("answered"):
-            await self.channel.answer_pre_checkout(pre["id"], bool(pre["ok"]), pre.get("error"))
+            try:
+                await self.channel.answer_pre_checkout(pre["id"], bool(pre["ok"]), pre.get("error"))
+            except RetryAfter:
+                raise
+            except ChannelError as exc:
+                # Answered already (a duplicate delivery) or past Telegram's 10 s: retrying cannot help.
+                log.warning("pre-checkout answer refused", extra={"update_id": turn.update_id, "error": str(exc)})
             pre["answered"] = True
             await progress()
         callback = outcome.get("callback")

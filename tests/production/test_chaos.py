@@ -80,8 +80,8 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(
     started = time.monotonic()
     kills = held_at_kill = 0
 
-    async def serving() -> set[str]:
-        return set(await r.smembers(f"{QUEUE}:workers"))
+    async def serving() -> set[str]:  # WORKER_IDs serving (the worker adds a suffix per process)
+        return {w.split(".", 1)[0] for w in await r.smembers(f"{QUEUE}:workers")}
 
     async def push_all() -> None:
         for update_id, user, text in plan.pushes:
@@ -100,7 +100,8 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(
                 continue
             slot = rng.choice(ready)
             victim = fleet.current[slot]
-            held_at_kill += int(await r.llen(f"{QUEUE}:w:{victim.worker_id}:lanes"))
+            async for key in r.scan_iter(f"{QUEUE}:w:{victim.worker_id}.*:lanes"):
+                held_at_kill += int(await r.llen(key))
             await asyncio.to_thread(victim.kill)
             kills += 1
             fleet.current[slot] = fleet.spawn()

@@ -44,7 +44,7 @@ def bot_api() -> Iterator[BotApiDouble]:
 
 
 def serving(r: redis.Redis, worker_id: str) -> bool:
-    return worker_id in r.smembers(f"{QUEUE}:workers")
+    return any(w.startswith(f"{worker_id}.") for w in r.smembers(f"{QUEUE}:workers"))
 
 
 def replies(bot_api: BotApiDouble) -> list[tuple[str, str]]:

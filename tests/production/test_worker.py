@@ -144,3 +144,23 @@ async def test_pre_checkout_is_answered_while_slow_model_turns_hold_every_slot(
     assert actions and actions[0].params["action"] == "typing"  # shown while the slow turn ran
     reply = next(c for c in bot_api.delivered("sendMessage") if str(c.params["chat_id"]) == "506")
     assert actions[0].at < reply.at
+
+
+async def test_a_worker_presumed_dead_mid_turn_neither_commits_nor_replies_twice(
+    redis_url: str, bot_api: BotApiDouble
+) -> None:
+    model = ScriptedChatModel(["Nice to meet you!"] * 4, delay=1.5)
+    runtime = await asyncio.to_thread(started, build(Settings(business_id="demo"), llm=model))
+    async with running_worker(runtime, redis_url, bot_api, worker_id="slow", concurrency=1,
+                              heartbeat_ttl=30) as a:
+        await a.queue.push(message(1, 508, "hello there, how are you today?"))
+        await wait_until(lambda: model.requests, 10, "the first worker's model call")
+        # Its heartbeat is lost (a long GC pause, a network partition): another worker reaps it.
+        await a.client.delete(f"{a.queue.name}:hb:slow")
+        async with running_worker(runtime, redis_url, bot_api, worker_id="rescuer", concurrency=1) as b:
+            await wait_until(lambda: len(model.requests) == 2, 10, "the rescuer running the turn again")
+            await wait_until(lambda: b.worker.counts.get("done") == 1, 10, "the rescuer's turn")
+            await wait_until(lambda: a.worker.counts.get("fenced") == 1, 10, "the first worker to stand down")
+        assert not await a.queue.heartbeat()  # it learns it was reaped and carries on under a new id
+        assert a.queue.worker_id == "slow.1"
+    assert len(texts(bot_api, 508)) == 1
