@@ -90,6 +90,8 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
     client = client or connect(settings.redis_url)
     use_redis = options.state_store == "redis" or (options.state_store == "auto" and not settings.mongodb_uri)
     state = RedisStateStores(client) if use_redis else None
+    if not use_redis and not settings.mongodb_uri:
+        log.warning("carts and conversations live in this process's embedded store: run one worker only")
     if runtime is None:
         runtime = build(settings, stores=_stores(settings, state))
         await runtime.start()

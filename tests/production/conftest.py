@@ -61,8 +61,11 @@ class Running:
 
 @asynccontextmanager
 async def running_worker(runtime: Runtime, redis_url: str, bot_api: BotApiDouble, *, worker_id: str = "w1",
-                         **options: Any) -> AsyncIterator[Running]:
-    """A worker serving the queue in this event loop, stopped (drained) on exit."""
+                         shared_state: bool = True, **options: Any) -> AsyncIterator[Running]:
+    """A worker serving the queue in this event loop, stopped (drained) on exit.
+
+    ``shared_state=False`` runs turns on the runtime's own stores, as with MongoDB.
+    """
     client = connect(redis_url)
     state = RedisStateStores(client)
     queue = RedisQueue(client, QUEUE, worker_id=worker_id, heartbeat_ttl=options.pop("heartbeat_ttl", 5.0))
@@ -70,7 +73,7 @@ async def running_worker(runtime: Runtime, redis_url: str, bot_api: BotApiDouble
     request = HTTPXRequest(connection_pool_size=8, pool_timeout=30.0)
     channel = TelegramChannel(TOKEN, base_url=bot_api.base_url, rate_limiter=limiter, retry_delays=(0.05, 0.1),
                               request=request)
-    worker = Worker(runtime, queue, channel, state=state,
+    worker = Worker(runtime, queue, channel, state=state if shared_state else None,
                     options=WorkerOptions(**{"concurrency": 4, "poll": 0.2, **options}))
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))

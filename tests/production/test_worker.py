@@ -54,6 +54,21 @@ async def test_an_update_delivered_twice_has_one_effect_and_one_reply(
     assert [cart_quantity(t) for t in texts(bot_api, 502)] == [1, 1]
 
 
+async def test_with_mongodb_as_the_store_a_duplicate_is_replayed_not_run_again(
+    redis_url: str, bot_api: BotApiDouble
+) -> None:
+    runtime = await asyncio.to_thread(started, build(Settings(business_id="demo")))  # mongomock stores
+    async with running_worker(runtime, redis_url, bot_api, shared_state=False) as w:
+        await w.queue.push(message(7, 509, ADD))
+        await w.queue.push(message(7, 509, ADD))
+        await w.queue.push(message(8, 509, "what's in my cart?"))
+        await wait_until(lambda: w.worker.counts.get("done") == 2 and w.worker.counts.get("replayed") == 1, 20,
+                         "two turns and one replay")
+        assert (await runtime.stores.carts.get("demo", "509")).item_count() == 1
+        assert (await runtime.stores.turns.outcome("demo", 7) or {})["sent"] == 1
+    assert [cart_quantity(t) for t in texts(bot_api, 509)] == [1, 1]
+
+
 async def test_a_recorded_outcome_is_sent_from_where_it_stopped_instead_of_running_again(
     runtime: Runtime, redis_url: str, bot_api: BotApiDouble
 ) -> None:
