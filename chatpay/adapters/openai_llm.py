@@ -55,7 +55,8 @@ class _Retrying:
                     raise ModelRateLimited(f"{what}: rate limited", wait) from exc
                 await self._sleep(attempt, wait, what, "429")
             except openai.APIStatusError as exc:
-                if exc.status_code < 500 or attempt == self.attempts:
+                # llama.cpp's server answers a request it cannot validate with a 500: not transient.
+                if exc.status_code < 500 or attempt == self.attempts or _rejects_format(exc):
                     raise ModelError(f"{what}: HTTP {exc.status_code}: {_short(exc)}") from exc
                 await self._sleep(attempt, _retry_after(exc), what, str(exc.status_code))
             except (openai.APITimeoutError, openai.APIConnectionError) as exc:
@@ -70,6 +71,12 @@ class _Retrying:
         log.warning("model call failed; retrying", extra={"what": what, "why": why, "attempt": attempt,
                                                            "delay_s": round(delay, 2)})
         await asyncio.sleep(delay)
+
+
+def _rejects_format(exc: Exception) -> bool:
+    """The server refused our ``response_format`` (OpenAI says 400; llama.cpp's server says 500)."""
+    text = str(exc)
+    return "response_format" in text or "json_schema" in text
 
 
 def _short(exc: Exception) -> str:
@@ -128,9 +135,7 @@ class OpenAIChatModel:
             response = await self._retry.call("chat", lambda: self._client.chat.completions.create(**kwargs))
         except ModelError as exc:
             cause = exc.__cause__
-            rejected = isinstance(cause, openai.BadRequestError) and (
-                "response_format" in str(cause) or "json_schema" in str(cause)
-            )
+            rejected = isinstance(cause, openai.APIStatusError) and _rejects_format(cause)
             if fmt is not None and self.structured == "json_schema" and rejected:
                 log.warning("server rejected json_schema; switching to json_object for this model")
                 self.structured = "json_object"

@@ -26,6 +26,7 @@ class FakeOpenAI:
     script: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     reject_json_schema: bool = False
+    reject_status: int = 400
 
     async def chat(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -33,7 +34,7 @@ class FakeOpenAI:
         fmt = body.get("response_format") or {}
         if self.reject_json_schema and fmt.get("type") == "json_schema":
             return web.json_response({"error": {"message": "response_format json_schema is not supported"}},
-                                     status=400)
+                                     status=self.reject_status)
         status, payload, headers = self.script.pop(0)
         return web.json_response(payload, status=status, headers=headers)
 
@@ -102,6 +103,17 @@ async def test_a_server_that_rejects_json_schema_gets_json_object(server: tuple[
     response = await model.complete(request({"type": "object"}))
     assert response.parsed["intent"] == "cart_add"
     assert fake.requests[-1]["response_format"] == {"type": "json_object", "schema": {"type": "object"}}
+
+
+async def test_llama_cpp_style_500_rejection_is_not_retried_and_falls_back(server: tuple[FakeOpenAI, str]) -> None:
+    """llama.cpp's server refuses json_schema with a 500 naming response_format (seen on the real server)."""
+    fake, url = server
+    fake.reject_json_schema, fake.reject_status = True, 500
+    fake.script.append((200, completion('{"intent": "enquiry", "confidence": 1}'), {}))
+    model = OpenAIChatModel(model="smol", api_key="k", base_url=url, base_delay=0.01)
+    response = await model.complete(request({"type": "object"}))
+    assert response.parsed["intent"] == "enquiry" and model.structured == "json_object"
+    assert len(fake.requests) == 2  # one refusal, one answer: the 500 was not retried
 
 
 async def test_429_and_5xx_are_retried_with_backoff(server: tuple[FakeOpenAI, str]) -> None:
