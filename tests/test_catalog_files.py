@@ -92,7 +92,7 @@ def test_shopify_fields_map_to_products() -> None:
     catalog = parse(shopify(kenya()), currency="eur")
     product = catalog.products["kenya-aa"]
     assert catalog.currency == "EUR"
-    assert product.description == "Blackcurrant & grapefruit .\nRoast: medium"
+    assert product.description == "Blackcurrant & grapefruit.\nRoast: medium"
     assert product.tags == ("coffee", "kenya", "africa")
     assert product.images == ("https://cdn.example/kenya.jpg",)
     assert product.product_type == "Coffee Beans"
@@ -134,7 +134,7 @@ def test_normalised_list_with_extended_json() -> None:
     ]
     catalog = parse(json.dumps(items), currency="GBP")
     grx, city, bell, tube = (catalog.products[h] for h in ("gravel-grx", "city-e", "bell", "tube"))
-    assert grx.price == Money(124950, "GBP") and grx.description == "Fast on gravel , calm on tarmac."  # &nbsp; is a plain space
+    assert grx.price == Money(124950, "GBP") and grx.description == "Fast on gravel, calm on tarmac."  # &nbsp; is a plain space
     assert grx.url == "https://shop.example/products/gravel-grx" and grx.images == ("https://cdn.example/grx.jpg",)
     assert city.price == Money(199999, "GBP") and city.description == "Plain text, no tags."
     assert not city.available  # out of stock and no "available" given

@@ -13,13 +13,14 @@ from chatpay.core.money import Money
 _TAG = re.compile(r"<[^>]+>")
 _BLOCK = re.compile(r"<\s*(br|/p|/li|/div|/h\d)\s*/?>", re.IGNORECASE)
 _SPACE = re.compile(r"[ \t\r\f\v]+")
+_BEFORE_PUNCT = re.compile(r" ([,.;:!?)])")  # "<em>gravel</em>, ..." must not read "gravel , ..."
 
 
 def strip_html(text: str) -> str:
     """Plain text from a product's HTML description (tags dropped, entities decoded)."""
     text = _BLOCK.sub("\n", text)
     text = html.unescape(_TAG.sub(" ", text))
-    lines = (_SPACE.sub(" ", line).strip() for line in text.splitlines())
+    lines = (_BEFORE_PUNCT.sub(r"\1", _SPACE.sub(" ", line)).strip() for line in text.splitlines())
     return "\n".join(line for line in lines if line)
 
 
