@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from chatpay.adapters.redis.queue import MAX_ATTEMPTS, MAX_FAILURES, Receipt, RedisQueue
@@ -27,6 +28,7 @@ __all__ = [
     "CLAIM_TTL_SECONDS",
     "MAX_ATTEMPTS",
     "MAX_FAILURES",
+    "HEALTH_CHECK_INTERVAL",
     "CommitStatus",
     "Receipt",
     "RedisCartStore",
@@ -40,12 +42,50 @@ __all__ = [
 ]
 
 
+HEALTH_CHECK_INTERVAL = 1.0
+"""Seconds a pooled connection may sit idle before it is checked (PING) ahead of its next command."""
+
+
+@cache
+def _fresh_connection_class() -> type:
+    from redis.asyncio.connection import Connection
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    class FreshConnection(Connection):
+        """A pooled connection that is made again when its server went away while it sat idle.
+
+        After a Redis restart every idle connection in the pool is dead. Without this, each one
+        fails the first command given to it, long after Redis is back, and every such failure
+        sends a turn back (and may repeat a message already sent). The failed health check runs
+        before the command is written, so connecting again cannot run anything twice.
+        """
+
+        remaking = False
+
+        async def check_health(self) -> None:
+            try:
+                await super().check_health()
+            except (ConnectionError, TimeoutError):
+                if self.remaking:  # the new connection's own handshake failed: Redis is down
+                    raise
+                self.remaking = True
+                try:
+                    await self.disconnect()
+                    await self.connect()
+                finally:
+                    self.remaking = False
+
+    return FreshConnection
+
+
 def connect(url: str, **options: Any) -> Any:
     """A ``redis.asyncio.Redis`` for ``url`` that decodes replies and never retries on its own.
 
     The queue's scripts are not all idempotent, so a command must not be silently re-sent
-    after a dropped connection; callers retry whole steps instead. Nothing connects until
-    the first command.
+    after a dropped connection; callers retry whole steps instead. A connection idle for over
+    :data:`HEALTH_CHECK_INTERVAL` is checked before it carries a command and made again if its
+    server went away (a restart), which is safe: nothing was sent on it. Nothing connects
+    until the first command.
     """
     from redis.asyncio import Redis
     from redis.asyncio.retry import Retry
@@ -53,7 +93,8 @@ def connect(url: str, **options: Any) -> Any:
 
     settings: dict[str, Any] = {
         "decode_responses": True, "retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 5.0,
-        "socket_timeout": 15.0, "health_check_interval": 10,
+        "socket_timeout": 15.0, "health_check_interval": HEALTH_CHECK_INTERVAL,
+        "connection_class": _fresh_connection_class(),
     }
     settings.update(options)
     return Redis.from_url(url, **settings)
