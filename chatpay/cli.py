@@ -96,19 +96,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_FAIL
 
 
-async def _runtime(business: str | None, catalog: Path | None, currency: str | None, store: Path | None = None) -> Any:
+def _build(business: str | None) -> Any:
+    """The configured runtime (its Mongo stores create their indexes as they are made)."""
     from chatpay.bootstrap import build
     from chatpay.config import load_settings
 
     settings = load_settings()
     if business:
         settings = settings.with_overrides(business_id=business)
-    runtime = build(settings)
-    if catalog is not None:
-        if runtime.database is not None:
-            from chatpay.adapters.mongo import ensure_indexes
+    return build(settings)
 
-            ensure_indexes(runtime.database)
+
+async def _runtime(business: str | None, catalog: Path | None, currency: str | None, store: Path | None = None) -> Any:
+    runtime = _build(business)
+    if catalog is not None:
         await runtime.load_catalog_file(catalog, currency=currency, store_file=store)
     else:
         await runtime.start()
@@ -149,15 +150,7 @@ async def _catalog_import(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from chatpay.bootstrap import build
-    from chatpay.config import load_settings
-
-    settings = load_settings().with_overrides(business_id=args.business)
-    runtime = build(settings)
-    if runtime.database is not None:
-        from chatpay.adapters.mongo import ensure_indexes
-
-        ensure_indexes(runtime.database)
+    runtime = _build(args.business)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]importing[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True,

@@ -99,14 +99,12 @@ class TurnService:
                 reply = await self.engine.run_agent(agent_name, ctx)
                 span.attrs.update(ctx.span_attrs)
             error = None
-        except ChatPayError as exc:
-            log.warning("turn failed", extra={"turn_id": turn.turn_id, "error": repr(exc)})
-            decision = getattr(ctx, "decision", None) or RouteDecision.fallback(str(exc))
-            reply = Reply("Sorry, something went wrong on our side. Please try again in a moment.")
-            error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # the turn boundary: record, never crash the caller
-            log.exception("turn crashed", extra={"turn_id": turn.turn_id})
-            decision = getattr(ctx, "decision", None) or RouteDecision.fallback(repr(exc))
+            if isinstance(exc, ChatPayError):
+                log.warning("turn failed", extra={"turn_id": turn.turn_id, "error": repr(exc)})
+            else:
+                log.exception("turn crashed", extra={"turn_id": turn.turn_id})
+            decision = ctx.decision or RouteDecision.fallback(repr(exc))
             reply = Reply("Sorry, something went wrong on our side. Please try again in a moment.")
             error = f"{type(exc).__name__}: {exc}"
         with trace.span("save"):

@@ -45,12 +45,6 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture
-def bot_api() -> Iterator[BotApiDouble]:
-    with BotApiDouble() as double:
-        yield double
-
-
 class Fleet:
     """Worker slots; each incarnation gets a fresh WORKER_ID."""
 

@@ -37,12 +37,6 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture
-def bot_api() -> Iterator[BotApiDouble]:
-    with BotApiDouble() as double:
-        yield double
-
-
 def serving(r: redis.Redis, worker_id: str) -> bool:
     return any(w.startswith(f"{worker_id}.") for w in r.smembers(f"{QUEUE}:workers"))
 

@@ -276,14 +276,10 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
         names = ", ".join(f"**{catalog.get(h).name}**" for h in in_cart if catalog.get(h))  # type: ignore[union-attr]
         said.append(f"Which item should I remove? Your cart has {names}.")
         rows = tuple(
-            (Button(f"➖ {p.name[:40]}", f"r|{_key(p)}"),) for h in in_cart if (p := catalog.get(h)) is not None
+            (Button(f"➖ {p.name[:40]}", f"r|{product_key(p.handle)}"),) for h in in_cart if (p := catalog.get(h)) is not None
         )
         return _finish(ctx, said, buttons=rows[:8])
     return _finish(ctx, said)
-
-
-def _key(product: Product) -> str:
-    return product_key(product.handle)
 
 
 async def cart_view_agent(ctx: AgentContext) -> Reply:

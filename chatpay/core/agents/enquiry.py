@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Sequence
 
-from chatpay.core.agents import VIEW_CART, AgentContext, add_button
+from chatpay.core.agents import VIEW_CART, AgentContext, add_button, resolve_key
 from chatpay.core.cartparse import match_variant
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.errors import ModelError
@@ -103,8 +103,6 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
     assert ctx.catalog is not None
     catalog = ctx.catalog
     if ctx.turn.callback_data and ctx.turn.callback_data.startswith("i|"):
-        from chatpay.core.agents import resolve_key
-
         product = resolve_key(catalog, ctx.turn.callback_data.split("|")[1])
         if product is not None:
             return _about(ctx, product, [])
