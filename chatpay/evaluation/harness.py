@@ -49,17 +49,36 @@ class StoreSpec:
         return path if path.is_file() else None
 
 
-def known_stores() -> dict[str, StoreSpec]:
-    """The bundled demo store and the second shop, with their cases under ``evals/cases``."""
+SHOPS_FILE = EVALS / "shops.json"
+
+
+def shop_splits() -> dict[str, list[str]]:
+    """``evals/shops.json``: the development, locked test and reference stores by name."""
+    import json
+
+    try:
+        data = json.loads(SHOPS_FILE.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"dev": [], "test": [], "reference": ["demo"]}
+    return {k: list(data.get(k, [])) for k in ("dev", "test", "reference")}
+
+
+def store_spec(name: str) -> StoreSpec:
+    """A bundled store by name: ``fixtures/<name>/`` (catalog and profile) and ``evals/cases/<name>/``."""
     from chatpay.resources import fixtures_dir
 
-    base = fixtures_dir()
-    return {
-        "demo": StoreSpec("demo", base / "demo" / "products.json", base / "demo" / "store.json",
-                          cases_dir=EVALS / "cases" / "demo"),
-        "bikes": StoreSpec("bikes", base / "bikes" / "catalog.json", base / "bikes" / "store.json",
-                           cases_dir=EVALS / "cases" / "bikes"),
-    }
+    base = fixtures_dir() / name
+    catalog = next((base / f for f in ("products.json", "catalog.json") if (base / f).is_file()),
+                   base / "catalog.json")
+    profile = base / "store.json"
+    return StoreSpec(name, catalog, profile if profile.is_file() else None, cases_dir=EVALS / "cases" / name)
+
+
+def known_stores(*, include_test: bool = False) -> dict[str, StoreSpec]:
+    """The reference and development stores (and the locked test stores when asked for)."""
+    splits = shop_splits()
+    names = splits["reference"] + splits["dev"] + (splits["test"] if include_test else [])
+    return {name: store_spec(name) for name in names if (EVALS / "cases" / name).is_dir()}
 
 
 def cassette_path(cases: Path, suite: str) -> Path | None:
