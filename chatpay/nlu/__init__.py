@@ -1,0 +1,1 @@
+"""Language understanding: words, the catalog lexicon, the sentence encoder port, fitted decisions."""

@@ -1,0 +1,106 @@
+"""Fitted decisions, loaded from a versioned artefact shipped in the package.
+
+``scripts/fit_nlu.py`` fits, on the development shops, two logistic regressions per encoder
+and writes them to ``artefacts/<encoder>.json``:
+
+* the **ranker**: the probability that a candidate product is one the shopper asked for,
+  from lexical and dense features (:data:`chatpay.nlu.search.RANK_FEATURES`);
+* the **abstainer**: the probability that the shop sells nothing that fits, from the
+  question's best candidates (:data:`chatpay.nlu.search.ABSTAIN_FEATURES`), with the
+  threshold chosen on leave-one-shop-out predictions.
+
+Each has a lexical-only twin for when no encoder runs. Nothing is fitted at start-up; loading
+needs numpy alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from chatpay.core.errors import ConfigError
+
+ARTEFACT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """A standardised logistic regression: ``sigmoid(((x - mean) / scale) . coef + intercept)``."""
+
+    features: tuple[str, ...]
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"features": list(self.features), "coef": self.coef.round(6).tolist(),
+                "intercept": round(self.intercept, 6), "mean": self.mean.round(6).tolist(),
+                "scale": self.scale.round(6).tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Logistic:
+        return cls(tuple(data["features"]), np.asarray(data["coef"], dtype=np.float64), float(data["intercept"]),
+                   np.asarray(data["mean"], dtype=np.float64), np.asarray(data["scale"], dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class FittedModels:
+    """The ranker and abstainer for one encoder (and their lexical-only twins)."""
+
+    encoder: str
+    ranker: Logistic
+    ranker_lexical: Logistic
+    abstainer: Logistic
+    abstainer_lexical: Logistic
+    abstain_threshold: float
+    meta: dict[str, Any]
+
+    def rank(self, features: np.ndarray, *, dense: bool) -> np.ndarray:
+        if len(features) == 0:
+            return np.zeros(0)
+        model = self.ranker if dense else self.ranker_lexical
+        return model(features.astype(np.float64))
+
+    def abstain(self, features: np.ndarray, *, dense: bool) -> float:
+        model = self.abstainer if dense else self.abstainer_lexical
+        return float(model(features.astype(np.float64)[None, :])[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": ARTEFACT_VERSION, "encoder": self.encoder, "ranker": self.ranker.to_json(),
+                "ranker_lexical": self.ranker_lexical.to_json(), "abstainer": self.abstainer.to_json(),
+                "abstainer_lexical": self.abstainer_lexical.to_json(),
+                "abstain_threshold": round(self.abstain_threshold, 4), "meta": self.meta}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FittedModels:
+        if data.get("version") != ARTEFACT_VERSION:
+            raise ConfigError("fitted models", f"artefact version {data.get('version')!r}, expected {ARTEFACT_VERSION}")
+        return cls(str(data["encoder"]), Logistic.from_json(data["ranker"]),
+                   Logistic.from_json(data["ranker_lexical"]), Logistic.from_json(data["abstainer"]),
+                   Logistic.from_json(data["abstainer_lexical"]), float(data["abstain_threshold"]),
+                   dict(data.get("meta", {})))
+
+
+def artefact_name(encoder: str) -> str:
+    return f"search-{encoder}.json"
+
+
+@lru_cache(maxsize=8)
+def load_models(encoder: str) -> FittedModels:
+    """The shipped models fitted for ``encoder`` (``lexical`` when no encoder runs)."""
+    name = artefact_name(encoder if encoder != "lexical" else "all-minilm-l6-v2-int8")
+    try:
+        raw = resources.files("chatpay.nlu").joinpath("artefacts", name).read_text(encoding="utf-8")
+        return FittedModels.from_json(json.loads(raw))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError("fitted models", f"cannot read artefacts/{name}: {exc}; run scripts/fit_nlu.py") from exc

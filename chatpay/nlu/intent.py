@@ -1,0 +1,156 @@
+"""The intent classifier: a logistic regression fitted offline, shipped as an artefact.
+
+Features are read from the delexicalised message (product names replaced by ``PRODUCT``,
+variant values by ``VARIANT``), so no shop's vocabulary carries intent: Snowball stems and
+stem bigrams, character n-grams inside words (typos, Russian endings), the first and last
+words, and the message's shape. ``scripts/fit_intent.py`` fits it on the phrasings under
+``lang/<code>/intents*.jsonl`` (written for the purpose, never eval text) with scikit-learn and
+writes ``artefacts/intent.npz``; loading needs numpy alone and trains nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from chatpay.core.errors import ConfigError
+from chatpay.core.turns import INTENTS
+from chatpay.nlu.text import LANGUAGES, stem, tokens
+
+PLACEHOLDERS = {"PRODUCT": "‹p›", "VARIANT": "‹v›"}
+QUESTION_STEMS = frozenset(stem(w) for w in (
+    "what which how do does is are can could any where when who why whose "
+    "что какой какая какие как где когда можно есть ли сколько почему чем кто"
+).split())
+ARTEFACT = "intent.npz"
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    intent: str
+
+
+def training_files() -> list[tuple[str, str]]:
+    """(language, file name) of every bundled training file."""
+    out = []
+    for lang in LANGUAGES:
+        folder = resources.files("chatpay.nlu").joinpath("lang", lang)
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name.startswith("intents") and entry.name.endswith(".jsonl"):
+                out.append((lang, entry.name))
+    return out
+
+
+def load_training_data() -> list[Example]:
+    """Every bundled phrasing, all languages."""
+    out = []
+    for lang, name in training_files():
+        raw = resources.files("chatpay.nlu").joinpath("lang", lang, name).read_text(encoding="utf-8")
+        for line in raw.splitlines():
+            if line.strip():
+                obj = json.loads(line)
+                out.append(Example(obj["text"], obj["intent"]))
+    return out
+
+
+def words(text: str) -> list[str]:
+    """Folded tokens, with the placeholders kept as markers of their own."""
+    out: list[str] = []
+    for raw in text.split():
+        core = raw.strip(".,!?;:()\"'«»")
+        if core in PLACEHOLDERS:
+            out.append(PLACEHOLDERS[core])
+        else:
+            out.extend(tokens(raw))
+    return out
+
+
+def features(text: str) -> list[str]:
+    ws = words(text)
+    stems = [w if w.startswith("‹") else stem(w) for w in ws]
+    feats = ["bias"]
+    for i, s in enumerate(stems):
+        feats.append(f"w:{s}")
+        if i + 1 < len(stems):
+            feats.append(f"b:{s}_{stems[i + 1]}")
+        w = ws[i]
+        if not w.startswith("‹") and len(w) > 2 and not w[0].isdigit():
+            padded = f"<{w}>"
+            for n in (3, 4):
+                feats.extend(f"c{n}:{padded[j:j + n]}" for j in range(len(padded) - n + 1))
+    if stems:
+        feats.append(f"first:{stems[0]}")
+        feats.append(f"last:{stems[-1]}")
+        if len(stems) > 1:
+            feats.append(f"first2:{stems[0]}_{stems[1]}")
+    if "?" in text or (stems and stems[0] in QUESTION_STEMS):
+        feats.append("shape:question")
+    feats.append(f"len:{min(len(stems), 8)}")
+    if any(w.isdigit() for w in ws):
+        feats.append("has:number")
+    return feats
+
+
+class FittedIntentClassifier:
+    """Softmax over sparse features with fitted weights; ``predict`` as the router expects.
+
+    Args:
+        labels: the intents, in the weight matrix's column order.
+        vocabulary: feature name -> row of ``weights``.
+        weights: (features, labels) float32.
+        bias: (labels,) intercepts.
+    """
+
+    def __init__(self, labels: Sequence[str], vocabulary: dict[str, int], weights: np.ndarray,
+                 bias: np.ndarray, meta: dict[str, object] | None = None) -> None:
+        self.labels = list(labels)
+        self.vocabulary = vocabulary
+        self.weights = weights
+        self.bias = bias
+        self.meta = meta or {}
+
+    def scores(self, text: str) -> np.ndarray:
+        rows = [self.vocabulary[f] for f in features(text) if f in self.vocabulary]
+        z = self.bias.astype(np.float64) + (self.weights[rows].sum(axis=0) if rows else 0.0)
+        z = z - z.max()
+        e = np.exp(z)
+        return e / e.sum()
+
+    def predict(self, text: str) -> list[tuple[str, float]]:
+        """Labels with probabilities, best first."""
+        p = self.scores(text)
+        return sorted(((lab, float(v)) for lab, v in zip(self.labels, p, strict=True)), key=lambda t: -t[1])
+
+    def save(self, path: Any) -> None:
+        names = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
+        np.savez_compressed(
+            path, labels=np.array(self.labels), names=np.array(names), weights=self.weights.astype(np.float16),
+            bias=self.bias.astype(np.float32), meta=np.array(json.dumps(self.meta)),
+        )
+
+    @classmethod
+    def load_file(cls, handle: Any) -> FittedIntentClassifier:
+        with np.load(handle, allow_pickle=False) as data:
+            names = [str(n) for n in data["names"]]
+            return cls([str(x) for x in data["labels"]], {n: i for i, n in enumerate(names)},
+                       data["weights"].astype(np.float32), data["bias"], json.loads(str(data["meta"])))
+
+
+@lru_cache(maxsize=1)
+def default_intent_classifier() -> FittedIntentClassifier:
+    """The shipped classifier (``artefacts/intent.npz``)."""
+    try:
+        with resources.files("chatpay.nlu").joinpath("artefacts", ARTEFACT).open("rb") as fh:
+            clf = FittedIntentClassifier.load_file(fh)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError("intent classifier", f"cannot read artefacts/{ARTEFACT}: {exc}; run scripts/fit_intent.py") from exc
+    if sorted(clf.labels) != sorted(INTENTS):
+        raise ConfigError("intent classifier", f"artefact labels {clf.labels} are not {list(INTENTS)}")
+    return clf

@@ -1,0 +1,345 @@
+"""Catalog search: the merchant's lexicon and a sentence encoder, combined by fitted models.
+
+One :class:`CatalogSearch` serves every business; per business it keeps a prepared index for
+one catalog version (lexicon, product vectors, policy keywords). A search:
+
+1. parses the question (:mod:`chatpay.nlu.query`): content words, cues, a price budget;
+2. answers questions about the whole shop, or naming the shop, with an overview;
+3. gathers candidates: the best by BM25 over the lexicon and the nearest by cosine;
+4. scores each candidate with the fitted ranker (:mod:`chatpay.nlu.fitted`) over features
+   such as coverage of the question in strong fields, name precision, head match and cosine;
+5. decides with the fitted abstainer whether the shop sells the thing at all;
+6. answers a policy question ("do you ship to Spain?") from the store's own policy keywords.
+
+The dense side is optional: without an encoder the ranker's lexical-only model is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+from chatpay.core.catalog import Catalog, PolicyDoc, Product
+from chatpay.core.errors import ConfigError, ModelError
+from chatpay.core.ports import Embedder
+from chatpay.core.retrieval.results import PolicyHit, ProductHit, RetrievalResult
+from chatpay.nlu.fitted import FittedModels, load_models
+from chatpay.nlu.lexicon import BM25_K1, CatalogLexicon, ReadQuery
+from chatpay.nlu.query import ParsedQuery, parse
+from chatpay.nlu.text import is_stopword, stem, tokens
+
+log = logging.getLogger(__name__)
+
+CANDIDATES = 40  # from each side; the ranker re-scores their union
+DENSE_TEXT_CHARS = 240
+EMBED_BATCH = 256
+OVERVIEW_CONFIDENCE = 0.9
+
+RANK_FEATURES = (
+    "bm25_rel", "bm25_norm", "cov_strong", "cov_any", "cov_name", "cov_type", "name_precision",
+    "head_strong", "head_any", "cos", "cos_gap", "cos_rank", "bm25_rank", "unknown_share",
+    "available", "strong_x_cos",
+)
+ABSTAIN_FEATURES = (
+    "top_p", "second_p", "top_cos", "max_cos", "top_strong", "max_strong", "unknown_share",
+    "known_terms", "head_strong_df", "recommend", "budget", "desc_only", "p_gap", "dense_lead", "top_any",
+    "unknown_number",
+)
+
+
+def dense_text(q: ParsedQuery, read: ReadQuery) -> str:
+    """What the encoder reads of a question: the text as written, with its typos corrected."""
+    fixes = {t.original: t.surface for t in read.terms if t.corrected}
+    if not fixes:
+        return q.text
+    return " ".join(fixes.get(w, w) for w in q.words)
+
+
+def product_text(p: Product) -> str:
+    """What the encoder embeds for a product: name, type, tags, options, start of the description."""
+    desc = p.description
+    if len(desc) > DENSE_TEXT_CHARS:
+        desc = desc[:DENSE_TEXT_CHARS].rsplit(" ", 1)[0]
+    options = ", ".join(sorted({v.title for v in p.variants if not v.is_default}))
+    return ". ".join(part for part in (p.name, p.product_type, ", ".join(p.tags), options, desc) if part)
+
+
+def spread(catalog: Catalog) -> tuple[str, ...]:
+    """Every handle, round-robin across categories, available products first."""
+    groups = [sorted(items, key=lambda p: not p.available) for items in catalog.categories().values()]
+    out: list[str] = []
+    for i in range(max((len(g) for g in groups), default=0)):
+        out.extend(g[i].handle for g in groups if i < len(g))
+    return tuple(out)
+
+
+def _policy_phrases(policy: PolicyDoc) -> list[tuple[str, ...]]:
+    phrases = [tuple(stem(t) for t in tokens(k) if not is_stopword(t)) for k in policy.keywords]
+    phrases.append(tuple(stem(t) for t in tokens(policy.title) if not is_stopword(t)))
+    return [p for p in phrases if p]
+
+
+@dataclass
+class PreparedCatalog:
+    business_id: str
+    version: int
+    size: int
+    products: tuple[Product, ...]
+    lexicon: CatalogLexicon
+    vectors: np.ndarray | None  # (size, dim) unit rows
+    prices: np.ndarray  # lowest available price per product, major units
+    available: np.ndarray
+    policies: tuple[PolicyDoc, ...]
+    policy_phrases: tuple[list[tuple[str, ...]], ...]
+    overview: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Candidates with their features and fitted scores (for evals, fitting and traces)."""
+
+    docs: np.ndarray
+    features: np.ndarray  # (n, len(RANK_FEATURES))
+    probs: np.ndarray
+    abstain_features: np.ndarray
+    p_not_sold: float
+
+
+class CatalogSearch:
+    """Finds a business's products and policies for a shopper's words.
+
+    Args:
+        encoder: the dense side (an :class:`~chatpay.core.ports.Embedder`); ``None`` runs lexical-only.
+        models: fitted ranker and abstainer; the shipped artefact for the encoder when omitted.
+    """
+
+    def __init__(self, encoder: Embedder | None, models: FittedModels | None = None) -> None:
+        self.encoder = encoder
+        self.models = models or load_models(encoder.name if encoder is not None else "lexical")
+        self._prepared: dict[str, PreparedCatalog] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def prepare(self, catalog: Catalog) -> None:
+        await self._get(catalog)
+
+    def prepared_version(self, business_id: str) -> int | None:
+        p = self._prepared.get(business_id)
+        return p.version if p else None
+
+    async def _get(self, catalog: Catalog) -> PreparedCatalog:
+        cached = self._prepared.get(catalog.business_id)
+        if cached and cached.version == catalog.version and cached.size == len(catalog):
+            return cached
+        lock = self._locks.setdefault(catalog.business_id, asyncio.Lock())
+        async with lock:
+            cached = self._prepared.get(catalog.business_id)
+            if cached and cached.version == catalog.version and cached.size == len(catalog):
+                return cached
+            built = await self.build(catalog)
+            self._prepared[catalog.business_id] = built
+            return built
+
+    async def build(self, catalog: Catalog, vectors: np.ndarray | None = None) -> PreparedCatalog:
+        """Index ``catalog``; ``vectors`` are its product vectors when already computed."""
+        products = tuple(catalog)
+        lexicon = await asyncio.to_thread(CatalogLexicon, catalog) if len(products) > 3000 else CatalogLexicon(catalog)
+        if vectors is None and self.encoder is not None and products:
+            try:
+                vectors = await self._embed_all([product_text(p) for p in products])
+            except (ModelError, ConfigError) as exc:
+                log.warning("embedding failed; search runs lexical-only",
+                            extra={"business_id": catalog.business_id, "error": repr(exc)})
+                vectors = None
+        prices = np.array([float(p.price.to_decimal()) for p in products], dtype=np.float64)
+        available = np.array([p.available for p in products], dtype=bool)
+        log.info("indexed catalog", extra={"business_id": catalog.business_id, "version": catalog.version,
+                                           "products": len(products), "dense": vectors is not None})
+        return PreparedCatalog(
+            catalog.business_id, catalog.version, len(products), products, lexicon, vectors, prices, available,
+            catalog.policies, tuple(_policy_phrases(p) for p in catalog.policies), spread(catalog),
+        )
+
+    async def _embed_all(self, texts: list[str]) -> np.ndarray:
+        assert self.encoder is not None
+        parts = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            parts.append(np.asarray((await self.encoder.embed(texts[start : start + EMBED_BATCH])).vectors,
+                                    dtype=np.float32))
+        return np.vstack(parts)
+
+    async def embed_query(self, text: str) -> np.ndarray | None:
+        if self.encoder is None or not text.strip():
+            return None
+        try:
+            return np.asarray((await self.encoder.embed([text])).vectors[0], dtype=np.float32)
+        except (ModelError, ConfigError) as exc:
+            log.warning("query embedding failed; lexical-only", extra={"error": repr(exc)})
+            return None
+
+    # ------------------------------------------------------------------ search
+
+    async def search(self, catalog: Catalog, query: str, *, k: int = 6) -> RetrievalResult:
+        """Rank ``catalog``'s products (or policies) for ``query``; at most ``k`` products."""
+        prepared = await self._get(catalog)
+        q = parse(query)
+        content_query = " ".join(q.content)
+        if self._asks_overview(q, prepared):
+            return self._overview(query, content_query, prepared, k)
+        read = prepared.lexicon.read(q.content)
+        vector = await self.embed_query(dense_text(q, read)) if prepared.vectors is not None else None
+        scored = self.score(prepared, q, read, vector)
+        policy = self._policy(prepared, read, scored)
+        if policy is not None:
+            return RetrievalResult(query, content_query, "policy", (), (policy,), 0.8)
+        order = np.argsort(-scored.probs, kind="stable")[:k]
+        hits = tuple(
+            ProductHit(prepared.products[int(scored.docs[i])].handle, round(float(scored.probs[i]), 4),
+                       round(float(scored.features[i, RANK_FEATURES.index("cov_strong")]), 4),
+                       round(float(scored.features[i, RANK_FEATURES.index("cos")]), 4))
+            for i in order
+        )
+        corrected = read.corrected_text or content_query
+        if not hits or scored.p_not_sold >= self.models.abstain_threshold:
+            return RetrievalResult(query, corrected, "none", (), (), round(scored.p_not_sold, 4))
+        confidence = float(scored.probs[order[0]]) * (1.0 - scored.p_not_sold)
+        return RetrievalResult(query, corrected, "products", hits, (), round(confidence, 4))
+
+    def _asks_overview(self, q: ParsedQuery, prepared: PreparedCatalog) -> bool:
+        if "overview" in q.cues and not q.content:
+            return True
+        content = {stem(w) for w in q.content}
+        if content and prepared.lexicon.store_stems and content <= prepared.lexicon.store_stems:
+            return True  # "tell me about <the shop's name>"
+        return "overview" in q.cues and all(prepared.lexicon.strong_df(s) == 0 for s in content)
+
+    def _overview(self, query: str, content: str, prepared: PreparedCatalog, k: int) -> RetrievalResult:
+        handles = prepared.overview[: min(prepared.size, max(k, 3))]
+        if not handles:
+            return RetrievalResult(query, content, "none", (), (), 1.0)
+        return RetrievalResult(query, content, "overview", tuple(ProductHit(h, 1.0, 0.0, 0.0) for h in handles),
+                               (), OVERVIEW_CONFIDENCE)
+
+    def _policy(self, prepared: PreparedCatalog, read: ReadQuery, scored: Scored) -> PolicyHit | None:
+        """A policy whose keyword the question says in full, unless a product explains those words better.
+
+        A rule, not a fitted decision: no development shop labels policy questions yet. It
+        needs the merchant's own keyword, so it cannot fire on words the shop never chose.
+        """
+        stems = read.stems
+        if not stems or not prepared.policies:
+            return None
+        best: tuple[float, int] | None = None
+        for i, phrases in enumerate(prepared.policy_phrases):
+            covered: set[str] = set()
+            for phrase in phrases:
+                n = len(phrase)
+                if any(tuple(stems[j : j + n]) == phrase for j in range(len(stems) - n + 1)):
+                    covered.update(phrase)
+            if covered:
+                share = len(covered) / len(stems)
+                if best is None or share > best[0]:
+                    best = (share, i)
+        if best is None:
+            return None
+        top_strong = float(scored.abstain_features[ABSTAIN_FEATURES.index("top_strong")])
+        if top_strong > best[0] + 1e-9:
+            return None
+        policy = prepared.policies[best[1]]
+        return PolicyHit(policy.id, policy.title, round(best[0], 4))
+
+    def candidates(self, prepared: PreparedCatalog, read: ReadQuery, vector: np.ndarray | None) -> np.ndarray:
+        picks: list[np.ndarray] = []
+        if read.bm25 is not None and prepared.size:
+            nonzero = np.flatnonzero(read.bm25)
+            if len(nonzero) > CANDIDATES:
+                nonzero = nonzero[np.argpartition(-read.bm25[nonzero], CANDIDATES)[:CANDIDATES]]
+            picks.append(nonzero)
+        if vector is not None and prepared.vectors is not None and prepared.size:
+            cos = prepared.vectors @ vector
+            n = min(CANDIDATES, prepared.size)
+            picks.append(np.argpartition(-cos, n - 1)[:n] if n < prepared.size else np.arange(prepared.size))
+        if not picks:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(picks)).astype(np.int64)
+
+    def score(self, prepared: PreparedCatalog, q: ParsedQuery, read: ReadQuery,
+              vector: np.ndarray | None) -> Scored:
+        """Features and fitted scores for the candidates of one question."""
+        docs = self.candidates(prepared, read, vector)
+        if q.has_budget:
+            budget_docs = np.flatnonzero(self._in_budget(prepared, q))
+            if not q.content:  # "something under 30": anything in the budget, nearest in meaning first
+                docs = budget_docs
+            docs = docs[np.isin(docs, budget_docs)]
+        n = len(docs)
+        known = [t for t in read.terms if t.known]
+        unknown_idf = math.log(1 + prepared.size + 0.5) if prepared.size else 1.0
+        total_idf = sum(t.idf for t in known) + unknown_idf * (len(read.terms) - len(known))
+        unknown_share = (unknown_idf * (len(read.terms) - len(known)) / total_idf) if total_idf else 0.0
+        f = np.zeros((n, len(RANK_FEATURES)), dtype=np.float32)
+        cos_all = prepared.vectors @ vector if vector is not None and prepared.vectors is not None else None
+        if n:
+            bm25 = read.bm25[docs] if read.bm25 is not None else np.zeros(n, dtype=np.float32)
+            top_bm25 = float(read.bm25.max()) if read.bm25 is not None and read.bm25.size else 0.0
+            f[:, 0] = bm25 / top_bm25 if top_bm25 > 0 else 0.0
+            f[:, 1] = bm25 / (sum(t.idf for t in known) * (BM25_K1 + 1)) if known else 0.0
+            cov = prepared.lexicon.coverage(read, docs, unknown_idf)
+            f[:, 2], f[:, 3], f[:, 4], f[:, 5] = cov["strong"], cov["any"], cov["name"], cov["type"]
+            f[:, 6], f[:, 7], f[:, 8] = cov["name_precision"], cov["head_strong"], cov["head_any"]
+            if cos_all is not None:
+                cos = cos_all[docs]
+                f[:, 9] = cos
+                f[:, 10] = cos - float(cos_all.max())
+                rank = np.argsort(np.argsort(-cos_all, kind="stable"), kind="stable")[docs]
+                f[:, 11] = 1.0 / (1.0 + rank)
+            bm_rank = np.argsort(np.argsort(-bm25, kind="stable"), kind="stable")
+            f[:, 12] = np.where(bm25 > 0, 1.0 / (1.0 + bm_rank), 0.0)
+            f[:, 13] = unknown_share
+            f[:, 14] = prepared.available[docs]
+            f[:, 15] = f[:, 2] * f[:, 9]
+        probs = self.models.rank(f, dense=cos_all is not None)
+        a = np.zeros(len(ABSTAIN_FEATURES), dtype=np.float32)
+        order = np.argsort(-probs, kind="stable")
+        if n:
+            top = order[0]
+            a[0] = probs[top]
+            a[1] = probs[order[1]] if n > 1 else 0.0
+            a[2] = f[top, 9]
+            a[3] = float(cos_all.max()) if cos_all is not None else 0.0
+            a[4] = f[top, 2]
+            a[5] = float(f[order[:3], 2].max())
+            a[11] = float(f[top, 3] - f[top, 2])
+            a[12] = a[0] - a[1]
+            a[14] = f[top, 3]
+        a[6] = unknown_share
+        a[7] = min(len(known), 4) / 4.0
+        head = read.terms[-1] if read.terms else None
+        a[8] = math.log1p(prepared.lexicon.strong_df(head.stem)) if head is not None else 0.0
+        if cos_all is not None and len(cos_all) > 1:
+            two = np.partition(cos_all, len(cos_all) - 2)[-2:]
+            a[13] = float(two[1] - two[0])
+        a[15] = 1.0 if any(not t.known and t.surface[0].isdigit() for t in read.terms) else 0.0
+        a[9] = 1.0 if "recommend" in q.cues or "compare" in q.cues else 0.0
+        a[10] = 1.0 if q.has_budget else 0.0
+        p_not_sold = self.models.abstain(a, dense=cos_all is not None) if n else 1.0
+        return Scored(docs, f, probs, a, p_not_sold)
+
+    @staticmethod
+    def _in_budget(prepared: PreparedCatalog, q: ParsedQuery) -> np.ndarray:
+        ok = prepared.available.copy()
+        if q.max_price is not None:
+            ok &= prepared.prices <= float(q.max_price)
+        if q.min_price is not None:
+            ok &= prepared.prices >= float(q.min_price)
+        return ok
+
+
+def budget_of(text: str) -> tuple[Decimal | None, Decimal | None]:
+    """The (min, max) price a question allows, in major units."""
+    q = parse(text)
+    return q.min_price, q.max_price

@@ -1,0 +1,325 @@
+"""Fit the search's ranker and abstainer on the development shops; report leave-one-shop-out.
+
+    python scripts/fit_nlu.py                      # fit, print the LOSO table, write the artefact
+    python scripts/fit_nlu.py --encoder static     # the distilled static model instead of MiniLM
+    python scripts/fit_nlu.py --no-write           # only the report
+    python scripts/fit_nlu.py --score-test         # also score the locked test shops (once, at the end)
+
+Data: the retrieval cases of the ``dev`` shops in ``evals/shops.json`` (list and ``NONE``
+cases; ``ALL`` questions are the overview's). The locked ``test`` shops and the reference
+stores are never fitted on. For each shop left out, the ranker is fitted on the others and
+scores it; the abstainer is fitted on the others' out-of-fold features (stacking), so every
+reported figure comes from models that never saw that shop. The shipped artefact is fitted
+on every dev shop, with the abstention threshold that maximised balanced accuracy out of fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sklearn.linear_model import LogisticRegression
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from chatpay.catalog_files import load_catalog_file, load_store_profile  # noqa: E402
+from chatpay.evaluation.cases import load_cases  # noqa: E402
+from chatpay.evaluation.harness import shop_splits, store_spec  # noqa: E402
+from chatpay.nlu.fitted import FittedModels, Logistic, artefact_name  # noqa: E402
+from chatpay.nlu.query import parse  # noqa: E402
+from chatpay.nlu.search import ABSTAIN_FEATURES, RANK_FEATURES, CatalogSearch, PreparedCatalog, dense_text  # noqa: E402
+
+ARTEFACTS = REPO / "chatpay" / "nlu" / "artefacts"
+LEXICAL_ONLY = [i for i, f in enumerate(RANK_FEATURES) if f not in ("cos", "cos_gap", "cos_rank", "strong_x_cos")]
+ABSTAIN_LEXICAL = [i for i, f in enumerate(ABSTAIN_FEATURES) if f not in ("top_cos", "max_cos")]
+
+
+@dataclass
+class Query:
+    shop: str
+    text: str
+    expected: Any  # tuple of handles or "NONE"
+    parsed: Any
+    read: Any
+    vector: np.ndarray | None
+    docs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, len(RANK_FEATURES))))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def encoder_for(name: str) -> Any:
+    if name == "minilm":
+        from chatpay.adapters.encoders.onnx_minilm import OnnxMiniLMEncoder
+
+        return OnnxMiniLMEncoder()
+    if name == "static":
+        from chatpay.adapters.local_embedder import LocalEmbedder
+
+        return LocalEmbedder()
+    if name == "none":
+        return None
+    raise SystemExit(f"unknown encoder {name!r}")
+
+
+class _Placeholder:
+    """Feature extraction needs models; before fitting, any will do (only features are kept)."""
+
+    abstain_threshold = 0.5
+
+    def rank(self, f: np.ndarray, *, dense: bool) -> np.ndarray:
+        return f[:, 0].astype(np.float64) if len(f) else np.zeros(0)
+
+    def abstain(self, a: np.ndarray, *, dense: bool) -> float:
+        return 0.0
+
+
+async def load_shop(name: str, search: CatalogSearch) -> tuple[PreparedCatalog, list[Query]]:
+    spec = store_spec(name)
+    profile = load_store_profile(spec.profile) if spec.profile else None
+    catalog = load_catalog_file(spec.catalog, business_id=name, currency=profile.currency if profile else None,
+                                default_currency=profile.currency if profile else None)
+    if profile:
+        from dataclasses import replace
+
+        catalog = replace(catalog, policies=profile.policies, store_name=profile.name)
+    prepared = await search.build(catalog)
+    cases = load_cases("retrieval", spec.cases("retrieval"))
+    queries = []
+    for case in cases:
+        if case.expected == "ALL" or (case.expected != "NONE" and any(h.startswith("policy:") for h in case.expected)):
+            continue  # the overview's and the policies' questions, not the ranker's
+        q = parse(case.query)
+        read = prepared.lexicon.read(q.content)
+        vector = await search.embed_query(dense_text(q, read)) if prepared.vectors is not None else None
+        queries.append(Query(name, case.query, case.expected, q, read, vector))
+    return prepared, queries
+
+
+def extract(search: CatalogSearch, prepared: PreparedCatalog, queries: list[Query]) -> None:
+    for q in queries:
+        scored = search.score(prepared, q.parsed, q.read, q.vector)
+        q.docs, q.features = scored.docs, scored.features
+        wanted = set(q.expected) if q.expected != "NONE" else set()
+        q.labels = np.array([prepared.products[int(d)].handle in wanted for d in scored.docs], dtype=float)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], c: float = 1.0) -> Logistic:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+    model.fit((x - mean) / scale, y)
+    return Logistic(names, model.coef_[0].astype(np.float64), float(model.intercept_[0]), mean, scale)
+
+
+def ranker_data(queries: list[Query], columns: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    rows = [q.features[:, columns] for q in queries if q.expected != "NONE" and len(q.docs)]
+    labels = [q.labels for q in queries if q.expected != "NONE" and len(q.docs)]
+    return np.vstack(rows), np.concatenate(labels)
+
+
+def fit_ranker(queries: list[Query], *, dense: bool) -> Logistic:
+    columns = list(range(len(RANK_FEATURES))) if dense else LEXICAL_ONLY
+    x, y = ranker_data(queries, columns)
+    names = tuple(RANK_FEATURES[i] for i in columns)
+    return fit_logistic(x, y, names)
+
+
+
+
+def expand(model: Logistic, columns: list[int], width: int, names: tuple[str, ...]) -> Logistic:
+    """A model over a subset of columns, as one over all of them (zero weight elsewhere)."""
+    coef = np.zeros(width)
+    mean = np.zeros(width)
+    scale = np.ones(width)
+    coef[columns], mean[columns], scale[columns] = model.coef, model.mean, model.scale
+    return Logistic(names, coef, model.intercept, mean, scale)
+
+
+def models_from(ranker: Logistic, ranker_lex: Logistic, abstainer: Logistic, abstainer_lex: Logistic,
+                threshold: float, encoder: str, meta: dict[str, Any] | None = None) -> FittedModels:
+    return FittedModels(encoder, ranker, ranker_lex, abstainer, abstainer_lex, threshold, meta or {})
+
+
+def abstain_rows(search: CatalogSearch, prepared: PreparedCatalog, queries: list[Query]) -> tuple[np.ndarray, np.ndarray]:
+    rows, labels = [], []
+    for q in queries:
+        scored = search.score(prepared, q.parsed, q.read, q.vector)
+        rows.append(scored.abstain_features)
+        labels.append(1.0 if q.expected == "NONE" else 0.0)
+    return np.vstack(rows), np.array(labels)
+
+
+def metrics(search: CatalogSearch, prepared: PreparedCatalog, queries: list[Query]) -> dict[str, float]:
+    hits1 = hits3 = rr = lists = nones = abstained_right = ranked1 = 0.0
+    for q in queries:
+        scored = search.score(prepared, q.parsed, q.read, q.vector)
+        abstains = scored.p_not_sold >= search.models.abstain_threshold or not len(scored.docs)
+        if q.expected == "NONE":
+            nones += 1
+            abstained_right += abstains
+            continue
+        lists += 1
+        order = np.argsort(-scored.probs, kind="stable")
+        handles = [prepared.products[int(scored.docs[i])].handle for i in order]
+        ranked1 += bool(handles) and handles[0] in q.expected
+        if abstains:
+            continue
+        for rank, h in enumerate(handles[:10]):
+            if h in q.expected:
+                hits1 += rank == 0
+                hits3 += rank < 3
+                rr += 1.0 / (rank + 1)
+                break
+    return {"hit_at_1": hits1 / max(lists, 1), "hit_at_3": hits3 / max(lists, 1), "mrr": rr / max(lists, 1),
+            "abstain_accuracy": abstained_right / max(nones, 1), "lists": lists, "nones": nones,
+            "ranked_hit_at_1": ranked1 / max(lists, 1)}
+
+
+def best_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """The threshold on P(not sold) that maximises the sum of the two floors' rates.
+
+    A question the shop answers and one it does not count alike per rate: the mean of the share
+    of sold questions answered and the share of unsold ones declined (ties: the middle of the best run).
+    """
+    grid = np.linspace(0.05, 0.95, 91)
+    scores = []
+    for t in grid:
+        pred = p >= t
+        tpr = (pred & (y == 1)).sum() / max((y == 1).sum(), 1)
+        tnr = (~pred & (y == 0)).sum() / max((y == 0).sum(), 1)
+        scores.append((tpr + tnr) / 2)
+    scores_arr = np.array(scores)
+    best = np.flatnonzero(scores_arr >= scores_arr.max() - 1e-9)
+    return float(grid[best[len(best) // 2]])
+
+
+async def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--encoder", default="minilm", choices=["minilm", "static"])
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--score-test", action="store_true", help="also score the locked test shops")
+    ap.add_argument("--score", action="append", default=[], help="also score these stores (e.g. demo, bikes)")
+    args = ap.parse_args(argv)
+    console = Console()
+    encoder = encoder_for(args.encoder)
+    search = CatalogSearch(encoder, models=_Placeholder())  # type: ignore[arg-type]
+    splits = shop_splits()
+    missing = [s for s in splits["dev"] if store_spec(s).cases("retrieval") is None]
+    if missing:
+        console.print(f"[yellow]no retrieval cases yet for {', '.join(missing)}; fitting without them[/]")
+        splits["dev"] = [s for s in splits["dev"] if s not in missing]
+    shops: dict[str, tuple[PreparedCatalog, list[Query]]] = {}
+    extra = list(args.score) + (splits["test"] if args.score_test else [])
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("embedding shops", total=len(splits["dev"]) + len(extra))
+        for name in splits["dev"] + extra:
+            shops[name] = await load_shop(name, search)
+            extract(search, *shops[name])
+            progress.advance(task)
+    dev = splits["dev"]
+    encoder_name = encoder.name if encoder is not None else "lexical"
+    width = len(RANK_FEATURES)
+
+    # Leave one shop out: ranker on the others, out-of-fold abstain features for the stacking.
+    oof_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    fold_rankers: dict[str, tuple[Logistic, Logistic]] = {}
+    for held in dev:
+        train = [q for s in dev if s != held for q in shops[s][1]]
+        r = fit_ranker(train, dense=True)
+        rl = expand(fit_ranker(train, dense=False), LEXICAL_ONLY, width, RANK_FEATURES)
+        fold_rankers[held] = (r, rl)
+        dummy = fit_logistic(np.zeros((2, len(ABSTAIN_FEATURES))) + np.array([[0.0], [1.0]]), np.array([0.0, 1.0]),
+                             ABSTAIN_FEATURES)
+        search.models = models_from(r, rl, dummy, dummy, 0.5, encoder_name)
+        oof_rows[held] = abstain_rows(search, *shops[held])
+    table = Table(title=f"Leave-one-shop-out, encoder {encoder_name}")
+    for col in ("shop", "lists", "hit@1", "hit@3", "MRR", "ranked hit@1", "NONE", "abstain acc"):
+        table.add_column(col, justify="right" if col != "shop" else "left")
+    pooled: dict[str, float] = {"hit1": 0, "hit3": 0, "mrr": 0, "lists": 0, "abst": 0, "nones": 0, "ranked": 0}
+    oof_p: list[float] = []
+    oof_y: list[float] = []
+    loso: dict[str, dict[str, float]] = {}
+    for held in dev:
+        others = [s for s in dev if s != held]
+        x = np.vstack([oof_rows[s][0] for s in others])
+        y = np.concatenate([oof_rows[s][1] for s in others])
+        a = fit_logistic(x, y, ABSTAIN_FEATURES)
+        al = expand(fit_logistic(x[:, ABSTAIN_LEXICAL], y, tuple(ABSTAIN_FEATURES[i] for i in ABSTAIN_LEXICAL)),
+                    ABSTAIN_LEXICAL, len(ABSTAIN_FEATURES), ABSTAIN_FEATURES)
+        inner_p = a(x)
+        threshold = best_threshold(inner_p, y)
+        r, rl = fold_rankers[held]
+        search.models = models_from(r, rl, a, al, threshold, encoder_name)
+        m = metrics(search, *shops[held])
+        loso[held] = m
+        oof_p.extend(a(oof_rows[held][0]).tolist())
+        oof_y.extend(oof_rows[held][1].tolist())
+        table.add_row(held, f"{m['lists']:.0f}", f"{m['hit_at_1']:.3f}", f"{m['hit_at_3']:.3f}", f"{m['mrr']:.3f}",
+                      f"{m['ranked_hit_at_1']:.3f}", f"{m['nones']:.0f}", f"{m['abstain_accuracy']:.3f}")
+        pooled["ranked"] += m["ranked_hit_at_1"] * m["lists"]
+        pooled["hit1"] += m["hit_at_1"] * m["lists"]
+        pooled["hit3"] += m["hit_at_3"] * m["lists"]
+        pooled["mrr"] += m["mrr"] * m["lists"]
+        pooled["lists"] += m["lists"]
+        pooled["abst"] += m["abstain_accuracy"] * m["nones"]
+        pooled["nones"] += m["nones"]
+    n = max(pooled["lists"], 1)
+    table.add_row("pooled", f"{pooled['lists']:.0f}", f"{pooled['hit1'] / n:.3f}", f"{pooled['hit3'] / n:.3f}",
+                  f"{pooled['mrr'] / n:.3f}", f"{pooled['ranked'] / n:.3f}", f"{pooled['nones']:.0f}",
+                  f"{pooled['abst'] / max(pooled['nones'], 1):.3f}", style="bold")
+    console.print(table)
+
+    # The shipped models: everything fitted on every dev shop.
+    every = [q for s in dev for q in shops[s][1]]
+    ranker = fit_ranker(every, dense=True)
+    ranker_lex = expand(fit_ranker(every, dense=False), LEXICAL_ONLY, width, RANK_FEATURES)
+    x = np.vstack([oof_rows[s][0] for s in dev])
+    y = np.concatenate([oof_rows[s][1] for s in dev])
+    abstainer = fit_logistic(x, y, ABSTAIN_FEATURES)
+    abstainer_lex = expand(fit_logistic(x[:, ABSTAIN_LEXICAL], y, tuple(ABSTAIN_FEATURES[i] for i in ABSTAIN_LEXICAL)),
+                           ABSTAIN_LEXICAL, len(ABSTAIN_FEATURES), ABSTAIN_FEATURES)
+    threshold = best_threshold(np.array(oof_p), np.array(oof_y))
+    meta = {
+        "fitted": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "dev_shops": dev,
+        "rank_rows": int(sum(len(q.docs) for q in every if q.expected != "NONE")),
+        "queries": len(every),
+        "loso": {s: {k: round(v, 4) for k, v in m.items()} for s, m in loso.items()},
+        "loso_pooled": {"ranked_hit_at_1": round(pooled["ranked"] / n, 4), "hit_at_1": round(pooled["hit1"] / n, 4), "hit_at_3": round(pooled["hit3"] / n, 4),
+                        "mrr": round(pooled["mrr"] / n, 4),
+                        "abstain_accuracy": round(pooled["abst"] / max(pooled["nones"], 1), 4)},
+    }
+    models = models_from(ranker, ranker_lex, abstainer, abstainer_lex, threshold, encoder_name, meta)
+    search.models = models
+    console.print(f"abstain threshold {threshold:.2f} (balanced accuracy out of fold)")
+    if extra:
+        t2 = Table(title="Stores not fitted on (shipped models)")
+        for col in ("store", "lists", "hit@1", "hit@3", "MRR", "ranked hit@1", "NONE", "abstain acc"):
+            t2.add_column(col)
+        for name in extra:
+            m = metrics(search, *shops[name])
+            t2.add_row(name, f"{m['lists']:.0f}", f"{m['hit_at_1']:.3f}", f"{m['hit_at_3']:.3f}", f"{m['mrr']:.3f}",
+                       f"{m['ranked_hit_at_1']:.3f}", f"{m['nones']:.0f}", f"{m['abstain_accuracy']:.3f}")
+        console.print(t2)
+    if not args.no_write:
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        out = ARTEFACTS / artefact_name(encoder_name)
+        out.write_text(json.dumps(models.to_json(), indent=1) + "\n", encoding="utf-8")
+        console.print(f"wrote {out.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

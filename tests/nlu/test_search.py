@@ -1,0 +1,87 @@
+"""Catalog search with the shipped fitted models, on a small catalog of another trade."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatpay.adapters.encoders.onnx_minilm import OnnxMiniLMEncoder
+from chatpay.core.catalog import Catalog, Product, Variant
+from chatpay.core.money import Money
+from chatpay.nlu.lexicon import CatalogLexicon
+from chatpay.nlu.search import CatalogSearch
+
+
+def _p(handle: str, name: str, kind: str, desc: str, price: str, tags: tuple[str, ...] = (),
+       variants: tuple[str, ...] = ()) -> Product:
+    vs = tuple(Variant(f"{handle}-{i}", v, Money.parse(price, "EUR")) for i, v in enumerate(variants or ("Default Title",)))
+    return Product(handle, name, desc, vs, product_type=kind, tags=tags)
+
+
+CATALOG = Catalog.of(
+    "garden", "EUR",
+    [
+        _p("hose-25", "FlexiCoil Garden Hose", "Hoses", "A kink-free hose for watering beds.", "24.00",
+           ("hose", "watering"), ("15 m", "25 m")),
+        _p("can-10", "Copper Watering Can", "Watering", "Ten litre can with a long spout.", "39.00", ("watering",)),
+        _p("gloves", "Nitrile Garden Gloves", "Gloves", "Grippy gloves that keep hands dry.", "6.50",
+           ("gloves",), ("S", "M", "L")),
+        _p("trowel", "Ash Handle Trowel", "Hand tools", "A forged steel trowel for planting bulbs.", "14.00",
+           ("tools", "trowel")),
+        _p("compost", "Peat-Free Compost", "Compost", "Forty litre bag of peat-free compost, works with any TV "
+           "gardening programme's advice.", "8.90", ("compost", "soil")),
+        _p("feeder", "Hanging Bird Feeder", "Wildlife", "A feeder for seed and nuts.", "18.00", ("birds",)),
+        _p("kneeler", "Foam Kneeler", "Accessories", "Soft pad to kneel on while weeding.", "9.00", ("comfort",)),
+        _p("shears", "Bypass Pruning Shears", "Hand tools", "Sharp shears for roses and shrubs.", "22.00",
+           ("pruning", "tools")),
+        _p("pots-set", "Terracotta Pot Set", "Pots", "Three classic clay pots.", "19.00", ("pots",)),
+        _p("bulbs", "Tulip Bulb Mix", "Bulbs", "Twenty tulip bulbs for spring colour.", "11.00", ("bulbs",)),
+    ],
+    store_name="Groenhof Garden Centre",
+)
+
+
+@pytest.fixture(scope="module")
+def search() -> CatalogSearch:
+    return CatalogSearch(OnnxMiniLMEncoder())
+
+
+@pytest.mark.parametrize(
+    ("query", "handle"),
+    [
+        ("FlexiCoil hose", "hose-25"),
+        ("prunning shears", "shears"),  # a typo the catalog's vocabulary corrects
+        ("watring can", "can-10"),  # a transposition
+        ("tulips", "bulbs"),  # a word of the description, and the product's kind by meaning
+    ],
+)
+async def test_the_right_product_comes_first(search: CatalogSearch, query: str, handle: str) -> None:
+    result = await search.search(CATALOG, query)
+    assert result.kind == "products", result
+    assert result.handles[0] == handle
+
+
+@pytest.mark.parametrize("query", ["do you sell TVs?", "do you sell lawn mowers"])
+async def test_what_the_shop_does_not_sell_is_declined(search: CatalogSearch, query: str) -> None:
+    """"TV" sits in the compost's description; that makes no television of it."""
+    result = await search.search(CATALOG, query)
+    assert result.kind == "none", result
+
+
+async def test_the_shops_name_gets_the_overview(search: CatalogSearch) -> None:
+    result = await search.search(CATALOG, "tell me about Groenhof Garden Centre")
+    assert result.kind == "overview"
+    assert len(result.handles) >= 3
+
+
+async def test_a_budget_filters_by_catalog_price(search: CatalogSearch) -> None:
+    result = await search.search(CATALOG, "something under 10 euros")
+    assert result.handles, result
+    prices = {p.handle: p.price.to_decimal() for p in CATALOG}
+    assert all(prices[h] <= 10 for h in result.handles)
+
+
+def test_a_word_many_products_share_tells_less_than_a_rare_one() -> None:
+    lexicon = CatalogLexicon(CATALOG)
+    assert lexicon.idf("tool") < lexicon.idf("trowel")
+    assert lexicon.correct("watring") == "watering"
+    assert lexicon.correct("come") is None  # four letters: never "corrected" into a product word
