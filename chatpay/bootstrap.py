@@ -130,18 +130,27 @@ def _default_stores(settings: Settings) -> tuple[Stores, Any]:
 
 
 def _default_embedder(settings: Settings) -> tuple[Embedder | None, bool]:
-    """The shipped local model (free, no network) unless CHATPAY_EMBEDDINGS=openai; second: is it local."""
+    """The sentence encoder and whether it is local (free).
+
+    ``openai``: the configured embedding API. Otherwise a local model: with the fitted language
+    engine (``CHATPAY_NLU=fitted``) all-MiniLM-L6-v2 int8 through onnxruntime, unless
+    ``CHATPAY_EMBEDDINGS=static``; with the legacy engine the distilled static model it was tuned on.
+    """
     if settings.embeddings == "openai" and settings.openai_api_key:
         from chatpay.adapters.openai_llm import OpenAIEmbedder
 
         return OpenAIEmbedder(model=settings.embedding_model, api_key=settings.openai_api_key,
                               base_url=settings.openai_base_url), False
     try:
+        if settings.nlu == "fitted" and settings.embeddings != "static":
+            from chatpay.adapters.encoders.onnx_minilm import OnnxMiniLMEncoder
+
+            return OnnxMiniLMEncoder(), True
         from chatpay.adapters.local_embedder import LocalEmbedder
 
         return LocalEmbedder(), True
-    except Exception as exc:  # the model files are optional; lexical retrieval still works
-        log.warning("local embedder unavailable; retrieval runs lexical-only", extra={"error": repr(exc)})
+    except Exception as exc:  # the model files are optional; lexical search still works
+        log.warning("local encoder unavailable; search runs lexical-only", extra={"error": repr(exc)})
         return None, True
 
 
@@ -200,12 +209,26 @@ def build(
         from chatpay.adapters.vector_numpy import NumpyVectorIndex
 
         index_factory = NumpyVectorIndex
-    from chatpay.core.retrieval import Retriever
-
     metered_embedder = MeteredEmbedder(embedder, meter, local=local) if embedder is not None else None
-    retriever = Retriever(metered_embedder, index_factory)
+    retriever: Any
+    if settings.nlu == "fitted":
+        from chatpay.nlu.search import CatalogSearch
+
+        retriever = CatalogSearch(metered_embedder)
+    else:
+        from chatpay.core.retrieval import Retriever
+
+        retriever = Retriever(metered_embedder, index_factory)
     metered_model = MeteredChatModel(model, meter) if model is not None else None
-    router = Router(classifier or default_classifier(), metered_model)
+    intents: Any = classifier
+    if intents is None:
+        if settings.nlu == "fitted":
+            from chatpay.nlu.intent import default_intent_classifier
+
+            intents = default_intent_classifier()
+        else:
+            intents = default_classifier()
+    router = Router(intents, metered_model)
     engine = Engine(
         router=router, retriever=retriever, meter=meter, model=metered_model,
         payments=payments or _default_payments(settings), top_k=settings.top_k,

@@ -213,6 +213,7 @@ def _shopify_product(data: Mapping[str, Any], currency: str) -> Product:
         tags=f.words("tags"),
         images=_images(f),
         url=f.optional_text("url"),
+        vendor=f.text("vendor"),
     )
 
 
@@ -246,6 +247,7 @@ def _normalised_product(data: Mapping[str, Any], currency: str | None) -> Produc
         tags=f.words("tags"),
         images=_images(f),
         url=f.optional_text("url"),
+        vendor=f.text("vendor") or f.text("brand"),
     )
 
 

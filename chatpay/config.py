@@ -55,6 +55,7 @@ class Settings:
     model: str = DEFAULT_MODEL
     embedding_model: str = "text-embedding-3-small"
     embeddings: str = "local"
+    nlu: str = "legacy"
     mongodb_uri: str | None = field(default=None, repr=False)
     mongodb_db: str = "chatpay"
     redis_url: str | None = field(default=None, repr=False)
@@ -127,16 +128,20 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: Path | 
             raise ConfigError(name, "must be a URI such as scheme://host:port")
     budget = get("CHATPAY_TOKEN_BUDGET")
     embeddings = (get("CHATPAY_EMBEDDINGS") or "local").lower()
-    if embeddings not in ("local", "openai"):
-        raise ConfigError("CHATPAY_EMBEDDINGS", f"must be 'local' or 'openai', got {embeddings!r}")
+    if embeddings not in ("local", "static", "openai"):
+        raise ConfigError("CHATPAY_EMBEDDINGS", f"must be 'local', 'static' or 'openai', got {embeddings!r}")
     if embeddings == "openai" and not get("OPENAI_API_KEY"):
         raise ConfigError("CHATPAY_EMBEDDINGS", "'openai' needs OPENAI_API_KEY")
+    nlu = (get("CHATPAY_NLU") or "legacy").lower()
+    if nlu not in ("legacy", "fitted"):
+        raise ConfigError("CHATPAY_NLU", f"must be 'legacy' or 'fitted', got {nlu!r}")
     return Settings(
         openai_api_key=get("OPENAI_API_KEY"),
         openai_base_url=get("OPENAI_BASE_URL"),
         model=get("CHATPAY_MODEL") or DEFAULT_MODEL,
         embedding_model=get("CHATPAY_EMBEDDING_MODEL") or "text-embedding-3-small",
         embeddings=embeddings,
+        nlu=nlu,
         mongodb_uri=get("MONGODB_URI"),
         mongodb_db=get("MONGODB_DB") or "chatpay",
         redis_url=redis_url,

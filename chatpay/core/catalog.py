@@ -52,6 +52,7 @@ class Product:
     tags: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
     url: str | None = None
+    vendor: str = ""
 
     def __post_init__(self) -> None:
         if not self.handle:

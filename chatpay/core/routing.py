@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from chatpay.core.classifier import IntentClassifier
 from chatpay.core.errors import ModelError
@@ -95,10 +95,16 @@ ROUTER_PROMPT = (
 )
 
 
+class IntentModel(Protocol):
+    """A local intent classifier: every intent with its probability, best first."""
+
+    def predict(self, text: str) -> list[tuple[str, float]]: ...
+
+
 class Router:
     """Routes a turn through rules, context, the local classifier and (optionally) a model."""
 
-    def __init__(self, classifier: IntentClassifier, model: ChatModel | None = None) -> None:
+    def __init__(self, classifier: IntentClassifier | IntentModel, model: ChatModel | None = None) -> None:
         self.classifier = classifier
         self.model = model
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?(?:'[a-z]+)?")
+# Letters of every script are words: a Cyrillic or Greek message is read, not dropped.
+_WORD = re.compile(r"[^\W_]+(?:[.,][0-9]+)?(?:'[^\W\d_]+)?")
 
 NUMBER_WORDS: dict[str, int] = {
     "a": 1, "an": 1, "one": 1, "single": 1, "two": 2, "couple": 2, "pair": 2, "three": 3, "four": 4,
@@ -22,9 +23,21 @@ ORDINALS: dict[str, int] = {
 
 
 def fold(text: str) -> str:
-    """Lower-case and strip accents: "Café" -> "cafe"."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """Lower-case and strip accents from Latin letters: "Café" -> "cafe".
+
+    Cyrillic keeps its marks ("й" is a letter of its own, not "и"), and "ё" is read as "е",
+    as most Russian writers type it.
+    """
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered
+    out = []
+    for ch in lowered:
+        if "\u00c0" <= ch <= "\u024f":
+            out.append("".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)))
+        else:
+            out.append(ch)
+    return "".join(out).replace("ё", "е")
 
 
 def normalise(text: str) -> str:

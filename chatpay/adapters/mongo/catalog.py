@@ -69,6 +69,7 @@ def product_doc(business_id: str, version: int, position: int, p: Product) -> di
         "tags": list(p.tags),
         "images": list(p.images),
         "url": p.url,
+        "vendor": p.vendor,
         "variants": [variant_doc(v) for v in p.variants],
     }
 
@@ -83,6 +84,7 @@ def product_from_doc(doc: Mapping[str, Any]) -> Product:
         tags=tuple(doc.get("tags", ())),
         images=tuple(doc.get("images", ())),
         url=doc.get("url"),
+        vendor=doc.get("vendor", ""),
     )
 
 
