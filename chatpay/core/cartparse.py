@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from chatpay.core.cart import MAX_QUANTITY
 from chatpay.core.catalog import Product
 from chatpay.core.mentions import NEVER_NAMES, MentionIndex
 from chatpay.core.text import NUMBER_WORDS, ORDINALS, tokens
@@ -51,6 +52,7 @@ class Target:
     via: str = ""  # "name", "reference", "ordinal", "last", "only-line"
     phrase: str = ""
     candidates: tuple[str, ...] = ()  # close alternatives when ambiguous
+    problem: str | None = None  # a quantity no cart can hold ("-5", "0.5", "1e9"): ask, change nothing
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,43 @@ def parse_quantity(words: Sequence[str]) -> tuple[int | None, bool]:
     if relative:
         return 1, True
     return None, False
+
+
+_NEGATIVE_QTY = re.compile(r"(?<![\w.])-\s*\d")
+_SCIENTIFIC = re.compile(r"\b\d+(?:[.,]\d+)?e[+-]?\d+\b", re.IGNORECASE)
+_FRACTION = re.compile(r"(?<![\d.,])(\d+[.,]\d+|\d+/\d+)(?![\d.,]|\s*(?:kg|g|ml|l|oz|lb|cl|cm|mm|m|in|inch|ft|w|v|mah|ah)\b)",
+                       re.IGNORECASE)
+_THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
+
+
+def variant_numbers(product: Product | None) -> frozenset[str]:
+    """Numbers that are values of the product's options ("20000" mAh, "100" pack, "65" W)."""
+    if product is None:
+        return frozenset()
+    out: set[str] = set()
+    for v in product.variants:
+        for t in tokens(v.title) + [t for _, value in v.options for t in tokens(value)]:
+            digits = re.match(r"\d+", t)
+            if digits:
+                out.add(digits.group(0))
+    return frozenset(out)
+
+
+def quantity_problem(segment: str, qty: int | None, max_quantity: int) -> str | None:
+    """Why a quantity in ``segment`` cannot be taken as said, or None when it can (or there is none)."""
+    if _NEGATIVE_QTY.search(segment):
+        return "negative"
+    if _SCIENTIFIC.search(segment):
+        return "too large"
+    if _THOUSANDS.search(segment):
+        return "too large"
+    if _FRACTION.search(segment):
+        return "fraction"
+    if qty is not None and qty <= 0:
+        return "zero"
+    if qty is not None and qty > max_quantity:
+        return "too large"
+    return None
 
 
 def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
@@ -148,7 +187,8 @@ class CartParser:
             implied = self._implied(mode, last_shown, last_product, cart_handles)
             if implied:
                 q_mode: Mode = "set" if is_set else mode
-                targets.append(Target(implied[0], qty, q_mode, via=implied[1], phrase=raw.strip()))
+                problem = quantity_problem(raw, qty, MAX_QUANTITY) if mode != "remove" else None
+                targets.append(Target(implied[0], qty, q_mode, via=implied[1], phrase=raw.strip(), problem=problem))
         price_talk = _price_talk(raw, targets)
         merged = self._merge(targets)
         return CartCommand(tuple(merged), price_talk, tuple(unresolved))
@@ -179,14 +219,22 @@ class CartParser:
         named = {p for m in mentions[:1] for p in m.positions}
         # Numbers inside a product's name ("Beam 800 Front Light") are not quantities.
         qty, relative = parse_quantity([w for i, w in enumerate(words) if i not in named])
-        target_mode: Mode = "set" if is_set and not relative else mode
         catalog = self.index.catalog
 
         def target(handle: str, via: str, candidates: tuple[str, ...] = ()) -> Target:
             product = catalog.get(handle)
             variant_id, vwords = match_variant(product, vwords_all) if product else (None, ())
-            quantity = qty if not (relative and qty is None) else 1
-            return Target(handle, quantity, target_mode, variant_id, vwords, via, seg.strip(), candidates)
+            # A number that is one of the product's option values ("the 20000 one") names the
+            # variant; it is a quantity only when another number is there too.
+            values = variant_numbers(product) & set(vwords) if variant_id else frozenset()
+            own_qty, own_relative = qty, relative
+            if values:
+                own_qty, own_relative = parse_quantity(
+                    [w for i, w in enumerate(words) if i not in named and w not in values])
+            quantity = own_qty if not (own_relative and own_qty is None) else 1
+            problem = quantity_problem(seg, own_qty, MAX_QUANTITY) if mode != "remove" else None
+            return Target(handle, quantity, "set" if is_set and not own_relative else mode, variant_id, vwords,
+                          via, seg.strip(), candidates, problem)
 
         if mentions:
             best = mentions[0]

@@ -21,10 +21,14 @@ AFFIRMATIVE = frozenset({
     "ja", "ok do it", "yes pls", "yes thanks", "yes thank you", "sure thing", "why not", "yes do it",
     "go for it", "yes go ahead", "yeah go ahead", "yes please do", "ok go ahead", "yes sure", "please", "y",
     "confirm", "confirmed", "yes i do", "i do", "sure go ahead", "alright", "all right", "ok sure",
+    "yes empty it", "yes clear it", "yes please empty it", "yes empty", "yes clear",
+    "да", "ага", "угу", "давай", "конечно", "да пожалуйста", "да давай", "ок", "хорошо", "да очисти",
+    "да удали", "да добавь", "да, добавь", "добавь", "да конечно", "давайте", "да, давай",
 })
 NEGATIVE = frozenset({
     "no", "nope", "no thanks", "no thank you", "not now", "nah", "maybe later", "not yet", "no thx",
-    "never mind", "nevermind", "no need",
+    "never mind", "nevermind", "no need", "no keep it", "no don't", "no dont", "keep it",
+    "нет", "не надо", "нет спасибо", "не нужно", "не", "неа",
 })
 # Words that may surround a pick ("the copper one please", "2 of the VARIANT ones").
 PICK_FILLER = frozenset(

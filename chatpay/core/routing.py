@@ -45,6 +45,7 @@ class RouteDecision:
     model_called: bool = False
     would_call_model: bool = False
     clarify: bool = False
+    negated: bool = False  # "don't remove the X": the action is read, and not performed
 
     @classmethod
     def fallback(cls, reason: str) -> RouteDecision:
@@ -61,6 +62,7 @@ class RouteDecision:
             "model_called": self.model_called,
             "would_call_model": self.would_call_model,
             "clarify": self.clarify,
+            "negated": self.negated,
         }
 
 

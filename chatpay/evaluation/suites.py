@@ -228,14 +228,20 @@ async def run_conversations(
 ) -> dict[str, Any]:
     """Run each conversation on a fresh thread, checking every turn; later turns run after a failure."""
     run = SuiteRun("conversations", runtime, cassette, tick)
-    turns = passed_turns = passed = 0
+    turns = passed_turns = passed = destructive = 0
     failures: list[dict[str, Any]] = []
     for convo in cases:
         thread = run.thread()
         bad: list[dict[str, Any]] = []
+        before: dict[str, int] = {}
         for i, expected in enumerate(convo.turns):
             result = await run.turn(expected.user, thread)
             problems, got = check_turn(expected, result)
+            after = dict(result.cart.quantities())
+            if is_destructive(expected.cart, before, after):
+                destructive += 1
+                problems = [*problems, "destructive: the cart lost what the shopper did not ask to remove"]
+            before = after
             turns += 1
             if problems:
                 bad.append({"turn": i, **got, "problems": problems})
@@ -253,7 +259,19 @@ async def run_conversations(
         turns=turns,
         turns_passed=passed_turns,
         turn_accuracy=metrics.rate(passed_turns, turns),
+        destructive_errors=destructive,
     )
+
+
+def is_destructive(expected: Any, before: dict[str, int], after: dict[str, int]) -> bool:
+    """The turn took away a line, or some of one, that the case says should still be there.
+
+    Per line the case expects: the cart now holds less of it than expected, and less than it
+    held before the turn (a line the engine never added is a miss, not a destruction).
+    """
+    if expected is None:
+        return False
+    return any(after.get(h, 0) < want and after.get(h, 0) < before.get(h, 0) for h, want in expected.items())
 
 
 RUNNERS = {"routing": run_routing, "retrieval": run_retrieval, "conversations": run_conversations}

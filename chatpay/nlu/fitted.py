@@ -5,12 +5,13 @@ and writes them to ``artefacts/<encoder>.json``:
 
 * the **ranker**: the probability that a candidate product is one the shopper asked for,
   from lexical and dense features (:data:`chatpay.nlu.search.RANK_FEATURES`);
-* the **abstainer**: the probability that the shop sells nothing that fits, from the
-  question's best candidates (:data:`chatpay.nlu.search.ABSTAIN_FEATURES`), with the
-  threshold chosen on leave-one-shop-out predictions.
+* the **abstainer**: gradient-boosted trees giving the probability that the shop sells nothing
+  that fits, from the question's best candidates (:data:`chatpay.nlu.search.ABSTAIN_FEATURES`);
+  trees, because the evidence interacts (few shared words are fine when one product stands
+  far out in meaning), with the threshold chosen on leave-one-shop-out predictions.
 
 Each has a lexical-only twin for when no encoder runs. Nothing is fitted at start-up; loading
-needs numpy alone.
+and running them needs numpy alone.
 """
 
 from __future__ import annotations
@@ -54,14 +55,69 @@ class Logistic:
 
 
 @dataclass(frozen=True)
+class Trees:
+    """Gradient-boosted regression trees on the log-odds scale, evaluated with numpy.
+
+    Each tree is stored as flat arrays (sklearn's layout): ``feature`` (-2 at a leaf),
+    ``threshold``, ``left``, ``right`` and ``value``; go left when ``x[feature] <= threshold``.
+    """
+
+    features: tuple[str, ...]
+    intercept: float
+    rate: float
+    trees: tuple[dict[str, np.ndarray], ...]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(x)
+        raw = np.full(len(x), self.intercept, dtype=np.float64)
+        for tree in self.trees:
+            node = np.zeros(len(x), dtype=np.int64)
+            feature, threshold = tree["feature"], tree["threshold"]
+            left, right = tree["left"], tree["right"]
+            while True:
+                f = feature[node]
+                inner = f >= 0
+                if not inner.any():
+                    break
+                rows = np.flatnonzero(inner)
+                go_left = x[rows, f[rows]] <= threshold[node[rows]]
+                node[rows] = np.where(go_left, left[node[rows]], right[node[rows]])
+            raw += self.rate * tree["value"][node]
+        return 1.0 / (1.0 + np.exp(-np.clip(raw, -30, 30)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "trees", "features": list(self.features), "intercept": round(self.intercept, 8),
+                "rate": self.rate,
+                "trees": [{k: (v.round(8) if v.dtype.kind == "f" else v).tolist() for k, v in t.items()}
+                          for t in self.trees]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Trees:
+        trees = tuple(
+            {"feature": np.asarray(t["feature"], dtype=np.int64), "threshold": np.asarray(t["threshold"]),
+             "left": np.asarray(t["left"], dtype=np.int64), "right": np.asarray(t["right"], dtype=np.int64),
+             "value": np.asarray(t["value"], dtype=np.float64)}
+            for t in data["trees"]
+        )
+        return cls(tuple(data["features"]), float(data["intercept"]), float(data["rate"]), trees)
+
+
+Model = Logistic | Trees
+
+
+def model_from_json(data: dict[str, Any]) -> Model:
+    return Trees.from_json(data) if data.get("kind") == "trees" else Logistic.from_json(data)
+
+
+@dataclass(frozen=True)
 class FittedModels:
     """The ranker and abstainer for one encoder (and their lexical-only twins)."""
 
     encoder: str
-    ranker: Logistic
-    ranker_lexical: Logistic
-    abstainer: Logistic
-    abstainer_lexical: Logistic
+    ranker: Model
+    ranker_lexical: Model
+    abstainer: Model
+    abstainer_lexical: Model
     abstain_threshold: float
     meta: dict[str, Any]
 
@@ -85,9 +141,9 @@ class FittedModels:
     def from_json(cls, data: dict[str, Any]) -> FittedModels:
         if data.get("version") != ARTEFACT_VERSION:
             raise ConfigError("fitted models", f"artefact version {data.get('version')!r}, expected {ARTEFACT_VERSION}")
-        return cls(str(data["encoder"]), Logistic.from_json(data["ranker"]),
-                   Logistic.from_json(data["ranker_lexical"]), Logistic.from_json(data["abstainer"]),
-                   Logistic.from_json(data["abstainer_lexical"]), float(data["abstain_threshold"]),
+        return cls(str(data["encoder"]), model_from_json(data["ranker"]),
+                   model_from_json(data["ranker_lexical"]), model_from_json(data["abstainer"]),
+                   model_from_json(data["abstainer_lexical"]), float(data["abstain_threshold"]),
                    dict(data.get("meta", {})))
 
 

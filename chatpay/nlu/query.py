@@ -16,7 +16,7 @@ from importlib import resources
 
 from chatpay.nlu.text import LANGUAGES, fold, is_stopword, language, tokens
 
-CUE_KINDS = ("overview", "recommend", "compare", "budget_max", "budget_min")
+CUE_KINDS = ("overview", "recommend", "compare", "need", "budget_max", "budget_min")
 
 
 @cache
@@ -91,7 +91,7 @@ def parse(text: str) -> ParsedQuery:
                                 used[i] = True
                     else:
                         found.add(kind)
-                        if kind != "recommend":  # "a gift for my dad": the words still say what
+                        if kind not in ("recommend", "need"):  # "a gift for my dad": the words still say what
                             for i in range(at, end):
                                 used[i] = True
                     at = find_phrase(words, phrase, end)

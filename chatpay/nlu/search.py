@@ -48,7 +48,7 @@ RANK_FEATURES = (
 ABSTAIN_FEATURES = (
     "top_p", "second_p", "top_cos", "max_cos", "top_strong", "max_strong", "unknown_share",
     "known_terms", "head_strong_df", "recommend", "budget", "desc_only", "p_gap", "dense_lead", "top_any",
-    "unknown_number",
+    "unknown_number", "cos_z", "lead_z", "need", "content_len", "unknown_head",
 )
 
 
@@ -210,12 +210,12 @@ class CatalogSearch:
         return RetrievalResult(query, corrected, "products", hits, (), round(confidence, 4))
 
     def _asks_overview(self, q: ParsedQuery, prepared: PreparedCatalog) -> bool:
-        if "overview" in q.cues and not q.content:
-            return True
+        """A question about the whole shop: an overview cue and no content word left ("what do you
+        guys sell?", "what kind of store is this"; not "do you sell laptops"), or the shop's name."""
         content = {stem(w) for w in q.content}
         if content and prepared.lexicon.store_stems and content <= prepared.lexicon.store_stems:
             return True  # "tell me about <the shop's name>"
-        return "overview" in q.cues and all(prepared.lexicon.strong_df(s) == 0 for s in content)
+        return "overview" in q.cues and not content
 
     def _overview(self, query: str, content: str, prepared: PreparedCatalog, k: int) -> RetrievalResult:
         handles = prepared.overview[: min(prepared.size, max(k, 3))]
@@ -323,7 +323,13 @@ class CatalogSearch:
         if cos_all is not None and len(cos_all) > 1:
             two = np.partition(cos_all, len(cos_all) - 2)[-2:]
             a[13] = float(two[1] - two[0])
+            spread_ = float(cos_all.std()) or 1.0
+            a[16] = float((two[1] - cos_all.mean()) / spread_)  # how far the best stands out of the shop
+            a[17] = a[13] / spread_
         a[15] = 1.0 if any(not t.known and t.surface[0].isdigit() for t in read.terms) else 0.0
+        a[18] = 1.0 if "need" in q.cues else 0.0
+        a[19] = min(len(read.terms), 8) / 8.0
+        a[20] = 1.0 if head is not None and not head.known else 0.0
         a[9] = 1.0 if "recommend" in q.cues or "compare" in q.cues else 0.0
         a[10] = 1.0 if q.has_budget else 0.0
         p_not_sold = self.models.abstain(a, dense=cos_all is not None) if n else 1.0

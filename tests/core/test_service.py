@@ -41,6 +41,8 @@ async def test_adding_viewing_and_removing_keep_an_exact_cart() -> None:
     r = await say(rt, "remove one tomato seeds")
     assert r.cart.quantities() == {"tomato-seeds": 1, "watering-can": 1}
     r = await say(rt, "empty my cart")
+    assert r.intent == "cart_clear" and not r.cart.is_empty and "Empty your cart" in r.reply.text
+    r = await say(rt, "yes")
     assert r.intent == "cart_clear" and r.cart.is_empty
 
 

@@ -67,3 +67,13 @@ def test_usage_totals_count_model_calls_and_keep_unknown_cost_unknown() -> None:
     assert metrics.usage_totals(records) == {"llm_calls": 2, "prompt_tokens": 150, "completion_tokens": 15,
                                              "cost_usd": 0.0015}
     assert metrics.usage_totals([*records, _usage("chat", 1, 1, None)])["cost_usd"] is None
+
+
+def test_a_turn_is_destructive_only_when_it_took_away_what_should_stay() -> None:
+    from chatpay.evaluation.suites import is_destructive
+
+    assert is_destructive({"a": 1, "b": 2}, {"a": 1, "b": 2}, {"a": 1})  # b was removed on a guess
+    assert is_destructive({"a": 2}, {"a": 2}, {"a": 1})  # lowered
+    assert not is_destructive({"a": 1, "b": 1}, {"a": 1}, {"a": 1})  # b never added: a miss, not harm
+    assert not is_destructive({"a": 1}, {"a": 1, "b": 1}, {"a": 1})  # b removed as asked
+    assert not is_destructive(None, {"a": 1}, {})  # the case does not say

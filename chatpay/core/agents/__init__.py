@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog, Product
-from chatpay.core.context import AFFIRMATIVE, context_intent
+from chatpay.core.context import AFFIRMATIVE, NEGATIVE, context_intent
 from chatpay.core.mentions import Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
+from chatpay.core.negation import negated_action
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
@@ -98,6 +99,20 @@ CLEAR_CART = Button("🗑 Clear cart", "c")
 
 # ----------------------------------------------------------------- engine
 
+NEGATABLE = frozenset({"cart_add", "cart_remove", "cart_clear", "payments"})
+
+
+def _left_alone(ctx: AgentContext) -> Reply:
+    """The answer to a negated command ("don't empty my cart"): nothing changes, and it says so."""
+    from chatpay.core.agents.cart import cart_text, cart_view
+
+    ctx.emit("CommandDeclined", reason=ctx.decision.reason if ctx.decision else "")
+    if ctx.catalog is None or ctx.cart.is_empty:
+        return Reply("Okay, I won't change anything.")
+    view = cart_view(ctx.cart, ctx.catalog)
+    return Reply(f"Okay, I've left your cart as it is.\n\n{cart_text(view)}", cart=view)
+
+
 
 class Engine:
     """Routes turns and runs agents; the offline engine when ``model`` is None."""
@@ -152,9 +167,20 @@ class Engine:
         if ruled is not None:
             return ruled
         said = normalise(text)
+        pending = ctx.state.get("pending")
+        if pending == "clear" and said in AFFIRMATIVE:
+            return RouteDecision("cart_clear", 0.95, reason="yes to emptying the cart", layer="context")
+        if pending == "clear" and (said in NEGATIVE or negated_action(text)):
+            return RouteDecision("chitchat", 0.9, reason="kept the cart", layer="context", negated=True)
         offer = ctx.state.get("offer")
         if offer and said in AFFIRMATIVE:
             return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")
+        verb = negated_action(text)
+        if verb is not None:
+            decision = await self.router.route(ctx.turn, ctx.delex, ctx.history)
+            if decision.intent in NEGATABLE:
+                return replace(decision, negated=True, reason=f"{decision.reason}; negated ({verb!r})")
+            return decision
         read = context_intent(ctx.delex, ctx.history, self.router.classifier.predict)
         if read is not None:
             intent, confidence, why = read
@@ -168,7 +194,11 @@ class Engine:
         agent = self.agents.get(name) or self.agents["clarify"]
         if ctx.catalog is None and name not in ("chitchat", "clarify"):
             return Reply("This shop has no catalog yet. Please come back soon!")
-        reply = await agent(ctx)
-        if ctx.state.get("offer") and "offer" not in ctx.state_changes:
-            ctx.remember(offer=None)  # an offer only stands for the very next message
+        if ctx.decision is not None and ctx.decision.negated:
+            reply = _left_alone(ctx)
+        else:
+            reply = await agent(ctx)
+        for key in ("offer", "pending"):  # an offer or a question only stands for the very next message
+            if ctx.state.get(key) and key not in ctx.state_changes:
+                ctx.remember(**{key: None})
         return reply

@@ -180,6 +180,13 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
         {"handle": t.handle, "quantity": t.quantity, "mode": t.mode, "variant": t.variant_id, "via": t.via}
         for t in targets
     ]
+    problems = [t for t in targets if t.problem]
+    if problems:
+        t = problems[0]
+        product = catalog.get(t.handle) if t.handle else None
+        name = f" of **{product.name}**" if product else ""
+        ctx.emit("CartQuantityQueried", handle=t.handle, reason=t.problem)
+        return _finish(ctx, [f"How many{name} would you like? I can add a whole number from 1 to {MAX_QUANTITY}."])
     for t in targets:
         product = catalog.get(t.handle) if t.handle else None
         if product is None:
@@ -198,8 +205,25 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
     return _finish(ctx, said, buttons=buttons)
 
 
+SWITCH_CUES = frozenset("switch swap change instead rather replace exchange поменяй замени поменять заменить вместо".split())
+
+
+def _line_variants(ctx: AgentContext, handle: str) -> list[str]:
+    return [ln.variant_id for ln in ctx.cart.lines if ln.handle == handle]
+
+
 async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> str:
-    variant = product.variant(t.variant_id)
+    in_cart = _line_variants(ctx, product.handle)
+    words = set(tokens(ctx.turn.text))
+    if t.variant_id and len(in_cart) == 1 and in_cart[0] != t.variant_id and words & SWITCH_CUES:
+        return await _switch(ctx, product, in_cart[0], t.variant_id)
+    if t.variant_id is None and len(in_cart) == 1:
+        # "one more", "make it 2 cables": the line already in the cart, not a new default variant
+        t = Target(t.handle, t.quantity, t.mode, in_cart[0], t.variant_words, t.via, t.phrase, t.candidates)
+    try:
+        variant = product.variant(t.variant_id)
+    except KeyError:
+        return f"Sorry, I couldn't find that option of **{product.name}**."
     label = _label(product, variant.id)
     current = ctx.cart.quantity_of(product.handle, variant.id)
     try:
@@ -227,6 +251,18 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> str:
         return f"Sorry, **{product.name}** is out of stock right now."
     except QuantityError:
         return f"Sorry, you can have at most {MAX_QUANTITY} of **{label}** in your cart."
+
+
+async def _switch(ctx: AgentContext, product: Product, old: str, new: str) -> str:
+    """Replace the variant on the cart's line, keeping its quantity ("switch it to the 65W")."""
+    quantity = ctx.cart.quantity_of(product.handle, old)
+    target = product.variant(new)
+    if not target.available:
+        return f"Sorry, **{_label(product, new)}** is out of stock, so I've kept **{_label(product, old)}**."
+    await _save(ctx, lambda c: c.remove(product.handle, None, old).add(product, new, quantity))
+    ctx.emit("CartVariantSwitched", handle=product.handle, old=old, new=new, quantity=quantity)
+    ctx.remember(last_product=product.handle)
+    return f"Switched to {quantity} × **{_label(product, new)}** ({target.price.format()} each)."
 
 
 async def cart_remove_agent(ctx: AgentContext) -> Reply:
@@ -291,12 +327,28 @@ async def cart_view_agent(ctx: AgentContext) -> Reply:
     return Reply(cart_text(view), buttons=((CHECKOUT, CLEAR_CART),), cart=view)
 
 
+CONFIRM_CLEAR = "c|y"
+
+
 async def cart_clear_agent(ctx: AgentContext) -> Reply:
+    """Empty the cart; one of more than one line is emptied only once the shopper confirms."""
     assert ctx.catalog is not None
+    confirmed = ctx.turn.callback_data == CONFIRM_CLEAR or (
+        ctx.decision is not None and ctx.decision.layer == "context" and ctx.state.get("pending") == "clear"
+    )
+    lines = len(ctx.cart.lines)
+    if lines > 1 and not confirmed:
+        items = ctx.cart.item_count()
+        ctx.remember(pending="clear")
+        view = cart_view(ctx.cart, ctx.catalog)
+        return Reply(
+            f"Empty your cart ({items} item{'s' if items != 1 else ''})?", cart=view,
+            buttons=((Button("🗑 Yes, empty it", CONFIRM_CLEAR), Button("No, keep it", "v")),),
+        )
     if not ctx.cart.is_empty:
         await _save(ctx, lambda c: c.clear())
         ctx.emit("CartCleared")
-    ctx.remember(last_product=None)
+    ctx.remember(last_product=None, pending=None)
     return Reply("Your cart is now empty.", cart=cart_view(ctx.cart, ctx.catalog))
 
 

@@ -1,0 +1,99 @@
+"""A cart the shopper can trust: nothing taken away on a guess, odd quantities asked about."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatpay.core.negation import negated_action
+from tests.core.shop import garden_shop
+from tests.core.test_service import runtime_with, say
+
+
+@pytest.mark.parametrize(
+    ("text", "verb"),
+    [
+        ("don't remove the shears", "remove"),
+        ("please do not empty my cart", "empty"),
+        ("don't clear my cart!", "clear"),
+        ("не удаляй семена", "удаляй"),
+        ("I don't want the shears anymore", None),  # a removal, not a negated command
+        ("not sure yet, add the basil", None),  # the negation stays in its clause
+        ("add 2 basil", None),
+    ],
+)
+def test_negation_governs_the_action_it_precedes(text: str, verb: str | None) -> None:
+    assert negated_action(text) == verb
+
+
+@pytest.mark.parametrize("text", ["don't remove the basil seeds", "please do not empty my cart",
+                                  "don't clear my cart"])
+async def test_a_negated_command_changes_nothing(text: str) -> None:
+    rt = await runtime_with()
+    await say(rt, "add 2 basil seeds and a watering can")
+    r = await say(rt, text)
+    assert r.cart.quantities() == {"basil-seeds": 2, "watering-can": 1}
+    assert r.decision.negated and "left your cart" in r.reply.text
+
+
+async def test_emptying_a_cart_of_several_lines_asks_first_and_no_keeps_it() -> None:
+    rt = await runtime_with()
+    await say(rt, "add 2 basil seeds and a watering can")
+    r = await say(rt, "empty my cart")
+    assert r.cart.quantities() == {"basil-seeds": 2, "watering-can": 1}
+    assert "Empty your cart (3 items)?" in r.reply.text
+    assert [b.data for row in r.reply.buttons for b in row] == ["c|y", "v"]
+    r = await say(rt, "no")
+    assert r.cart.quantities() == {"basil-seeds": 2, "watering-can": 1}
+    r = await say(rt, "yes")  # the question no longer stands: nothing is emptied on a stale yes
+    assert not r.cart.is_empty
+
+
+async def test_the_confirm_button_empties_the_cart() -> None:
+    rt = await runtime_with()
+    await say(rt, "add 2 basil seeds and a watering can")
+    await say(rt, "clear the cart")
+    r = await say(rt, callback_data="c|y")
+    assert r.cart.is_empty
+
+
+async def test_a_single_line_cart_empties_at_once() -> None:
+    rt = await runtime_with()
+    await say(rt, "add a watering can")
+    r = await say(rt, "empty my cart")
+    assert r.cart.is_empty
+
+
+@pytest.mark.parametrize("text", ["add -5 basil seeds", "add 0.5 basil seeds", "add 1e9 basil seeds",
+                                  "add 1,000 basil seeds", "add 0 basil seeds", "add 250 basil seeds"])
+async def test_a_quantity_no_cart_can_hold_gets_a_question_not_a_silent_one(text: str) -> None:
+    rt = await runtime_with()
+    r = await say(rt, text)
+    assert r.cart.is_empty
+    assert "How many" in r.reply.text and "1 to 99" in r.reply.text
+
+
+async def test_a_number_that_is_an_option_value_names_the_variant() -> None:
+    rt = await runtime_with()
+    r = await say(rt, "add the rose fertiliser 5 kg")
+    assert r.cart.quantities() == {"rose-fertiliser": 1}
+    line = r.cart.lines[0]
+    assert line.variant_id == "rf-5" and line.quantity == 1
+
+
+async def test_switching_the_variant_keeps_the_line_and_its_quantity() -> None:
+    rt = await runtime_with()
+    await say(rt, "add 2 rose fertiliser 1kg")
+    r = await say(rt, "switch it to the 5kg")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("rf-5", 2)]
+    assert r.reply.cart is not None and r.reply.cart.subtotal.amount_str() == "58.00"
+
+
+async def test_one_more_adds_to_the_variant_already_in_the_cart() -> None:
+    rt = await runtime_with()
+    await say(rt, "add the rose fertiliser 5kg")
+    r = await say(rt, "one more rose fertiliser")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("rf-5", 2)]
+
+
+def test_the_shop_used_here_has_variants_to_choose_from() -> None:
+    assert len(garden_shop().get("rose-fertiliser").variants) == 2  # type: ignore[union-attr]
