@@ -129,14 +129,27 @@ def quantity_problem(segment: str, qty: int | None, max_quantity: int) -> str | 
     return None
 
 
+_NUMBER_UNIT = re.compile(r"^(\d+(?:\.\d+)?)([^\W\d_]+)$")
+
+
+def _split_units(words: Sequence[str]) -> list[str]:
+    """Words with "16oz" also read as "16" and "oz", so "16 oz" meets a variant titled "16 fl oz"."""
+    out = list(words)
+    for w in words:
+        m = _NUMBER_UNIT.match(w)
+        if m:
+            out.extend(m.groups())
+    return out
+
+
 def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
     """The product's variant named by ``words`` ("1kg", "black", "ground"), if any."""
-    present = set(words)
+    present = set(_split_units(words))
     best: tuple[int, str | None, tuple[str, ...]] = (0, None, ())
     for v in product.variants:
         if v.is_default:
             continue
-        vt = [t for t in tokens(_normalise_units(v.title)) if t not in NEVER_NAMES]
+        vt = [t for t in _split_units(tokens(_normalise_units(v.title))) if t not in NEVER_NAMES]
         hit = tuple(t for t in vt if t in present)
         if len(hit) > best[0] or (len(hit) == best[0] and hit and len(vt) == len(hit)):
             best = (len(hit), v.id, hit)

@@ -30,6 +30,35 @@ NEGATIVE = frozenset({
     "never mind", "nevermind", "no need", "no keep it", "no don't", "no dont", "keep it",
     "нет", "не надо", "нет спасибо", "не нужно", "не", "неа",
 })
+AFFIRMATIVE_HEADS = frozenset({"yes", "yeah", "yep", "yup", "sure", "ok", "okay", "да", "ага", "давай", "конечно"})
+# What a "yes" agrees to, read from the question it answers; the first that matches wins, so a
+# question about emptying the cart is never read as one about adding. English and Russian stems.
+YES_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("cart_clear", ("empty", "clear", "wipe", "start over", "очист", "очищ", "пуст")),
+    ("cart_remove", ("remove", "take it off", "убра", "удал")),
+    ("payments", ("checkout", "check out", "pay", "оформ", "оплат")),
+    ("cart_add", ("add", "добав", "полож")),
+)
+
+
+def is_affirmative(said: str) -> bool:
+    """ "yes", "yes please", "да, очищай": agreement, with at most a few words after it."""
+    if said in AFFIRMATIVE or said.rstrip("!") in AFFIRMATIVE:
+        return True
+    words = said.split()
+    return bool(words) and words[0] in AFFIRMATIVE_HEADS and len(words) <= 4 and not any(
+        w in ("not", "don't", "dont", "no", "не", "нет") for w in words[1:])
+
+
+def yes_means(question: str) -> str | None:
+    """The intent a yes to ``question`` carries, by the action the question names."""
+    q = normalise(question)
+    for intent, cues in YES_CUES:
+        if any(cue in q for cue in cues):
+            return intent
+    return None
+
+
 # Words that may surround a pick ("the copper one please", "2 of the VARIANT ones").
 PICK_FILLER = frozenset(
     """the a an one ones of please pls plz thanks thank you i'll ill i'd id take have want get go with
@@ -71,6 +100,8 @@ def is_pick(delex: Delexicalised) -> bool:
     return has_pick
 
 
+# "and add a charger" after a removal adds: a continuation keeps the previous action unless the
+# classifier's own reading of the message is the other cart action.
 CONTINUATION = ("and ", "also ", "plus ", "oh and ", "and also ", "as well as ", "oh also ")
 
 
@@ -89,10 +120,13 @@ def context_intent(
     if previous is None:
         return None
     said = normalise(delex.original)
-    if said in AFFIRMATIVE or said.rstrip("!") in AFFIRMATIVE:
+    if is_affirmative(said):
         question = last_question(previous)
         if question is None:
             return None
+        named = yes_means(question)
+        if named is not None:
+            return named, 0.9, f"yes to {question!r}"
         ranked = classify(question)
         intent, p = ranked[0]
         if intent in YES_INTENTS:
@@ -105,6 +139,9 @@ def context_intent(
     previous_intent = last_user_intent(history)
     if (said.startswith(CONTINUATION) and previous_intent in ("cart_add", "cart_remove")
             and "PRODUCT" in delex.text.split()):
+        own, p = classify(delex.text)[0]
+        if own in ("cart_add", "cart_remove") and own != previous_intent:
+            return own, p, f"names its own action ({own}) after a {previous_intent}"
         return previous_intent, 0.8, f"continues the previous {previous_intent}"
     if is_pick(delex) and ("?" in previous or "\n" in previous or " or " in previous):
         return "cart_add", 0.85, f"picked {delex.text!r} from the previous offer"

@@ -24,6 +24,28 @@ WINDOW = 3  # the negator and up to two words between it and the verb ("do not e
 _CLAUSE = re.compile(r"[.!?;,]+|\bbut\b|\bно\b", re.IGNORECASE)
 
 
+QUESTION_STARTERS = frozenset("will does do is are how what why which would when where should".split())
+SHOPPER_SUBJECTS = frozenset("i we it they she he my our this that these those".split())
+CART_WORDS = frozenset("cart basket bag trolley order корзину корзина корзине корзины заказ".split())
+
+
+def asks_about_not_for(text: str) -> bool:
+    """A question about a product that borrows an action's verb ("will it clear up my skin?",
+    "can I remove the door of the litter box?") rather than a request to the shop ("can you remove it?")."""
+    words = tokens(text)
+    if not words:
+        return False
+    if words[0] in QUESTION_STARTERS:
+        return True
+    if words[0] in ("can", "could", "may") and len(words) > 1:
+        return words[1] in SHOPPER_SUBJECTS
+    return False
+
+
+def mentions_the_cart(text: str) -> bool:
+    return any(w in CART_WORDS for w in tokens(text))
+
+
 def negated_action(text: str) -> str | None:
     """The action verb a negator governs in ``text``, or None when no command is negated."""
     for clause in _CLAUSE.split(text):

@@ -97,3 +97,36 @@ async def test_one_more_adds_to_the_variant_already_in_the_cart() -> None:
 
 def test_the_shop_used_here_has_variants_to_choose_from() -> None:
     assert len(garden_shop().get("rose-fertiliser").variants) == 2  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("text", ["will it clear the weeds out?", "can I remove the blades of the shears?",
+                                  "does the watering can come apart to clean?"])
+async def test_a_question_that_borrows_an_actions_verb_takes_nothing_away(text: str) -> None:
+    rt = await runtime_with()
+    await say(rt, "add the pruning shears and a watering can")
+    r = await say(rt, text)
+    assert r.cart.quantities() == {"pruning-shears": 1, "watering-can": 1}
+
+
+async def test_can_you_remove_is_still_a_request() -> None:
+    rt = await runtime_with()
+    await say(rt, "add the pruning shears and a watering can")
+    r = await say(rt, "can you remove the watering can?")
+    assert r.cart.quantities() == {"pruning-shears": 1}
+
+
+async def test_a_removal_acts_on_the_cart_line_its_words_fit_best() -> None:
+    rt = await runtime_with()
+    await say(rt, "add tomato seeds and basil seeds")
+    r = await say(rt, "remove the seeds")  # two lines fit equally: ask, remove nothing
+    assert r.cart.quantities() == {"tomato-seeds": 1, "basil-seeds": 1}
+    assert "Which one should I remove" in r.reply.text
+    r = await say(rt, "take the basil seeds off")
+    assert r.cart.quantities() == {"tomato-seeds": 1}
+
+
+async def test_russian_number_words_are_quantities() -> None:
+    rt = await runtime_with()
+    r = await say(rt, "add 3 basil seeds")
+    r = await say(rt, "remove две basil seeds")
+    assert r.cart.quantities() == {"basil-seeds": 1}

@@ -14,10 +14,10 @@ from typing import Any
 
 from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog, Product
-from chatpay.core.context import AFFIRMATIVE, NEGATIVE, context_intent
+from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
 from chatpay.core.mentions import Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
-from chatpay.core.negation import negated_action
+from chatpay.core.negation import asks_about_not_for, mentions_the_cart, negated_action
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
@@ -168,12 +168,12 @@ class Engine:
             return ruled
         said = normalise(text)
         pending = ctx.state.get("pending")
-        if pending == "clear" and said in AFFIRMATIVE:
+        if pending == "clear" and is_affirmative(said):
             return RouteDecision("cart_clear", 0.95, reason="yes to emptying the cart", layer="context")
         if pending == "clear" and (said in NEGATIVE or negated_action(text)):
             return RouteDecision("chitchat", 0.9, reason="kept the cart", layer="context", negated=True)
         offer = ctx.state.get("offer")
-        if offer and said in AFFIRMATIVE:
+        if offer and is_affirmative(said):
             return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")
         verb = negated_action(text)
         if verb is not None:
@@ -188,6 +188,12 @@ class Engine:
         decision = await self.router.route(ctx.turn, ctx.delex, ctx.history)
         if decision.model_called:
             ctx.model_calls += 1
+        if decision.intent in ("cart_clear", "cart_remove") and asks_about_not_for(text) and not (
+            decision.intent == "cart_clear" and mentions_the_cart(text)
+        ):
+            # Taking something away needs a request, not a question that borrows its verb.
+            return replace(decision, intent="enquiry", runner_up=decision.intent,
+                           reason=f"{decision.reason}; a question, not a request to {decision.intent}")
         return decision
 
     async def run_agent(self, name: str, ctx: AgentContext) -> Reply:

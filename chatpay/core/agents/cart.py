@@ -265,6 +265,34 @@ async def _switch(ctx: AgentContext, product: Product, old: str, new: str) -> st
     return f"Switched to {quantity} × **{_label(product, new)}** ({target.price.format()} each)."
 
 
+def _cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Target], list[Product]]:
+    """Point each named removal at the cart line whose name the words fit best; a tie is a question.
+
+    A removal acts only on a line of the cart: "take the weekly planner off" with a weekly planner
+    and a weekly desk pad in the cart removes the planner, and with two equally named lines asks.
+    """
+    catalog = ctx.catalog
+    assert catalog is not None
+    words = set(tokens(ctx.turn.text))
+    lines = [p for h in ctx.cart.quantities() if (p := catalog.get(h)) is not None]
+    out: list[Target] = []
+    for t in targets:
+        if t.via != "name":
+            out.append(t)
+            continue
+        scored = sorted(((len(words & set(tokens(p.name))), p) for p in lines), key=lambda sp: -sp[0])
+        if not scored or scored[0][0] == 0:
+            out.append(t)
+            continue
+        best = [p for n, p in scored if n == scored[0][0]]
+        if len(best) > 1:
+            return [], best[:4]
+        if best[0].handle != t.handle:
+            t = Target(best[0].handle, t.quantity, t.mode, None, t.variant_words, "cart", t.phrase)
+        out.append(t)
+    return out, []
+
+
 async def cart_remove_agent(ctx: AgentContext) -> Reply:
     catalog = ctx.catalog
     assert catalog is not None
@@ -280,6 +308,17 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
         command = parser.parse(ctx.turn.text, "remove", last_shown=ctx.last_shown,
                                last_product=ctx.last_product, cart_handles=in_cart)
         targets = list(command.targets)
+        words = set(tokens(ctx.turn.text))
+        for t in targets:  # "switch the conditioner to the 16 oz" changes a line; it removes nothing
+            product = catalog.get(t.handle) if t.handle else None
+            variants = _line_variants(ctx, t.handle) if t.handle else []
+            if product and t.variant_id and len(variants) == 1 and variants[0] != t.variant_id and words & SWITCH_CUES:
+                return _finish(ctx, [await _switch(ctx, product, variants[0], t.variant_id)])
+        targets, ambiguous = _cart_lines_named(ctx, targets)
+        if ambiguous:
+            rows = tuple((Button(f"➖ {p.name[:40]}", f"r|{product_key(p.handle)}"),) for p in ambiguous)
+            names = " or ".join(f"**{p.name}**" for p in ambiguous)
+            return _finish(ctx, [f"Which one should I remove: {names}?"], buttons=rows)
     said: list[str] = []
     for t in targets:
         product = catalog.get(t.handle) if t.handle else None
