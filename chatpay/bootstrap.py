@@ -226,6 +226,9 @@ def build(
             from chatpay.nlu.intent import default_intent_classifier
 
             intents = default_intent_classifier()
+            encode = getattr(embedder, "encode", None)
+            if embedder is not None and local and callable(encode):
+                intents = intents.with_encoder(embedder.name, encode)
         else:
             intents = default_classifier()
     router = Router(intents, metered_model)

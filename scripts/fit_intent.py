@@ -5,8 +5,9 @@
 
 The phrasings (``chatpay/nlu/lang/<code>/intents*.jsonl``) were written for the purpose, over
 many trades, with product names as ``PRODUCT``; no eval text is among them (a test checks).
-The regularisation strength is chosen by 5-fold cross-validation on the phrasings alone; the
-eval shops' routing cases are scored by ``nox -s evals``, never used here.
+The regularisation strength, and the weight of the sentence encoder's vector beside the sparse
+features, are chosen by 5-fold cross-validation on the phrasings alone; the eval shops' routing
+cases are scored by ``nox -s evals``, never used here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, hstack
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from chatpay.core.turns import INTENTS  # noqa: E402
-from chatpay.nlu.intent import ARTEFACT, FittedIntentClassifier, features, load_training_data  # noqa: E402
+from chatpay.nlu.intent import ARTEFACT, DenseHead, FittedIntentClassifier, features, load_training_data  # noqa: E402
 
 MIN_COUNT = 2  # a feature seen once is noise more often than signal
 
@@ -51,41 +52,66 @@ def build_vocab(texts: list[list[str]]) -> dict[str, int]:
     return {f: i for i, f in enumerate(sorted(f for f, n in counts.items() if n >= MIN_COUNT))}
 
 
+def cross_validate(feats: list[list[str]], y: np.ndarray, vectors: np.ndarray | None, alpha: float, c: float) -> float:
+    correct = 0
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=7).split(feats, y):
+        vocab = build_vocab([feats[i] for i in train])
+        x_train, x_test = matrix([feats[i] for i in train], vocab), matrix([feats[i] for i in test], vocab)
+        if vectors is not None and alpha:
+            x_train = hstack([x_train, csr_matrix(vectors[train] * alpha)]).tocsr()
+            x_test = hstack([x_test, csr_matrix(vectors[test] * alpha)]).tocsr()
+        model = LogisticRegression(C=c, max_iter=4000).fit(x_train, y[train])
+        correct += int((model.predict(x_test) == y[test]).sum())
+    return correct / len(y)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--no-encoder", action="store_true", help="fit the sparse model only")
     args = ap.parse_args(argv)
     console = Console()
     examples = load_training_data()
     feats = [features(e.text) for e in examples]
     y = np.array([INTENTS.index(e.intent) for e in examples])
+    encoder = None
+    vectors = None
+    if not args.no_encoder:
+        from chatpay.adapters.encoders.onnx_minilm import OnnxMiniLMEncoder
+
+        encoder = OnnxMiniLMEncoder()
+        with console.status(f"embedding {len(examples)} phrasings"):
+            vectors = encoder.encode([e.text for e in examples])
     table = Table(title=f"5-fold cross-validation on {len(examples)} phrasings")
-    table.add_column("C")
-    table.add_column("accuracy", justify="right")
-    best_c, best_acc = 1.0, -1.0
-    folds = StratifiedKFold(5, shuffle=True, random_state=7)
-    for c in (0.5, 1.0, 2.0, 4.0, 8.0):
-        correct = 0
-        for train, test in folds.split(feats, y):
-            vocab = build_vocab([feats[i] for i in train])
-            model = LogisticRegression(C=c, max_iter=3000)
-            model.fit(matrix([feats[i] for i in train], vocab), y[train])
-            correct += int((model.predict(matrix([feats[i] for i in test], vocab)) == y[test]).sum())
-        acc = correct / len(examples)
-        table.add_row(f"{c:g}", f"{acc:.4f}")
-        if acc > best_acc + 1e-9:
-            best_c, best_acc = c, acc
+    for col in ("C", "encoder weight", "accuracy"):
+        table.add_column(col, justify="right")
+    results: dict[tuple[float, float], float] = {}
+    for alpha in (0.0, 1.0, 2.0, 4.0) if vectors is not None else (0.0,):
+        for c in (1.0, 2.0, 4.0):
+            results[(alpha, c)] = cross_validate(feats, y, vectors, alpha, c)
+            table.add_row(f"{c:g}", f"{alpha:g}", f"{results[(alpha, c)]:.4f}")
     console.print(table)
+    sparse_c = max((c for a, c in results if a == 0.0), key=lambda c: results[(0.0, c)])
     vocab = build_vocab(feats)
-    model = LogisticRegression(C=best_c, max_iter=3000)
-    model.fit(matrix(feats, vocab), y)
-    labels = [INTENTS[i] for i in model.classes_]
-    clf = FittedIntentClassifier(
-        labels, vocab, model.coef_.T.astype(np.float32), model.intercept_.astype(np.float32),
-        {"fitted": datetime.now(UTC).strftime("%Y-%m-%d"), "examples": len(examples), "C": best_c,
-         "cv_accuracy": round(best_acc, 4), "features": len(vocab)},
-    )
-    console.print(f"C={best_c:g}, {len(vocab)} features, cross-validated accuracy {best_acc:.4f}")
+    x = matrix(feats, vocab)
+    sparse = LogisticRegression(C=sparse_c, max_iter=4000).fit(x, y)
+    labels = [INTENTS[i] for i in sparse.classes_]
+    meta: dict[str, object] = {"fitted": datetime.now(UTC).strftime("%Y-%m-%d"), "examples": len(examples),
+                               "C": sparse_c, "cv_accuracy": round(results[(0.0, sparse_c)], 4), "features": len(vocab)}
+    head = None
+    if vectors is not None and encoder is not None:
+        alpha, c = max((k for k in results if k[0] > 0), key=results.__getitem__)
+        both = LogisticRegression(C=c, max_iter=4000).fit(hstack([x, csr_matrix(vectors * alpha)]).tocsr(), y)
+        n = len(vocab)
+        head = DenseHead(encoder.name, both.coef_[:, :n].T.astype(np.float32), both.coef_[:, n:].T.astype(np.float32),
+                         both.intercept_.astype(np.float32), alpha)
+        meta.update({"head_encoder": encoder.name, "head_alpha": alpha, "head_C": c,
+                     "head_cv_accuracy": round(results[(alpha, c)], 4)})
+        console.print(f"with the encoder: weight {alpha:g}, C={c:g}, cross-validated accuracy {results[(alpha, c)]:.4f}")
+    clf = FittedIntentClassifier(labels, vocab, sparse.coef_.T.astype(np.float32),
+                                 sparse.intercept_.astype(np.float32), meta, head)
+    console.print(f"sparse only: C={sparse_c:g}, {len(vocab)} features, cross-validated accuracy "
+                  f"{results[(0.0, sparse_c)]:.4f}")
     if not args.no_write:
         out = REPO / "chatpay" / "nlu" / "artefacts" / ARTEFACT
         clf.save(out)

@@ -188,6 +188,10 @@ class CartParser:
             target = self._segment(seg, words, tokens(original), mode, is_set, last_shown, last_product,
                                    cart_handles)
             if target is None:
+                # "add the step ladder, 1.5m": a clause that only names an option of a product the
+                # message names elsewhere chooses that option.
+                if self._attach_variant(targets, tokens(original)):
+                    continue
                 if any(w not in NEVER_NAMES and w not in FILLER and not w.isdigit() and w not in NUMBER_WORDS
                        for w in words):
                     unresolved.append(seg.strip())
@@ -205,6 +209,24 @@ class CartParser:
         price_talk = _price_talk(raw, targets)
         merged = self._merge(targets)
         return CartCommand(tuple(merged), price_talk, tuple(unresolved))
+
+    def _attach_variant(self, targets: list[Target], words: list[str]) -> bool:
+        """Give the one earlier target without an option the option ``words`` name; True if done."""
+        fits = []
+        for i, t in enumerate(targets):
+            product = self.index.catalog.get(t.handle) if t.handle else None
+            if product is None or t.variant_id is not None:
+                continue
+            variant_id, vwords = match_variant(product, words)
+            if variant_id:
+                fits.append((i, variant_id, vwords))
+        if len(fits) != 1:
+            return False
+        i, variant_id, vwords = fits[0]
+        t = targets[i]
+        targets[i] = Target(t.handle, t.quantity, t.mode, variant_id, t.variant_words + vwords, t.via, t.phrase,
+                            t.candidates, t.problem)
+        return True
 
     def _implied(
         self, mode: Mode, last_shown: Sequence[str], last_product: str | None, cart_handles: Sequence[str]

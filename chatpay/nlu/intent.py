@@ -11,7 +11,7 @@ writes ``artefacts/intent.npz``; loading needs numpy alone and trains nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -98,30 +98,63 @@ def features(text: str) -> list[str]:
     return feats
 
 
+Embed = Callable[[list[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class DenseHead:
+    """The same regression refitted with the sentence encoder's vector of the message beside the
+    sparse features (scaled by ``alpha``): paraphrases the phrasings never spelled out still land."""
+
+    encoder: str
+    sparse: np.ndarray  # (features, labels)
+    dense: np.ndarray  # (dim, labels)
+    bias: np.ndarray
+    alpha: float
+
+
 class FittedIntentClassifier:
-    """Softmax over sparse features with fitted weights; ``predict`` as the router expects.
+    """Softmax over sparse features (and, with an encoder, the message's vector); ``predict`` as the
+    router expects.
 
     Args:
         labels: the intents, in the weight matrix's column order.
         vocabulary: feature name -> row of ``weights``.
-        weights: (features, labels) float32.
-        bias: (labels,) intercepts.
+        weights: (features, labels) float32, the sparse-only model.
+        bias: (labels,) its intercepts.
+        head: the model that also reads the encoder's vector, used once :meth:`with_encoder` is called.
     """
 
     def __init__(self, labels: Sequence[str], vocabulary: dict[str, int], weights: np.ndarray,
-                 bias: np.ndarray, meta: dict[str, object] | None = None) -> None:
+                 bias: np.ndarray, meta: dict[str, object] | None = None, head: DenseHead | None = None,
+                 embed: Embed | None = None) -> None:
         self.labels = list(labels)
         self.vocabulary = vocabulary
         self.weights = weights
         self.bias = bias
         self.meta = meta or {}
+        self.head = head
+        self.embed = embed
+
+    def with_encoder(self, name: str, embed: Embed) -> FittedIntentClassifier:
+        """This classifier reading the encoder's vectors too, when its head was fitted for that encoder."""
+        if self.head is None or self.head.encoder != name:
+            return self
+        return FittedIntentClassifier(self.labels, self.vocabulary, self.weights, self.bias, self.meta,
+                                      self.head, embed)
 
     def scores(self, text: str) -> np.ndarray:
         rows = [self.vocabulary[f] for f in features(text) if f in self.vocabulary]
-        z = self.bias.astype(np.float64) + (self.weights[rows].sum(axis=0) if rows else 0.0)
+        if self.head is not None and self.embed is not None:
+            vector = np.asarray(self.embed([text])[0], dtype=np.float64)
+            z = self.head.bias.astype(np.float64) + self.head.alpha * (vector @ self.head.dense)
+            if rows:
+                z = z + self.head.sparse[rows].sum(axis=0)
+        else:
+            z = self.bias.astype(np.float64) + (self.weights[rows].sum(axis=0) if rows else 0.0)
         z = z - z.max()
         e = np.exp(z)
-        return e / e.sum()
+        return np.asarray(e / e.sum())
 
     def predict(self, text: str) -> list[tuple[str, float]]:
         """Labels with probabilities, best first."""
@@ -130,17 +163,26 @@ class FittedIntentClassifier:
 
     def save(self, path: Any) -> None:
         names = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
+        extra: dict[str, Any] = {}
+        if self.head is not None:
+            extra = {"head_encoder": np.array(self.head.encoder), "head_sparse": self.head.sparse.astype(np.float16),
+                     "head_dense": self.head.dense.astype(np.float32), "head_bias": self.head.bias.astype(np.float32),
+                     "head_alpha": np.array(self.head.alpha)}
         np.savez_compressed(
             path, labels=np.array(self.labels), names=np.array(names), weights=self.weights.astype(np.float16),
-            bias=self.bias.astype(np.float32), meta=np.array(json.dumps(self.meta)),
+            bias=self.bias.astype(np.float32), meta=np.array(json.dumps(self.meta)), **extra,
         )
 
     @classmethod
     def load_file(cls, handle: Any) -> FittedIntentClassifier:
         with np.load(handle, allow_pickle=False) as data:
             names = [str(n) for n in data["names"]]
+            head = None
+            if "head_dense" in data.files:
+                head = DenseHead(str(data["head_encoder"]), data["head_sparse"].astype(np.float32),
+                                 data["head_dense"].astype(np.float32), data["head_bias"], float(data["head_alpha"]))
             return cls([str(x) for x in data["labels"]], {n: i for i, n in enumerate(names)},
-                       data["weights"].astype(np.float32), data["bias"], json.loads(str(data["meta"])))
+                       data["weights"].astype(np.float32), data["bias"], json.loads(str(data["meta"])), head)
 
 
 @lru_cache(maxsize=1)

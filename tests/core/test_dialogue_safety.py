@@ -130,3 +130,9 @@ async def test_russian_number_words_are_quantities() -> None:
     r = await say(rt, "add 3 basil seeds")
     r = await say(rt, "remove две basil seeds")
     assert r.cart.quantities() == {"basil-seeds": 1}
+
+
+async def test_a_clause_that_only_names_an_option_chooses_it_for_the_product_named_before() -> None:
+    rt = await runtime_with()
+    r = await say(rt, "add the rose fertiliser, 5kg")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("rf-5", 1)]
