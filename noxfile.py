@@ -33,6 +33,8 @@ def evals(session: nox.Session) -> None:
     """Every eval suite on every store; fails below a floor or beyond the noise band of the baseline."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "chatpay.evaluation.all", "--results", "evals/results", *session.posargs)
+    # The fitted engine's search, leave-one-shop-out on the development shops (fits nothing it ships).
+    session.run("python", "scripts/fit_nlu.py", "--no-write", "--score", "demo", "--score", "bikes")
 
 
 @nox.session(name="evals-update-baseline", python=PYTHON)
@@ -46,7 +48,7 @@ def evals_update_baseline(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Retrieval latency at 1k/10k/100k products, the offline turn, and worker throughput."""
     session.install("-e", ".[dev]")
-    for script in ("bench/bench_retrieval.py", "bench/bench_turn.py", "bench/bench_worker.py"):
+    for script in ("bench/bench_retrieval.py", "bench/bench_turn.py", "bench/bench_nlu.py", "bench/bench_worker.py"):
         session.run("python", script, *session.posargs)
 
 

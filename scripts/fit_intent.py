@@ -31,6 +31,32 @@ from chatpay.core.turns import INTENTS  # noqa: E402
 from chatpay.nlu.intent import ARTEFACT, DenseHead, FittedIntentClassifier, features, load_training_data  # noqa: E402
 
 MIN_COUNT = 2  # a feature seen once is noise more often than signal
+# A word is a cue of an action when the phrasings that hold it are mostly that action's: seen in at
+# least CUE_MIN phrasings, CUE_SHARE or more of them with that label. Two thirds keeps "add", "remove",
+# "checkout" and their typos and synonyms the writers used, and leaves out words every intent uses.
+CUE_MIN, CUE_SHARE = 3, 0.66
+# "Everything" is a quantifier, not a command (the dialogue issue): phrasings that empty the cart
+# say it often, but it asks for nothing by itself ("everything looks good").
+QUANTIFIERS = frozenset({"everyth", "everi", "all", "whole", "entir", "все", "вся", "весь", "вообщ"})
+
+
+def action_cues(examples: list) -> dict[str, list[str]]:
+    """Stems that ask for each cart or payment action, read off the labelled phrasings."""
+    from collections import Counter, defaultdict
+
+    from chatpay.nlu.intent import ACTIONS, cue_stems
+
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for e in examples:
+        for s in set(cue_stems(e.text)):
+            counts[s][e.intent] += 1
+    cues: dict[str, list[str]] = {a: [] for a in ACTIONS}
+    for s, by_intent in counts.items():
+        total = sum(by_intent.values())
+        intent, n = by_intent.most_common(1)[0]
+        if intent in cues and total >= CUE_MIN and n / total >= CUE_SHARE and s not in QUANTIFIERS:
+            cues[intent].append(s)
+    return {a: sorted(v) for a, v in cues.items()}
 
 
 def matrix(texts: list[list[str]], vocab: dict[str, int]) -> csr_matrix:
@@ -108,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         meta.update({"head_encoder": encoder.name, "head_alpha": alpha, "head_C": c,
                      "head_cv_accuracy": round(results[(alpha, c)], 4)})
         console.print(f"with the encoder: weight {alpha:g}, C={c:g}, cross-validated accuracy {results[(alpha, c)]:.4f}")
+    cues = action_cues(examples)
+    meta["cues"] = {a: len(v) for a, v in cues.items()}
     clf = FittedIntentClassifier(labels, vocab, sparse.coef_.T.astype(np.float32),
-                                 sparse.intercept_.astype(np.float32), meta, head)
+                                 sparse.intercept_.astype(np.float32), meta, head, cues=cues)
+    console.print("action cues: " + ", ".join(f"{a} {len(v)}" for a, v in cues.items()))
     console.print(f"sparse only: C={sparse_c:g}, {len(vocab)} features, cross-validated accuracy "
                   f"{results[(0.0, sparse_c)]:.4f}")
     if not args.no_write:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from chatpay.core.cart import MAX_QUANTITY
-from chatpay.core.catalog import Product
+from chatpay.core.catalog import Catalog, Product
 from chatpay.core.mentions import NEVER_NAMES, MentionIndex
 from chatpay.core.text import NUMBER_WORDS, ORDINALS, tokens
 
@@ -211,10 +211,14 @@ class CartParser:
         return CartCommand(tuple(merged), price_talk, tuple(unresolved))
 
     def _attach_variant(self, targets: list[Target], words: list[str]) -> bool:
+        return self.attach_variant(self.index.catalog, targets, words)
+
+    @staticmethod
+    def attach_variant(catalog: Catalog, targets: list[Target], words: list[str]) -> bool:
         """Give the one earlier target without an option the option ``words`` name; True if done."""
         fits = []
         for i, t in enumerate(targets):
-            product = self.index.catalog.get(t.handle) if t.handle else None
+            product = catalog.get(t.handle) if t.handle else None
             if product is None or t.variant_id is not None:
                 continue
             variant_id, vwords = match_variant(product, words)
@@ -262,10 +266,12 @@ class CartParser:
             # A number that is one of the product's option values ("the 20000 one") names the
             # variant; it is a quantity only when another number is there too.
             values = variant_numbers(product) & set(vwords) if variant_id else frozenset()
+            # Words of the product's own name ("Six-Panel Cap", "Two-Pack") are not quantities either.
+            name_words = set(tokens(product.name)) if product else set()
             own_qty, own_relative = qty, relative
-            if values:
+            if values or name_words & set(words):
                 own_qty, own_relative = parse_quantity(
-                    [w for i, w in enumerate(words) if i not in named and w not in values])
+                    [w for i, w in enumerate(words) if i not in named and w not in values and w not in name_words])
             quantity = own_qty if not (own_relative and own_qty is None) else 1
             problem = quantity_problem(seg, own_qty, MAX_QUANTITY) if mode != "remove" else None
             return Target(handle, quantity, "set" if is_set and not own_relative else mode, variant_id, vwords,
@@ -323,7 +329,7 @@ class CartParser:
         """One of equally named products, chosen by the variant asked for, the cart, or the focus."""
         catalog = self.index.catalog
         # "bottle" means the Water Bottle more than the Bottle Cage: the name's head noun decides.
-        heads = [h for h in handles if (p := catalog.get(h)) is not None and _head(p.name) in words]
+        heads = [h for h in handles if (p := catalog.get(h)) is not None and name_head(p.name) in words]
         if len(heads) == 1:
             return heads[0]
         by_variant = [h for h in handles if (p := catalog.get(h)) is not None and match_variant(p, words)[0]]
@@ -393,7 +399,7 @@ def _price_talk(raw: str, targets: Sequence[Target]) -> bool:
     return False
 
 
-def _head(name: str) -> str:
+def name_head(name: str) -> str:
     """A product name's head noun: its last alphabetic word ("Bottle Cage" -> "cage")."""
     words = [w for w in tokens(name) if w.isalpha()]
     return words[-1] if words else ""

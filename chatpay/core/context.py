@@ -102,7 +102,8 @@ def is_pick(delex: Delexicalised) -> bool:
 
 # "and add a charger" after a removal adds: a continuation keeps the previous action unless the
 # classifier's own reading of the message is the other cart action.
-CONTINUATION = ("and ", "also ", "plus ", "oh and ", "and also ", "as well as ", "oh also ")
+CONTINUATION = ("and ", "also ", "plus ", "oh and ", "and also ", "as well as ", "oh also ",
+                "и ", "а еще ", "и еще ", "еще ", "также ", "плюс ")
 
 
 def last_user_intent(history: Sequence[Message]) -> str | None:
@@ -137,8 +138,9 @@ def context_intent(
     if said in NEGATIVE:
         return "chitchat", 0.9, "declined"
     previous_intent = last_user_intent(history)
-    if (said.startswith(CONTINUATION) and previous_intent in ("cart_add", "cart_remove")
-            and "PRODUCT" in delex.text.split()):
+    names_something = "PRODUCT" in delex.text.split() or any(
+        w.isdigit() or w in NUMBER_WORDS for w in said.split()[1:])
+    if said.startswith(CONTINUATION) and previous_intent in ("cart_add", "cart_remove") and names_something:
         own, p = classify(delex.text)[0]
         if own in ("cart_add", "cart_remove") and own != previous_intent:
             return own, p, f"names its own action ({own}) after a {previous_intent}"

@@ -54,14 +54,19 @@ async def run_all(
     classifier: IntentClassifier | None = None,
     backend: Backend = "mongo",
     console: Console | None = None,
+    nlu: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every suite that has cases on every store; returns the summaries in order.
+
+    ``nlu`` picks the language engine (``legacy`` or ``fitted``) over ``CHATPAY_NLU``.
 
     Raises:
         InvalidInput: a cases file is invalid.
         CassetteMiss: a replayed run asked for a response its cassette lacks.
     """
     settings = load_settings()
+    if nlu is not None:
+        settings = settings.with_overrides(nlu=nlu)
     plan = [(spec, suite, path) for spec in stores for suite in suites if (path := spec.cases(suite)) is not None]
     loaded = [(spec, suite, path, load_cases(suite, path)) for spec, suite, path in plan]  # fail fast on bad cases
     summaries: list[dict[str, Any]] = []
@@ -127,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("mongo", "memory"), default="mongo",
                    help="embedded mongomock through the Mongo adapter (default) or the in-memory twins")
     p.add_argument("--brief", action="store_true", help="print only the score tables, not per-intent detail")
+    p.add_argument("--nlu", choices=("legacy", "fitted"), help="the language engine (default: CHATPAY_NLU, else legacy)")
     return p
 
 
@@ -135,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = make_console()
     specs = [spec for name, spec in known_stores().items() if not args.store or name in args.store]
     try:
-        summaries = asyncio.run(run_all(specs, args.suite or SUITES, offline=args.offline, backend=args.backend))
+        summaries = asyncio.run(run_all(specs, args.suite or SUITES, offline=args.offline, backend=args.backend,
+                                        nlu=args.nlu))
         baseline = gate.load_baseline(args.baseline)
     except (InvalidInput, ConfigError) as exc:
         print(f"evals: {exc}", file=sys.stderr)

@@ -67,22 +67,24 @@ class Trees:
     rate: float
     trees: tuple[dict[str, np.ndarray], ...]
 
+    def __post_init__(self) -> None:
+        # Walking a depth-2 tree is a few list look-ups; numpy's per-call overhead would cost 20x more.
+        object.__setattr__(self, "_walk", tuple(
+            (t["feature"].tolist(), t["threshold"].tolist(), t["left"].tolist(), t["right"].tolist(),
+             t["value"].tolist()) for t in self.trees))
+
+    def raw(self, row: list[float]) -> float:
+        total = self.intercept
+        for feature, threshold, left, right, value in self._walk:  # type: ignore[attr-defined]
+            node = 0
+            while feature[node] >= 0:
+                node = left[node] if row[feature[node]] <= threshold[node] else right[node]
+            total += self.rate * value[node]
+        return total
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.atleast_2d(x)
-        raw = np.full(len(x), self.intercept, dtype=np.float64)
-        for tree in self.trees:
-            node = np.zeros(len(x), dtype=np.int64)
-            feature, threshold = tree["feature"], tree["threshold"]
-            left, right = tree["left"], tree["right"]
-            while True:
-                f = feature[node]
-                inner = f >= 0
-                if not inner.any():
-                    break
-                rows = np.flatnonzero(inner)
-                go_left = x[rows, f[rows]] <= threshold[node[rows]]
-                node[rows] = np.where(go_left, left[node[rows]], right[node[rows]])
-            raw += self.rate * tree["value"][node]
+        rows = np.atleast_2d(x).astype(np.float64).tolist()
+        raw = np.array([self.raw(r) for r in rows])
         return 1.0 / (1.0 + np.exp(-np.clip(raw, -30, 30)))
 
     def to_json(self) -> dict[str, Any]:

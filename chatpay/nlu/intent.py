@@ -29,6 +29,12 @@ QUESTION_STEMS = frozenset(stem(w) for w in (
     "что какой какая какие как где когда можно есть ли сколько почему чем кто"
 ).split())
 ARTEFACT = "intent.npz"
+ACTIONS = ("cart_add", "cart_remove", "cart_clear", "payments")
+
+
+def cue_stems(text: str) -> list[str]:
+    """The stems that may ask for an action: every word but the placeholders."""
+    return [stem(w) for w in words(text) if not w.startswith("‹")]
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ class FittedIntentClassifier:
 
     def __init__(self, labels: Sequence[str], vocabulary: dict[str, int], weights: np.ndarray,
                  bias: np.ndarray, meta: dict[str, object] | None = None, head: DenseHead | None = None,
-                 embed: Embed | None = None) -> None:
+                 embed: Embed | None = None, cues: dict[str, list[str]] | None = None) -> None:
         self.labels = list(labels)
         self.vocabulary = vocabulary
         self.weights = weights
@@ -135,13 +141,37 @@ class FittedIntentClassifier:
         self.meta = meta or {}
         self.head = head
         self.embed = embed
+        self.cues = {a: frozenset(v) for a, v in (cues or {}).items()}
 
     def with_encoder(self, name: str, embed: Embed) -> FittedIntentClassifier:
         """This classifier reading the encoder's vectors too, when its head was fitted for that encoder."""
         if self.head is None or self.head.encoder != name:
             return self
         return FittedIntentClassifier(self.labels, self.vocabulary, self.weights, self.bias, self.meta,
-                                      self.head, embed)
+                                      self.head, embed, {a: sorted(v) for a, v in self.cues.items()})
+
+    def stands(self, text: str, intent: str) -> bool:
+        """Whether ``text`` holds a word that asks for ``intent`` (one of :data:`ACTIONS`).
+
+        The cue words are read off the labelled phrasings by ``scripts/fit_intent.py``; a word one
+        edit from a cue of five letters or more counts too ("chekout", "remvoe").
+        """
+        cues = self.cues.get(intent)
+        if not cues:
+            return True
+        from rapidfuzz.distance import DamerauLevenshtein
+
+        stems = cue_stems(text)
+        words_ = words(text)
+        for i, s in enumerate(stems):
+            if s in cues:
+                if s == stem("want") and i + 1 < len(words_) and words_[i + 1] == "to":
+                    continue  # "I want to help the bees": a wish to do something, not to have a thing
+                return True
+            if len(s) >= 5 and any(len(c) >= 5 and DamerauLevenshtein.distance(s, c, score_cutoff=1) <= 1
+                                   for c in cues):
+                return True
+        return False
 
     def scores(self, text: str) -> np.ndarray:
         rows = [self.vocabulary[f] for f in features(text) if f in self.vocabulary]
@@ -168,9 +198,10 @@ class FittedIntentClassifier:
             extra = {"head_encoder": np.array(self.head.encoder), "head_sparse": self.head.sparse.astype(np.float16),
                      "head_dense": self.head.dense.astype(np.float32), "head_bias": self.head.bias.astype(np.float32),
                      "head_alpha": np.array(self.head.alpha)}
+        cues = np.array([f"{a}\t{c}" for a, v in sorted(self.cues.items()) for c in sorted(v)])
         np.savez_compressed(
             path, labels=np.array(self.labels), names=np.array(names), weights=self.weights.astype(np.float16),
-            bias=self.bias.astype(np.float32), meta=np.array(json.dumps(self.meta)), **extra,
+            bias=self.bias.astype(np.float32), meta=np.array(json.dumps(self.meta)), cues=cues, **extra,
         )
 
     @classmethod
@@ -181,8 +212,13 @@ class FittedIntentClassifier:
             if "head_dense" in data.files:
                 head = DenseHead(str(data["head_encoder"]), data["head_sparse"].astype(np.float32),
                                  data["head_dense"].astype(np.float32), data["head_bias"], float(data["head_alpha"]))
+            cues: dict[str, list[str]] = {}
+            for row in (data["cues"] if "cues" in data.files else []):
+                action, cue = str(row).split("\t", 1)
+                cues.setdefault(action, []).append(cue)
             return cls([str(x) for x in data["labels"]], {n: i for i, n in enumerate(names)},
-                       data["weights"].astype(np.float32), data["bias"], json.loads(str(data["meta"])), head)
+                       data["weights"].astype(np.float32), data["bias"], json.loads(str(data["meta"])), head,
+                       cues=cues)
 
 
 @lru_cache(maxsize=1)

@@ -193,27 +193,25 @@ class CatalogLexicon:
         if not query.terms or n == 0:
             return out
         total = sum(t.idf if t.known else idf_of_unknown for t in query.terms) or 1.0
-        position = {int(d): i for i, d in enumerate(docs)}
+        position = np.full(self.size, -1, dtype=np.int64)
+        position[docs] = np.arange(n)
         head = query.terms[-1]
         for t in query.terms:
             p = self.postings.get(t.stem)
             if p is None:
                 continue
-            for d, m in zip(p.docs.tolist(), p.masks.tolist(), strict=True):
-                i = position.get(d)
-                if i is None:
-                    continue
-                share = t.idf / total
-                out["any"][i] += share
-                if m & STRONG:
-                    out["strong"][i] += share
-                if m & (1 << NAME):
-                    out["name"][i] += share
-                    out["name_precision"][i] += 1.0
-                if m & (1 << TYPE):
-                    out["type"][i] += share
-                if t is head:
-                    out["head_any"][i] = 1.0
-                    out["head_strong"][i] = 1.0 if m & STRONG else 0.0
+            at = position[p.docs]
+            hit = at >= 0
+            rows, masks = at[hit], p.masks[hit].astype(np.int64)
+            share = t.idf / total
+            out["any"][rows] += share
+            out["strong"][rows] += share * ((masks & STRONG) != 0)
+            named = (masks & (1 << NAME)) != 0
+            out["name"][rows] += share * named
+            out["name_precision"][rows] += named
+            out["type"][rows] += share * ((masks & (1 << TYPE)) != 0)
+            if t is head:
+                out["head_any"][rows] = 1.0
+                out["head_strong"][rows] = ((masks & STRONG) != 0).astype(np.float32)
         out["name_precision"] /= self.name_sizes[docs]
         return out

@@ -136,3 +136,31 @@ async def test_a_clause_that_only_names_an_option_chooses_it_for_the_product_nam
     rt = await runtime_with()
     r = await say(rt, "add the rose fertiliser, 5kg")
     assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("rf-5", 1)]
+
+
+@pytest.mark.parametrize("text", ["keep my seeds dry in the shed", "something to help the bees",
+                                  "I want to grow tomatoes on a balcony"])
+async def test_a_description_without_an_action_word_is_searched_not_added(text: str) -> None:
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, text)
+    assert r.cart.is_empty
+    assert r.intent in ("enquiry", "chitchat")
+
+
+@pytest.mark.parametrize(("text", "intent", "stands_"), [
+    ("add the basil", "cart_add", True),
+    ("2x basil seeds", "cart_add", True),
+    ("the second one", "cart_add", True),
+    ("basil seeds under 5 euros", "cart_add", False),
+    ("I want to help the bees", "cart_add", False),
+    ("will everything arrive in one parcel", "cart_clear", False),
+    ("remove everything", "cart_clear", True),
+    ("убери базилик", "cart_remove", True),
+    ("keep all my tools together", "cart_clear", False),
+])
+def test_an_action_needs_words_that_ask_for_it(text: str, intent: str, stands_: bool) -> None:
+    from chatpay.core.evidence import stands
+
+    assert stands(text, intent) is stands_

@@ -19,8 +19,8 @@ UNSURE_CANDIDATES = ["hmm basil maybe", "watering", "seeds for the balcony perha
                      "the can thing", "basil or tomato", "garden stuff", "kneeler?", "shears then", "ok basil"]
 
 
-async def runtime_with(stores: Stores | None = None, **kw: object) -> Runtime:
-    rt = build(Settings(business_id="garden"), stores=stores or in_memory_stores(), no_embedder=True,
+async def runtime_with(stores: Stores | None = None, settings: Settings | None = None, **kw: object) -> Runtime:
+    rt = build(settings or Settings(business_id="garden"), stores=stores or in_memory_stores(), no_embedder=True,
                clock=FixedClock(), **kw)  # type: ignore[arg-type]
     await rt.import_catalog(garden_shop())
     return rt

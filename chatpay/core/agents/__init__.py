@@ -15,6 +15,7 @@ from typing import Any
 from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
+from chatpay.core.evidence import stands
 from chatpay.core.mentions import Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.negation import asks_about_not_for, mentions_the_cart, negated_action
@@ -188,6 +189,12 @@ class Engine:
         decision = await self.router.route(ctx.turn, ctx.delex, ctx.history)
         if decision.model_called:
             ctx.model_calls += 1
+        picks_option = decision.intent == "cart_add" and bool(ctx.delex and ctx.delex.variant_words)
+        cue_check = getattr(self.router.classifier, "stands", None)  # the fitted classifier's learned cues
+        if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option
+                and not cue_check(text, decision.intent) and not stands(text, decision.intent)):
+            return replace(decision, intent="enquiry", runner_up=decision.intent,
+                           reason=f"{decision.reason}; no words ask to {decision.intent}: a product question")
         if decision.intent in ("cart_clear", "cart_remove") and asks_about_not_for(text) and not (
             decision.intent == "cart_clear" and mentions_the_cart(text)
         ):

@@ -20,11 +20,18 @@ from chatpay.core.agents import (
     resolve_key,
 )
 from chatpay.core.cart import MAX_QUANTITY, Cart
-from chatpay.core.cartparse import CartParser, Target, match_variant
+from chatpay.core.cartparse import (
+    CartParser,
+    Target,
+    match_variant,
+    name_head,
+    parse_quantity,
+    quantity_problem,
+)
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.errors import CartError, ConcurrencyConflict, ModelError, OutOfStock, QuantityError
 from chatpay.core.ports import ChatMessage, ChatRequest
-from chatpay.core.text import tokens
+from chatpay.core.text import NUMBER_WORDS, tokens
 from chatpay.core.turns import Button, CartLineView, CartView, Reply
 
 log = logging.getLogger(__name__)
@@ -96,7 +103,9 @@ def _suggestions(ctx: AgentContext, handles: list[str], prefix: str) -> tuple[st
 async def _resolve_unknown(ctx: AgentContext, phrase: str) -> tuple[Product | None, list[str]]:
     """Retrieval, then (LLM only) the model, for a phrase the parser could not tie to a product."""
     assert ctx.catalog is not None
-    result = await ctx.engine.retriever.search(ctx.catalog, phrase, k=MODEL_CHOICES)
+    # "2 packs of the no-show socks": the count is the cart's business, not the search's.
+    what = " ".join(w for w in tokens(phrase) if not (w.isdigit() or w in NUMBER_WORDS)) or phrase
+    result = await ctx.engine.retriever.search(ctx.catalog, what, k=MODEL_CHOICES)
     handles = [h.handle for h in result.products]
     if result.kind == "products" and handles and result.confidence >= 0.75:
         top = result.products[0]
@@ -167,15 +176,26 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
     said: list[str] = []
     buttons: tuple[tuple[Button, ...], ...] = ()
     if not targets:
+        missing: list[tuple[str, list[str]]] = []
         for phrase in unresolved or [ctx.turn.text]:
             product, handles = await _resolve_unknown(ctx, phrase)
             if product is not None:
-                variant_id, _ = match_variant(product, tokens(phrase))
-                targets.append(Target(product.handle, None, "add", variant_id, via="retrieval", phrase=phrase))
+                words = tokens(phrase)
+                variant_id, _ = match_variant(product, words)
+                name_words = set(tokens(product.name))
+                quantity, _ = parse_quantity([w for w in words if w not in name_words])
+                problem = quantity_problem(phrase, quantity, MAX_QUANTITY)
+                targets.append(Target(product.handle, quantity, "add", variant_id, via="retrieval", phrase=phrase,
+                                      problem=problem))
             else:
-                hint, rows = _suggestions(ctx, handles, "Did you mean")
-                said.append(f"I couldn't find “{phrase.strip()}” in our catalog. {hint}".strip())
-                buttons += rows
+                missing.append((phrase, handles))
+        for phrase, handles in missing:
+            # "…no-show socks, L/XL": a clause naming only an option belongs to the product found
+            if targets and CartParser.attach_variant(catalog, targets, tokens(phrase)):
+                continue
+            hint, rows = _suggestions(ctx, handles, "Did you mean")
+            said.append(f"I couldn't find “{phrase.strip()}” in our catalog. {hint}".strip())
+            buttons += rows
     ctx.span_attrs["targets"] = [
         {"handle": t.handle, "quantity": t.quantity, "mode": t.mode, "variant": t.variant_id, "via": t.via}
         for t in targets
@@ -285,6 +305,9 @@ def _cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Ta
             out.append(t)
             continue
         best = [p for n, p in scored if n == scored[0][0]]
+        if len(best) > 1:  # "bottle" is the Water Bottle more than the Bottle Cage: the head noun decides
+            headed = [p for p in best if name_head(p.name) in words]
+            best = headed if len(headed) == 1 else best
         if len(best) > 1:
             return [], best[:4]
         if best[0].handle != t.handle:
