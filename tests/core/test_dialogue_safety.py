@@ -41,19 +41,45 @@ async def test_emptying_a_cart_of_several_lines_asks_first_and_no_keeps_it() -> 
     r = await say(rt, "empty my cart")
     assert r.cart.quantities() == {"basil-seeds": 2, "watering-can": 1}
     assert "Empty your cart (3 items)?" in r.reply.text
-    assert [b.data for row in r.reply.buttons for b in row] == ["c|y", "v"]
+    assert [b.data for row in r.reply.buttons for b in row] == [f"c|y|{r.cart.version}", "v"]
     r = await say(rt, "no")
     assert r.cart.quantities() == {"basil-seeds": 2, "watering-can": 1}
     r = await say(rt, "yes")  # the question no longer stands: nothing is emptied on a stale yes
     assert not r.cart.is_empty
 
 
-async def test_the_confirm_button_empties_the_cart() -> None:
+async def test_the_confirm_button_empties_the_cart_it_was_shown_for() -> None:
     rt = await runtime_with()
     await say(rt, "add 2 basil seeds and a watering can")
-    await say(rt, "clear the cart")
-    r = await say(rt, callback_data="c|y")
+    asked = await say(rt, "clear the cart")
+    yes = asked.reply.buttons[0][0].data
+    await say(rt, "add a tomato seeds")  # the cart changed after the question
+    r = await say(rt, callback_data=yes)
+    assert r.cart.quantities() == {"basil-seeds": 2, "watering-can": 1, "tomato-seeds": 1}
+    assert "Empty your cart (4 items)?" in r.reply.text
+    r = await say(rt, callback_data=r.reply.buttons[0][0].data)
     assert r.cart.is_empty
+
+
+@pytest.mark.parametrize("data", ["a|no-such-product", "a|rose-fertiliser|no-such-variant", "r|nope", "i|nope",
+                                  "zz|1", "s|x", "a", "a|" + "x" * 70])
+async def test_a_forged_or_stale_button_gets_a_polite_answer_and_changes_nothing(data: str) -> None:
+    rt = await runtime_with()
+    await say(rt, "add 2 basil seeds")
+    r = await say(rt, callback_data=data)
+    assert r.error is None and r.reply.text
+    assert r.cart.quantities() == {"basil-seeds": 2}
+
+
+async def test_a_long_message_of_unknown_things_is_named_once_and_briefly() -> None:
+    rt = await runtime_with()
+    text = "add " + ", ".join(f"a purple flying unicorn number {i} with extra sparkles and glitter" for i in range(60))
+    r = await say(rt, text[:4096])
+    assert r.cart.is_empty and len(r.reply.text) < 600
+    r = await rt.service.handle(rt.turn(text[:4096], thread_id="t2"), intent="cart_add")
+    assert r.cart.is_empty
+    assert r.reply.text.count("couldn't find") == 1 and "more in our catalog" in r.reply.text
+    assert len(r.reply.text) < 600
 
 
 async def test_a_single_line_cart_empties_at_once() -> None:

@@ -36,6 +36,8 @@ from chatpay.core.turns import Button, CartLineView, CartView, Reply
 
 log = logging.getLogger(__name__)
 SAVE_ATTEMPTS = 4
+MAX_NAMED = 3  # phrases named in one "couldn't find" line
+CLIP = 40  # characters of a phrase repeated back
 MODEL_CHOICES = 8
 LLM_MAX_QTY = 10
 
@@ -57,6 +59,11 @@ def cart_text(view: CartView) -> str:
     ]
     count = view.item_count
     return "Your cart:\n" + "\n".join(rows) + f"\nSubtotal ({count} item{'s' if count != 1 else ''}): **{view.subtotal.format()}**"
+
+
+def _clip(phrase: str) -> str:
+    phrase = " ".join(phrase.split())
+    return phrase if len(phrase) <= CLIP else phrase[: CLIP - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _label(product: Product, variant_id: str | None) -> str:
@@ -100,6 +107,27 @@ def _suggestions(ctx: AgentContext, handles: list[str], prefix: str) -> tuple[st
     return f"{prefix} {names}?", rows
 
 
+def _best_named(catalog: Catalog, phrase: str, handles: list[str]) -> Product | None:
+    """The one candidate whose name holds every word of the phrase that any candidate's name holds.
+
+    Availability plays no part: a sold-out product the shopper named is refused by name, never
+    replaced by an in-stock neighbour the search preferred.
+    """
+    words = {w for w in tokens(phrase) if len(w) > 2}
+    scored = []
+    for h in handles:
+        p = catalog.get(h)
+        if p is not None:
+            scored.append((len(words & set(tokens(p.name))), p))
+    if not scored:
+        return None
+    top = max(n for n, _ in scored)
+    best = [p for n, p in scored if n == top]
+    if top >= 2 and len(best) == 1 and top == len(words & {w for _, p in scored for w in tokens(p.name)}):
+        return best[0]
+    return None
+
+
 async def _resolve_unknown(ctx: AgentContext, phrase: str) -> tuple[Product | None, list[str]]:
     """Retrieval, then (LLM only) the model, for a phrase the parser could not tie to a product."""
     assert ctx.catalog is not None
@@ -107,6 +135,9 @@ async def _resolve_unknown(ctx: AgentContext, phrase: str) -> tuple[Product | No
     what = " ".join(w for w in tokens(phrase) if not (w.isdigit() or w in NUMBER_WORDS)) or phrase
     result = await ctx.engine.retriever.search(ctx.catalog, what, k=MODEL_CHOICES)
     handles = [h.handle for h in result.products]
+    named = _best_named(ctx.catalog, what, handles)
+    if named is not None:
+        return named, handles
     if result.kind == "products" and handles and result.confidence >= 0.75:
         top = result.products[0]
         runner = result.products[1].score if len(result.products) > 1 else 0.0
@@ -155,6 +186,9 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
             return Reply("That product is no longer in our catalog.", callback_answer="Not available")
         targets = [Target(product.handle, 1, "add", parts[2] if len(parts) > 2 else None, via="button")]
         return await _apply(ctx, targets, price_talk=False, unresolved=[])
+    if data:  # any other button: forged, or from a reply this version no longer sends
+        return Reply("That button has expired. Ask me again and I'll show you fresh options.",
+                     callback_answer="Expired")
     if ctx.state.get("offer") and ctx.decision is not None and ctx.decision.layer == "context":
         targets = [Target(str(ctx.state["offer"]), 1, "add", via="offer")]
         return await _apply(ctx, targets, price_talk=False, unresolved=[])
@@ -177,6 +211,7 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
     buttons: tuple[tuple[Button, ...], ...] = ()
     if not targets:
         missing: list[tuple[str, list[str]]] = []
+        suggestion = ""
         for phrase in unresolved or [ctx.turn.text]:
             product, handles = await _resolve_unknown(ctx, phrase)
             if product is not None:
@@ -189,13 +224,21 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
                                       problem=problem))
             else:
                 missing.append((phrase, handles))
+        not_found: list[str] = []
         for phrase, handles in missing:
             # "…no-show socks, L/XL": a clause naming only an option belongs to the product found
             if targets and CartParser.attach_variant(catalog, targets, tokens(phrase)):
                 continue
-            hint, rows = _suggestions(ctx, handles, "Did you mean")
-            said.append(f"I couldn't find “{phrase.strip()}” in our catalog. {hint}".strip())
-            buttons += rows
+            not_found.append(_clip(phrase))
+            if not buttons:
+                hint, rows = _suggestions(ctx, handles, "Did you mean")
+                buttons += rows
+                suggestion = hint
+        if not_found:  # named once, however long the message: a reply stays a few messages at most
+            shown = ", ".join(f"“{p}”" for p in not_found[:MAX_NAMED])
+            more = f" and {len(not_found) - MAX_NAMED} more" if len(not_found) > MAX_NAMED else ""
+            hint = suggestion if buttons else ""
+            said.append(f"I couldn't find {shown}{more} in our catalog. {hint}".strip())
     ctx.span_attrs["targets"] = [
         {"handle": t.handle, "quantity": t.quantity, "mode": t.mode, "variant": t.variant_id, "via": t.via}
         for t in targets
@@ -218,6 +261,7 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
             buttons += rows
             continue
         said.append(await _apply_one(ctx, product, t))
+        buttons += ctx.span_attrs.pop("alternatives", ())
     if price_talk:
         said.append("Prices come from our catalog, so I've used the listed price.")
     if not said:
@@ -265,12 +309,33 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> str:
     except OutOfStock:
         ctx.remember(last_product=product.handle)  # "ok, the 1kg then" refers to it
         ctx.emit("CartItemRefused", handle=product.handle, variant_id=variant.id, reason="out_of_stock")
-        others = [v.title for v in product.variants if v.available]
+        others = [v for v in product.variants if v.available]
         if others and not variant.is_default:
-            return f"Sorry, **{label}** is out of stock. Available: {', '.join(others)}."
+            ctx.span_attrs["alternatives"] = tuple(
+                (add_button(product, f"🛒 {v.title[:40]}", v.id),) for v in others[:4])
+            return f"Sorry, **{label}** is out of stock. Available: {', '.join(v.title for v in others)}."
+        # Never another product in its place: say so, and offer the nearest in-stock ones to choose.
+        nearest = await _alternatives(ctx, product)
+        if nearest:
+            ctx.span_attrs["alternatives"] = tuple((add_button(p, f"🛒 {p.name[:40]}"),) for p in nearest)
+            names = ", ".join(f"**{p.name}**" for p in nearest)
+            return f"Sorry, **{product.name}** is out of stock right now. In stock and close to it: {names}."
         return f"Sorry, **{product.name}** is out of stock right now."
     except QuantityError:
         return f"Sorry, you can have at most {MAX_QUANTITY} of **{label}** in your cart."
+
+
+async def _alternatives(ctx: AgentContext, product: Product, limit: int = 3) -> list[Product]:
+    """In-stock products nearest to a sold-out one, by the catalog search on its own name and type."""
+    assert ctx.catalog is not None
+    try:
+        result = await ctx.engine.retriever.search(ctx.catalog, f"{product.name} {product.product_type}", k=limit + 3)
+    except Exception:  # alternatives are a courtesy; the refusal stands without them
+        log.warning("alternatives search failed", exc_info=True)
+        return []
+    found = [p for h in result.handles if (p := ctx.catalog.get(h)) is not None and p.available
+             and p.handle != product.handle]
+    return found[:limit]
 
 
 async def _switch(ctx: AgentContext, product: Product, old: str, new: str) -> str:
@@ -389,13 +454,13 @@ async def cart_view_agent(ctx: AgentContext) -> Reply:
     return Reply(cart_text(view), buttons=((CHECKOUT, CLEAR_CART),), cart=view)
 
 
-CONFIRM_CLEAR = "c|y"
+CONFIRM_CLEAR = "c|y"  # + "|<cart version>": a Yes pressed after the cart changed asks again
 
 
 async def cart_clear_agent(ctx: AgentContext) -> Reply:
     """Empty the cart; one of more than one line is emptied only once the shopper confirms."""
     assert ctx.catalog is not None
-    confirmed = ctx.turn.callback_data == CONFIRM_CLEAR or (
+    confirmed = ctx.turn.callback_data == f"{CONFIRM_CLEAR}|{ctx.cart.version}" or (
         ctx.decision is not None and ctx.decision.layer == "context" and ctx.state.get("pending") == "clear"
     )
     lines = len(ctx.cart.lines)
@@ -405,7 +470,7 @@ async def cart_clear_agent(ctx: AgentContext) -> Reply:
         view = cart_view(ctx.cart, ctx.catalog)
         return Reply(
             f"Empty your cart ({items} item{'s' if items != 1 else ''})?", cart=view,
-            buttons=((Button("🗑 Yes, empty it", CONFIRM_CLEAR), Button("No, keep it", "v")),),
+            buttons=((Button("🗑 Yes, empty it", f"{CONFIRM_CLEAR}|{ctx.cart.version}"), Button("No, keep it", "v")),),
         )
     if not ctx.cart.is_empty:
         await _save(ctx, lambda c: c.clear())
