@@ -66,6 +66,7 @@ PICK_FILLER = frozenset(
     lets let's let us please""".split()
 )
 PICK_WORDS = frozenset({"VARIANT", "both", "all", *ORDINALS})
+REFUSED = "out of stock"  # the cart agent's own words when it refuses a sold-out product
 _QUESTION_END = re.compile(r"[^.!?\n]*\?")
 
 Classify = Callable[[str], list[tuple[str, float]]]
@@ -147,4 +148,8 @@ def context_intent(
         return previous_intent, 0.8, f"continues the previous {previous_intent}"
     if is_pick(delex) and ("?" in previous or "\n" in previous or " or " in previous):
         return "cart_add", 0.85, f"picked {delex.text!r} from the previous offer"
+    words = delex.text.replace("?", " ? ").split()
+    if previous.startswith("Sorry") and REFUSED in previous and "PRODUCT" in words and "VARIANT" in words and "?" not in words:
+        # "the steel workbench in 1.8m then", right after "Sorry, X is out of stock": the other choice
+        return "cart_add", 0.8, "named another product and option after a refusal"
     return None

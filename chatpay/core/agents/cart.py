@@ -189,7 +189,7 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
     if data:  # any other button: forged, or from a reply this version no longer sends
         return Reply("That button has expired. Ask me again and I'll show you fresh options.",
                      callback_answer="Expired")
-    if ctx.state.get("offer") and ctx.decision is not None and ctx.decision.layer == "context":
+    if ctx.state.get("offer") and ctx.decision is not None and ctx.decision.reason.startswith("yes to the offer"):
         targets = [Target(str(ctx.state["offer"]), 1, "add", via="offer")]
         return await _apply(ctx, targets, price_talk=False, unresolved=[])
     parser = CartParser(ctx.engine.mention_index(catalog))
