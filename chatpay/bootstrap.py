@@ -165,10 +165,14 @@ def _default_llm(settings: Settings) -> ChatModel | None:
 
 
 def _default_payments(settings: Settings) -> PaymentProvider | None:
-    from chatpay.adapters.memory import InMemoryPaymentProvider
+    """The sandbox (orders complete, no money moves, every reply says so): the one provider so far.
 
-    # Checkout through Telegram payments lands in a later issue; until then no provider is configured.
-    return InMemoryPaymentProvider(configured=False, name="none")
+    Telegram invoices, Stars, Stripe and USDC are the payments issue's; until then the sandbox
+    serves, so that checkout completes on the embedded default.
+    """
+    from chatpay.adapters.payments.sandbox import SandboxPaymentProvider
+
+    return SandboxPaymentProvider()
 
 
 def build(

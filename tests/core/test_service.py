@@ -87,7 +87,7 @@ async def test_references_survive_a_new_service_over_the_same_stores() -> None:
 
 
 async def test_checkout_says_plainly_when_no_provider_is_configured() -> None:
-    rt = await runtime_with()
+    rt = await runtime_with(payments=InMemoryPaymentProvider(configured=False, name="none"))
     r = await say(rt, "checkout")
     assert r.intent == "payments" and "empty" in r.reply.text
     await say(rt, "add 2 basil seeds")

@@ -11,7 +11,7 @@ import hashlib
 
 from chatpay.core.agents import CHECKOUT, VIEW_CART, AgentContext
 from chatpay.core.agents.cart import cart_text, cart_view
-from chatpay.core.turns import InvoiceRequest, Reply
+from chatpay.core.turns import CartView, InvoiceRequest, Reply
 
 
 def order_payload(business_id: str, thread_id: str, cart_version: int, subtotal_minor: int) -> str:
@@ -43,8 +43,11 @@ async def payments_agent(ctx: AgentContext) -> Reply:
             "Your cart is saved; the shop will be able to take your order soon.",
             buttons=((VIEW_CART,),), cart=view,
         )
+    sandbox = bool(getattr(provider, "sandbox", False))
+    test_note = "\n\n🧪 This shop runs in test mode: no money moves." if sandbox else ""
     if not pressed_checkout:
-        return Reply(summary + "\n\nPress **Checkout** to pay.", buttons=((CHECKOUT, VIEW_CART),), cart=view)
+        return Reply(summary + "\n\nPress **Checkout** to pay." + test_note, buttons=((CHECKOUT, VIEW_CART),),
+                     cart=view)
     prices = tuple(
         (f"{ln.quantity} × {ln.title}"[:32], ln.total.minor) for ln in view.lines
     )
@@ -57,8 +60,27 @@ async def payments_agent(ctx: AgentContext) -> Reply:
             prices=prices,
         )
     )
+    if sandbox:
+        return await _complete_in_sandbox(ctx, payload, view)
     ctx.emit("PaymentAttempted", outcome="invoice_sent", payload=payload, subtotal_minor=view.subtotal.minor)
     return Reply(summary, invoice=request, cart=view)
+
+
+async def _complete_in_sandbox(ctx: AgentContext, payload: str, view: CartView) -> Reply:
+    """The sandbox's payment: the order is confirmed for the cart's own total, and the cart emptied."""
+    order = f"T-{payload.rsplit(':', 1)[-1][:8].upper()}"
+    lines = [{"handle": ln.handle, "variant": ln.variant, "quantity": ln.quantity, "unit_minor": ln.unit_price.minor}
+             for ln in view.lines]
+    ctx.emit("OrderPaid", order=order, provider="sandbox", payload=payload, total_minor=view.subtotal.minor,
+             currency=view.subtotal.currency, lines=lines)
+    ctx.cart = await ctx.stores.carts.save(ctx.cart.clear())
+    receipt = "\n".join(f"• {ln.quantity} × **{ln.title}**{f' ({ln.variant})' if ln.variant else ''} — {ln.total.format()}"
+                        for ln in view.lines)
+    return Reply(
+        f"✅ Test order **{order}** confirmed (sandbox: no money moved).\n{receipt}\n"
+        f"Total: **{view.subtotal.format()}**",
+        cart=cart_view(ctx.cart, ctx.catalog) if ctx.catalog else None,
+    )
 
 
 def _payment_update(ctx: AgentContext, payload: str, subtotal_minor: int, currency: str) -> Reply:
@@ -73,4 +95,7 @@ def _payment_update(ctx: AgentContext, payload: str, subtotal_minor: int, curren
                                "error": "Your cart changed since this invoice was made; please check out again."})
     ctx.emit("PaymentSucceeded", ok=matches, payload=event.payload, total_minor=event.total_minor,
              charge_id=event.provider_charge_id)
+    if not matches:  # a payment for another cart, total or currency confirms nothing
+        return Reply("We received a payment that doesn't match your cart. The shop will check it and contact "
+                     "you; your cart is unchanged.")
     return Reply("Thank you! Your payment was received and your order is confirmed.")

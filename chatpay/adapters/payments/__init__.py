@@ -1,0 +1,1 @@
+"""Payment providers behind :class:`chatpay.core.ports.PaymentProvider`."""
