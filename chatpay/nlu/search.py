@@ -48,7 +48,8 @@ RANK_FEATURES = (
 ABSTAIN_FEATURES = (
     "top_p", "second_p", "top_cos", "max_cos", "top_strong", "max_strong", "unknown_share",
     "known_terms", "head_strong_df", "recommend", "budget", "desc_only", "p_gap", "dense_lead", "top_any",
-    "unknown_number", "cos_z", "lead_z", "need", "content_len", "unknown_head",
+    "unknown_number", "cos_z", "lead_z", "need", "content_len", "unknown_head", "top_name_precision",
+    "top_head_strong", "confident_count", "top3_mean_p", "top_bm25_norm",
 )
 
 
@@ -331,6 +332,11 @@ class CatalogSearch:
             a[11] = float(f[top, 3] - f[top, 2])
             a[12] = a[0] - a[1]
             a[14] = f[top, 3]
+            a[21] = f[top, 6]
+            a[22] = f[top, 7]
+            a[23] = min(int((probs >= 0.5).sum()), 5) / 5.0
+            a[24] = float(probs[order[:3]].mean())
+            a[25] = f[top, 1]
         a[6] = unknown_share
         a[7] = min(len(known), 4) / 4.0
         head = read.terms[-1] if read.terms else None
