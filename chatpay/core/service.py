@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chatpay.core.agents import AgentContext, Engine
-from chatpay.core.cart import Cart
+from chatpay.core.cart import Cart, CartLine
 from chatpay.core.catalog import Catalog
 from chatpay.core.errors import ChatPayError
 from chatpay.core.metering import call_context, collect_usage
@@ -75,6 +75,28 @@ class TurnService:
         )
         return result
 
+    async def _undo_edited(self, ctx: Any) -> tuple[str, bool]:
+        """Undo the cart change of the message an edit corrects; (what to say first, whether to go on).
+
+        The edit then runs as the shopper's new reading. When the cart changed after the original
+        message, or the original is unknown, nothing is undone or applied twice: the shopper is
+        told what stands.
+        """
+        turn = ctx.turn
+        edits = ctx.state.get("edits") if isinstance(ctx.state.get("edits"), dict) else {}
+        record = edits.get(str(turn.message_id))
+        if record is None or record.get("after_version") != ctx.cart.version:
+            text = await _cart_text(ctx)
+            return ("You edited an earlier message. Your cart has changed since (or I no longer have that "
+                    f"message), so I've left it as it stands.\n\n{text}".strip(), False)
+        restored = Cart(ctx.cart.business_id, ctx.cart.thread_id,
+                        tuple(CartLine(h, v, q) for h, v, q in record.get("before", [])), ctx.cart.version)
+        if restored.lines != ctx.cart.lines:
+            ctx.cart = await self.stores.carts.save(restored)
+            ctx.emit("EditUndone", message_id=turn.message_id)
+            return ("You edited your message, so I've undone what the original did and read it again:", True)
+        return ("", True)
+
     async def _run(self, turn: Turn, trace: Trace, forced: str | None = None) -> TurnResult:
         with trace.span("load") as span:
             catalog = await self.stores.catalogs.get(turn.business_id)
@@ -86,7 +108,14 @@ class TurnService:
             turn=turn, catalog=catalog, cart=cart, history=history, state=state, trace=trace,
             stores=self.stores, clock=self.clock, engine=self.engine,
         )
+        before = cart
+        correction = ""
         try:
+            if turn.edited:
+                correction, proceed = await self._undo_edited(ctx)
+                if not proceed:
+                    raise _Stands(correction)
+                before = ctx.cart
             with trace.span("route") as span:
                 decision = await self.engine.route(ctx)
                 if forced is not None:
@@ -98,6 +127,13 @@ class TurnService:
             with trace.span(f"agent:{agent_name}") as span, call_context(agent=agent_name):
                 reply = await self.engine.run_agent(agent_name, ctx)
                 span.attrs.update(ctx.span_attrs)
+            if correction:
+                reply = replace(reply, text=f"{correction}\n\n{reply.text}".strip())
+            error = None
+        except _Stands as stands:
+            decision = ctx.decision or RouteDecision("chitchat", 1.0, reason="an edit that cannot be replayed",
+                                                     layer="rule")
+            reply = Reply(str(stands))
             error = None
         except Exception as exc:  # the turn boundary: record, never crash the caller
             if isinstance(exc, ChatPayError):
@@ -120,6 +156,8 @@ class TurnService:
                 turn.business_id, turn.thread_id,
                 Message("assistant", _summary(reply), turn.turn_id, decision.intent, now),
             )
+            if turn.message_id is not None and not turn.callback_data:
+                ctx.remember(edits=_remember_effect(ctx.state.get("edits"), turn.message_id, before, ctx.cart))
             if ctx.state_changes:
                 await self.stores.conversations.update_state(turn.business_id, turn.thread_id, ctx.state_changes)
             for event in ctx.events:
@@ -132,6 +170,30 @@ class TurnService:
             engine=self.engine.name if ctx.model_calls else "offline", events=list(ctx.events),
             retrieval=ctx.retrieval, error=error,
         )
+
+
+class _Stands(Exception):
+    """An edit whose original effect cannot be undone: the reply says what stands instead."""
+
+
+EDITS_KEPT = 20  # messages whose cart effect an edit can still undo
+
+
+def _lines(cart: Cart) -> list[list[Any]]:
+    return [[ln.handle, ln.variant_id, ln.quantity] for ln in cart.lines]
+
+
+def _remember_effect(edits: Any, message_id: int, before: Cart, after: Cart) -> dict[str, Any]:
+    """The cart before and after a message's turn, kept for the last few messages."""
+    kept = dict(edits) if isinstance(edits, dict) else {}
+    kept[str(message_id)] = {"before": _lines(before), "after_version": after.version}
+    return dict(list(kept.items())[-EDITS_KEPT:])
+
+
+async def _cart_text(ctx: Any) -> str:
+    from chatpay.core.agents.cart import cart_text, cart_view
+
+    return cart_text(cart_view(ctx.cart, ctx.catalog)) if ctx.catalog is not None else ""
 
 
 def _summary(reply: Reply) -> str:

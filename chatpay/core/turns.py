@@ -67,6 +67,8 @@ class Turn:
     update_id: int | None = None
     chat_id: str | None = None
     at: datetime | None = None
+    message_id: int | None = None  # Telegram's id of the shopper's message, the key of its edits
+    edited: bool = False  # an edit of the message with ``message_id``: a correction, not a new command
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,9 @@ def _message_turn(f: _Fields, message: Mapping[str, Any], kind: str, base: dict[
         reply_text = f.opt_string(reply_to, "text", f"{kind}.reply_to_message.text")
         if reply_text is None:
             reply_text = f.opt_string(reply_to, "caption", f"{kind}.reply_to_message.caption")
-    return Turn(**common, text=text, reply_to_text=reply_text)
+    message_id = f.opt_whole(message, "message_id", f"{kind}.message_id")
+    return Turn(**common, text=text, reply_to_text=reply_text, message_id=message_id,
+                edited=kind == "edited_message")
 
 
 def _callback_turn(f: _Fields, query: Mapping[str, Any], base: dict[str, Any]) -> Turn:
