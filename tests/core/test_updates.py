@@ -31,7 +31,8 @@ def parse(update: Any) -> Turn | None:
 def test_a_text_message_becomes_a_turn_in_the_users_thread() -> None:
     turn = parse(message_update(text="do you have red socks?"))
     assert turn == Turn(business_id="shop", thread_id="4242", turn_id="t1", text="do you have red socks?",
-                        update_id=100, chat_id="4242", at=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC))
+                        update_id=100, chat_id="4242", at=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
+                        message_id=7)
 
 
 def test_in_a_group_the_thread_is_the_user_and_replies_go_to_the_group() -> None:
