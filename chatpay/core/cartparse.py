@@ -22,7 +22,9 @@ from chatpay.core.text import NUMBER_WORDS, ORDINALS, tokens
 Mode = Literal["add", "remove", "set"]
 
 _UNIT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(kg|g|gr|grams?|ml|l|oz|lb|lbs|cl|cm|mm|m)\b", re.IGNORECASE)
-_SPLIT = re.compile(r"\s*(?:,|;|\band also\b|\bplus\b|\bas well as\b|\band\b|&|\+)\s*", re.IGNORECASE)
+# Clauses split at commas (not the decimal comma of "0,5"), "and", "plus", "и" ...
+_SPLIT = re.compile(r"\s*(?:,(?!\d)|;|\band also\b|\bplus\b|\bas well as\b|\band\b|(?<!\w)и(?!\w)|&|\+)\s*",
+                    re.IGNORECASE)
 _PRICE_TALK = re.compile(
     r"\b(price|prices|priced|cost|costs|discount|free|cheaper|euros?|dollars?|pounds?|cents?|usd|eur|gbp)\b|[€$£]",
     re.IGNORECASE,
@@ -34,8 +36,8 @@ _AMOUNT = re.compile(
 ONE_AS_ITEM = frozenset({"the", "that", "this", "which", "other", "same", "big", "small", "large", "cheap",
                          "cheaper", "expensive", "new", *ORDINALS})
 FILLER = frozenset("ok okay then so well hmm um uh actually oh alright right sure fine cool great nice".split())
-PRONOUNS = frozenset("it that this them those these one ones same".split())
-RELATIVE = frozenset("another more extra additional again".split())
+PRONOUNS = frozenset("it that this them those these one ones same его её ее их это этот эту этого него нее".split())
+RELATIVE = frozenset("another more extra additional again ещё еще".split())
 SET_CUES = ("make it", "make that", "make them", "change it to", "change that to", "change to", "set it to",
             "set to", "instead", "only want", "just want", "total of", "in total", "update to", "make the")
 
@@ -193,7 +195,7 @@ class CartParser:
                 if self._attach_variant(targets, tokens(original)):
                     continue
                 if any(w not in NEVER_NAMES and w not in FILLER and not w.isdigit() and w not in NUMBER_WORDS
-                       for w in words):
+                       and w not in RELATIVE for w in words):
                     unresolved.append(seg.strip())
                 continue
             targets.append(target)
@@ -304,7 +306,7 @@ class CartParser:
             if in_cart is not None:
                 return target(in_cart, "cart")
         if any(w in PRONOUNS for w in words) or (qty is not None and all(
-            w in NEVER_NAMES or w in FILLER or w.isdigit() or w in NUMBER_WORDS for w in words
+            w in NEVER_NAMES or w in FILLER or w.isdigit() or w in NUMBER_WORDS or w in RELATIVE for w in words
         )):
             implied = self._implied(mode, last_shown, last_product, cart_handles)
             if implied:

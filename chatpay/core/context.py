@@ -42,11 +42,11 @@ YES_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def is_affirmative(said: str) -> bool:
-    """ "yes", "yes please", "да, очищай": agreement, with at most a few words after it."""
+    """ "yes", "yes please", "да, очищай", "да, положите её в корзину": agreement, with a few words after it."""
     if said in AFFIRMATIVE or said.rstrip("!") in AFFIRMATIVE:
         return True
     words = said.split()
-    return bool(words) and words[0] in AFFIRMATIVE_HEADS and len(words) <= 4 and not any(
+    return bool(words) and words[0] in AFFIRMATIVE_HEADS and len(words) <= 6 and not any(
         w in ("not", "don't", "dont", "no", "не", "нет") for w in words[1:])
 
 
@@ -91,9 +91,9 @@ def is_pick(delex: Delexicalised) -> bool:
     if not words:
         return False
     has_pick = False
-    for w in words:
-        if w in PICK_WORDS:
-            has_pick = True
+    for i, w in enumerate(words):
+        if w in PICK_WORDS or (w.replace(".", "", 1).isdigit() and i + 1 < len(words) and words[i + 1] in ("one", "ones")):
+            has_pick = True  # "the 50 one": a number that picks an option
         elif w in PICK_FILLER or w.isdigit() or w in NUMBER_WORDS or w == "PRODUCT":
             continue
         else:

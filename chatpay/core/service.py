@@ -129,6 +129,10 @@ class TurnService:
                 span.attrs.update(ctx.span_attrs)
             if correction:
                 reply = replace(reply, text=f"{correction}\n\n{reply.text}".strip())
+            outcome = ctx.span_attrs.get("outcome_intent")
+            if outcome and outcome != decision.intent:  # what the turn did, when it differs from what was read
+                decision = replace(decision, intent=outcome, runner_up=decision.intent,
+                                   reason=f"{decision.reason}; the turn's outcome was {outcome}")
             error = None
         except _Stands as stands:
             decision = ctx.decision or RouteDecision("chitchat", 1.0, reason="an edit that cannot be replayed",

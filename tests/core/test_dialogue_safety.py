@@ -190,3 +190,40 @@ def test_an_action_needs_words_that_ask_for_it(text: str, intent: str, stands_: 
     from chatpay.core.evidence import stands
 
     assert stands(text, intent) is stands_
+
+
+async def test_the_n_one_after_a_product_picks_the_option_with_that_number() -> None:
+    rt = await runtime_with()
+    await say(rt, "tell me about the rose fertiliser")
+    r = await say(rt, "the 5 one please")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("rf-5", 1)]
+
+
+async def test_switch_it_to_an_option_changes_the_line_in_the_cart() -> None:
+    rt = await runtime_with()
+    await say(rt, "add the pruning shears")
+    await say(rt, "add 2 rose fertiliser 1kg")
+    r = await say(rt, "switch the fertiliser to 5kg")
+    assert r.intent == "cart_add"
+    assert {(ln.handle, ln.variant_id, ln.quantity) for ln in r.cart.lines} == {
+        ("pruning-shears", "ps-r", 1), ("rose-fertiliser", "rf-5", 2)}
+
+
+async def test_lowering_a_quantity_is_reported_as_a_removal() -> None:
+    rt = await runtime_with()
+    await say(rt, "add 3 basil seeds")
+    r = await say(rt, "make it 1 basil seeds")
+    assert r.cart.quantities() == {"basil-seeds": 1} and r.intent == "cart_remove"
+
+
+async def test_a_decimal_comma_is_a_fraction_not_two_clauses() -> None:
+    rt = await runtime_with()
+    r = await say(rt, "add 0,5 basil seeds")
+    assert r.cart.is_empty and "How many" in r.reply.text
+
+
+async def test_russian_pronouns_and_one_more_refer_to_the_product_in_focus() -> None:
+    rt = await runtime_with()
+    await say(rt, "add the watering can")
+    r = await say(rt, "ещё одну")
+    assert r.cart.quantities() == {"watering-can": 2}

@@ -103,6 +103,19 @@ CLEAR_CART = Button("🗑 Clear cart", "c")
 NEGATABLE = frozenset({"cart_add", "cart_remove", "cart_clear", "payments"})
 
 
+SWITCH_WORDS = frozenset("switch swap change instead exchange поменяй замени поменять заменить".split())
+
+
+def _switch_request(ctx: AgentContext) -> RouteDecision | None:
+    """ "switch it to white", "поменяй на 200х220": a new option for a line already in the cart."""
+    if ctx.cart.is_empty or ctx.delex is None or not ctx.delex.variant_words:
+        return None
+    words = set(ctx.delex.tokens)
+    if not words & SWITCH_WORDS or "?" in ctx.turn.text:
+        return None
+    return RouteDecision("cart_add", 0.9, reason="a new option for a line in the cart", layer="context")
+
+
 def _left_alone(ctx: AgentContext) -> Reply:
     """The answer to a negated command ("don't empty my cart"): nothing changes, and it says so."""
     from chatpay.core.agents.cart import cart_text, cart_view
@@ -182,6 +195,9 @@ class Engine:
             if decision.intent in NEGATABLE:
                 return replace(decision, negated=True, reason=f"{decision.reason}; negated ({verb!r})")
             return decision
+        switched = _switch_request(ctx)
+        if switched is not None:
+            return switched
         read = context_intent(ctx.delex, ctx.history, self.router.classifier.predict)
         if read is not None:
             intent, confidence, why = read

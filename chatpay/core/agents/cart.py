@@ -298,6 +298,8 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> str:
             else:
                 await _save(ctx, lambda c: c.add(product, variant.id, quantity))
             ctx.emit("CartQuantitySet", handle=product.handle, variant_id=variant.id, quantity=quantity)
+            if quantity < current:  # "make it 1" of 3 took some away: the turn's outcome is a removal
+                ctx.span_attrs["outcome_intent"] = "cart_remove"
             outcome = f"Updated: {quantity} × **{label}**."
         else:
             quantity = t.quantity if t.quantity is not None else 1
