@@ -144,15 +144,30 @@ def _split_units(words: Sequence[str]) -> list[str]:
     return out
 
 
+def _inflected(word: str, present: set[str]) -> str | None:
+    """A word of ``present`` that is ``word`` with another ending ("бордовые" for "бордовый").
+
+    Russian inflects adjectives and nouns; a shared stem of all but the last two letters (at least
+    four) is the same word. Latin-script words must match exactly.
+    """
+    if word.isascii() or len(word) < 5 or not word.isalpha():
+        return None
+    stem_ = word[: max(4, len(word) - 2)]
+    for w in present:
+        if not w.isascii() and len(w) >= 5 and w[: max(4, len(w) - 2)] == stem_:
+            return w
+    return None
+
+
 def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
-    """The product's variant named by ``words`` ("1kg", "black", "ground"), if any."""
+    """The product's variant named by ``words`` ("1kg", "black", "ground", "бордовые"), if any."""
     present = set(_split_units(words))
     best: tuple[int, str | None, tuple[str, ...]] = (0, None, ())
     for v in product.variants:
         if v.is_default:
             continue
         vt = [t for t in _split_units(tokens(_normalise_units(v.title))) if t not in NEVER_NAMES]
-        hit = tuple(t for t in vt if t in present)
+        hit = tuple(t for t in vt if t in present or _inflected(t, present))
         if len(hit) > best[0] or (len(hit) == best[0] and hit and len(vt) == len(hit)):
             best = (len(hit), v.id, hit)
     return (best[1], best[2]) if best[0] else (None, ())
