@@ -1,5 +1,8 @@
 """Explicit evidence for actions: a cart change needs words that ask for it.
 
+Small talk needs its words too: in a shop, "keep my dog cool in the summer heat" is a request for
+a product, not chat; a chitchat reading without a greeting, thanks or other chat word is searched.
+
 "Everything" is a quantifier, not a command: it is no cue to empty the cart on its own.
 
 The classifier reads the whole message and can be swayed by its shape ("keep my phone dry in the
@@ -37,6 +40,12 @@ CUES: dict[str, frozenset[str]] = {
         purchase proceed complete finish done ready
         оформи оформить оформляй оплатить оплата оплачу оплачиваю заказ чек счет счёт купить""".split()),
 }
+CUES["chitchat"] = frozenset(
+    """hi hello hey hiya yo morning evening thanks thank thx ty cheers bye goodbye later lol lmao haha
+    joke funny bot robot human person real weather name who how are you doing sorry love great awesome
+    cool nice ok okay fine good bad sad happy tired boring help hmm wow
+    привет здравствуйте здрасте спасибо благодарю пока бот робот человек живой погода шутка анекдот
+    ахах хаха лол круто класс супер отлично ладно понятно как дела""".split())
 # Russian words change their endings; a cue of five letters or more also matches as a word start.
 _PREFIX = 5
 POINTERS = frozenset({"it", "its", "that", "this", "them", "those", "these", "one", "ones", "both", "all",

@@ -29,7 +29,7 @@ QUESTION_STEMS = frozenset(stem(w) for w in (
     "что какой какая какие как где когда можно есть ли сколько почему чем кто"
 ).split())
 ARTEFACT = "intent.npz"
-ACTIONS = ("cart_add", "cart_remove", "cart_clear", "payments")
+ACTIONS = ("cart_add", "cart_remove", "cart_clear", "payments", "chitchat")
 
 
 def cue_stems(text: str) -> list[str]:

@@ -210,7 +210,7 @@ class Engine:
         if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option
                 and not cue_check(text, decision.intent) and not stands(text, decision.intent)):
             return replace(decision, intent="enquiry", runner_up=decision.intent,
-                           reason=f"{decision.reason}; no words ask to {decision.intent}: a product question")
+                           reason=f"{decision.reason}; no words for {decision.intent}: a product question")
         if decision.intent in ("cart_clear", "cart_remove") and asks_about_not_for(text) and not (
             decision.intent == "cart_clear" and mentions_the_cart(text)
         ):
