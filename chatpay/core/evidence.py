@@ -41,7 +41,7 @@ CUES: dict[str, frozenset[str]] = {
         оформи оформить оформляй оплатить оплата оплачу оплачиваю заказ чек счет счёт купить""".split()),
 }
 CUES["chitchat"] = frozenset(
-    """hi hello hey hiya yo morning evening thanks thank thx ty cheers bye goodbye later lol lmao haha
+    """hi hii hello helo hallo hey heyy heya hiya hoi hola bonjour salut hej ciao yo morning evening thanks thank thx ty cheers bye goodbye later lol lmao haha
     joke funny bot robot human person real weather name who how are you doing sorry love great awesome
     cool nice ok okay fine good bad sad happy tired boring help hmm wow
     привет здравствуйте здрасте спасибо благодарю пока бот робот человек живой погода шутка анекдот
