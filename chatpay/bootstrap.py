@@ -218,7 +218,7 @@ def build(
     if settings.nlu == "fitted":
         from chatpay.nlu.search import CatalogSearch
 
-        retriever = CatalogSearch(metered_embedder)
+        retriever = CatalogSearch(metered_embedder, vectors=stores.vectors)
     else:
         from chatpay.core.retrieval import Retriever
 

@@ -21,6 +21,7 @@ from chatpay.core.ports import (
     Delivery,
     Embeddings,
     OutgoingMessage,
+    StoredVectors,
     Stores,
 )
 from chatpay.core.telemetry import Event, Usage, UsageRecord
@@ -163,6 +164,23 @@ class InMemoryTurnStore(_Recorder):
         return copy.deepcopy(self._outcomes.get((business_id, update_id)))
 
 
+class InMemoryVectorStore(_Recorder):
+    """The vector store twin: one entry per business and model, the latest version kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: dict[tuple[str, str], tuple[int, StoredVectors]] = {}
+
+    async def get(self, business_id: str, version: int, model: str) -> StoredVectors | None:
+        self._rec("get", business_id, version, model)
+        found = self.saved.get((business_id, model))
+        return found[1] if found is not None and found[0] == version else None
+
+    async def put(self, business_id: str, version: int, model: str, vectors: StoredVectors) -> None:
+        self._rec("put", business_id, version, model, vectors.rows)
+        self.saved[(business_id, model)] = (version, vectors)
+
+
 def in_memory_stores() -> Stores:
     return Stores(
         catalogs=InMemoryCatalogStore(),
@@ -171,6 +189,7 @@ def in_memory_stores() -> Stores:
         events=InMemoryEventLog(),
         usage=InMemoryUsageLog(),
         turns=InMemoryTurnStore(),
+        vectors=InMemoryVectorStore(),
     )
 
 

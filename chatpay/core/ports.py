@@ -153,6 +153,25 @@ class TurnStore(Protocol):
     async def outcome(self, business_id: str, update_id: int) -> dict[str, Any] | None: ...
 
 
+@dataclass(frozen=True)
+class StoredVectors:
+    """A catalog's product vectors as stored: ``rows`` x ``dim`` float16, row-major, little-endian."""
+
+    data: bytes
+    rows: int
+    dim: int
+
+
+class VectorStore(Protocol):
+    """Product vectors computed once at import, per catalog version and encoder, for every process."""
+
+    async def get(self, business_id: str, version: int, model: str) -> StoredVectors | None: ...
+
+    async def put(self, business_id: str, version: int, model: str, vectors: StoredVectors) -> None:
+        """Store the vectors of ``version``, dropping the business's older versions for ``model``."""
+        ...
+
+
 @dataclass
 class Stores:
     """Every store a turn needs, from one backend."""
@@ -163,6 +182,7 @@ class Stores:
     events: EventLog
     usage: UsageLog
     turns: TurnStore
+    vectors: VectorStore | None = None
 
 
 # --------------------------------------------------------------------------- delivery

@@ -9,6 +9,9 @@ one catalog version (lexicon, product vectors, policy keywords). A search:
 4. scores each candidate with the fitted ranker (:mod:`chatpay.nlu.fitted`) over features
    such as coverage of the question in strong fields, name precision, head match and cosine;
 5. decides with the fitted abstainer whether the shop sells the thing at all;
+
+Product vectors are computed once per catalog version and encoder and kept in the
+:class:`~chatpay.core.ports.VectorStore` (MongoDB in production), so other processes load them.
 6. answers a policy question ("do you ship to Spain?") from the store's own policy keywords.
 
 The dense side is optional: without an encoder the ranker's lexical-only model is used.
@@ -25,8 +28,8 @@ from decimal import Decimal
 import numpy as np
 
 from chatpay.core.catalog import Catalog, PolicyDoc, Product
-from chatpay.core.errors import ConfigError, ModelError
-from chatpay.core.ports import Embedder
+from chatpay.core.errors import ConfigError, ModelError, StorageError
+from chatpay.core.ports import Embedder, StoredVectors, VectorStore
 from chatpay.core.retrieval.results import PolicyHit, ProductHit, RetrievalResult
 from chatpay.nlu.fitted import FittedModels, load_models
 from chatpay.nlu.lexicon import BM25_K1, CatalogLexicon, ReadQuery
@@ -135,9 +138,11 @@ class CatalogSearch:
         models: fitted ranker and abstainer; the shipped artefact for the encoder when omitted.
     """
 
-    def __init__(self, encoder: Embedder | None, models: FittedModels | None = None) -> None:
+    def __init__(self, encoder: Embedder | None, models: FittedModels | None = None,
+                 vectors: VectorStore | None = None) -> None:
         self.encoder = encoder
         self.models = models or load_models(encoder.name if encoder is not None else "lexical")
+        self.store = vectors
         self._prepared: dict[str, PreparedCatalog] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -167,7 +172,7 @@ class CatalogSearch:
         lexicon = await asyncio.to_thread(CatalogLexicon, catalog) if len(products) > 3000 else CatalogLexicon(catalog)
         if vectors is None and self.encoder is not None and products:
             try:
-                vectors = await self._embed_all([product_text(p) for p in products])
+                vectors = await self._stored_or_embedded(catalog, products)
             except (ModelError, ConfigError) as exc:
                 log.warning("embedding failed; search runs lexical-only",
                             extra={"business_id": catalog.business_id, "error": repr(exc)})
@@ -180,6 +185,29 @@ class CatalogSearch:
             catalog.business_id, catalog.version, len(products), products, lexicon, vectors, prices, available,
             catalog.policies, tuple(_policy_phrases(p) for p in catalog.policies), spread(catalog),
         )
+
+    async def _stored_or_embedded(self, catalog: Catalog, products: tuple[Product, ...]) -> np.ndarray:
+        """The catalog version's vectors from the store, or embedded now and stored for every process."""
+        assert self.encoder is not None
+        model = self.encoder.name
+        if self.store is not None:
+            try:
+                stored = await self.store.get(catalog.business_id, catalog.version, model)
+            except StorageError as exc:
+                log.warning("stored vectors unreadable; embedding", extra={"error": repr(exc)})
+                stored = None
+            if stored is not None and stored.rows == len(products) and stored.dim == self.encoder.dim:
+                matrix = np.frombuffer(stored.data, dtype="<f2").reshape(stored.rows, stored.dim)
+                return matrix.astype(np.float32)
+        vectors = await self._embed_all([product_text(p) for p in products])
+        if self.store is not None:
+            half = np.ascontiguousarray(vectors, dtype="<f2")
+            try:
+                await self.store.put(catalog.business_id, catalog.version, model,
+                                     StoredVectors(half.tobytes(), half.shape[0], half.shape[1]))
+            except StorageError as exc:
+                log.warning("could not store product vectors", extra={"error": repr(exc)})
+        return vectors
 
     async def _embed_all(self, texts: list[str]) -> np.ndarray:
         assert self.encoder is not None

@@ -85,3 +85,29 @@ def test_a_word_many_products_share_tells_less_than_a_rare_one() -> None:
     assert lexicon.idf("tool") < lexicon.idf("trowel")
     assert lexicon.correct("watring") == "watering"
     assert lexicon.correct("come") is None  # four letters: never "corrected" into a product word
+
+
+class _Counting:
+    """The real encoder, counting the texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        self.inner = OnnxMiniLMEncoder()
+        self.name, self.dim, self.texts = self.inner.name, self.inner.dim, 0
+
+    async def embed(self, texts):  # type: ignore[no-untyped-def]
+        self.texts += len(texts)
+        return await self.inner.embed(texts)
+
+
+async def test_product_vectors_are_embedded_once_and_loaded_by_the_next_process() -> None:
+    from chatpay.adapters.memory import InMemoryVectorStore
+
+    store = InMemoryVectorStore()
+    first = _Counting()
+    await CatalogSearch(first, vectors=store).prepare(CATALOG)
+    assert first.texts == len(CATALOG)
+    second = _Counting()  # another worker process: same store, nothing embedded again
+    search = CatalogSearch(second, vectors=store)
+    result = await search.search(CATALOG, "watring can")
+    assert second.texts == 1  # the query only
+    assert result.handles[0] == "can-10"

@@ -32,11 +32,13 @@ from chatpay.adapters.mongo._base import (
     PRODUCTS,
     TURNS,
     USAGE,
+    VECTORS,
     Runner,
 )
 from chatpay.adapters.mongo.catalog import MongoCatalogStore
 from chatpay.adapters.mongo.logs import MongoEventLog, MongoTurnStore, MongoUsageLog
 from chatpay.adapters.mongo.threads import MAX_MESSAGES, MongoCartStore, MongoConversationStore
+from chatpay.adapters.mongo.vectors import MongoVectorStore
 from chatpay.core.errors import StorageError
 from chatpay.core.ports import Stores
 
@@ -77,6 +79,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("business_id", _A), ("thread_id", _A), ("at", _A)], name="business_thread_at"),
         IndexModel([("business_id", _A), ("turn_id", _A)], name="business_turn"),
     ],
+    VECTORS: [IndexModel([("business_id", _A), ("model", _A), ("version", _A), ("chunk", _A)], unique=True,
+                         name="business_model_version_chunk")],
     TURNS: [
         IndexModel([("business_id", _A), ("update_id", _A)], unique=True, name="business_update"),
         IndexModel([("claimed_at", _A)], expireAfterSeconds=CLAIM_TTL_SECONDS, name="claim_ttl"),
@@ -124,6 +128,7 @@ def mongo_stores(db: Database[Any], *, offload: bool = False, max_messages: int 
         events=MongoEventLog(db, run),
         usage=MongoUsageLog(db, run),
         turns=MongoTurnStore(db, run),
+        vectors=MongoVectorStore(db, run),
     )
 
 

@@ -30,6 +30,7 @@ USAGE = "usage"
 TURNS = "turns"
 PAYMENTS = "payments"
 ORDERS = "orders"
+VECTORS = "catalog_vectors"
 
 
 class Runner:
