@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -79,6 +80,16 @@ def _rejects_format(exc: Exception) -> bool:
     return "response_format" in text or "json_schema" in text
 
 
+# Reasoning model families (o1, o3, o4-mini, gpt-5...) refuse ``max_tokens`` and any temperature but
+# the default; they take ``max_completion_tokens``. Other servers may say so in a 400, learned below.
+_REASONING = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
+
+
+def _refuses(exc: Exception, parameter: str) -> bool:
+    text = str(exc)
+    return f"'{parameter}'" in text and ("nsupported" in text or "not supported" in text)
+
+
 def _short(exc: Exception) -> str:
     return str(exc).replace("\n", " ")[:200]
 
@@ -101,6 +112,9 @@ class OpenAIChatModel:
     ) -> None:
         self.name = model
         self.structured = structured
+        reasoning = bool(_REASONING.match(model.rsplit("/", 1)[-1]))
+        self.token_parameter = "max_completion_tokens" if reasoning else "max_tokens"
+        self.sends_temperature = not reasoning
         self._retry = _Retrying(attempts=attempts, base_delay=base_delay, max_delay=max_delay)
         if client is None:
             from openai import AsyncOpenAI
@@ -125,9 +139,10 @@ class OpenAIChatModel:
         kwargs: dict[str, Any] = {
             "model": self.name,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
+            self.token_parameter: request.max_tokens,
         }
+        if self.sends_temperature:
+            kwargs["temperature"] = request.temperature
         fmt = self._response_format(request)
         if fmt is not None:
             kwargs["response_format"] = fmt
@@ -135,6 +150,15 @@ class OpenAIChatModel:
             response = await self._retry.call("chat", lambda: self._client.chat.completions.create(**kwargs))
         except ModelError as exc:
             cause = exc.__cause__
+            if isinstance(cause, openai.APIStatusError) and cause.status_code == 400:
+                if self.token_parameter == "max_tokens" and _refuses(cause, "max_tokens"):
+                    log.warning("model refuses max_tokens; sending max_completion_tokens from now on")
+                    self.token_parameter = "max_completion_tokens"
+                    return await self.complete(request)
+                if self.sends_temperature and _refuses(cause, "temperature"):
+                    log.warning("model refuses a temperature; sending none from now on")
+                    self.sends_temperature = False
+                    return await self.complete(request)
             rejected = isinstance(cause, openai.APIStatusError) and _rejects_format(cause)
             if fmt is not None and self.structured == "json_schema" and rejected:
                 log.warning("server rejected json_schema; switching to json_object for this model")

@@ -200,3 +200,27 @@ async def test_embeddings_are_unit_length_with_usage(server: tuple[FakeOpenAI, s
     assert [list(v) for v in result.vectors] == [[0.6, 0.8], [0.6, 0.8]]
     assert result.usage.prompt_tokens == 7
     assert json.loads(json.dumps(fake.requests[0]))["input"] == ["a", "b"]
+
+
+async def test_reasoning_models_get_max_completion_tokens_and_no_temperature(server: tuple[FakeOpenAI, str]) -> None:
+    fake, url = server
+    fake.script.append((200, completion("ok", model="gpt-5-mini"), {}))
+    model = OpenAIChatModel(model="gpt-5-mini", api_key="k", base_url=url)
+    await model.complete(request())
+    sent = fake.requests[-1]
+    assert sent["max_completion_tokens"] == 400 and "max_tokens" not in sent and "temperature" not in sent
+
+
+async def test_a_model_that_refuses_max_tokens_or_temperature_is_asked_again_without_them(
+    server: tuple[FakeOpenAI, str],
+) -> None:
+    fake, url = server
+    refuse = lambda p: (400, {"error": {"message": f"Unsupported parameter: '{p}' is not supported with this model.",  # noqa: E731
+                                        "type": "invalid_request_error", "param": p}}, {})
+    fake.script += [refuse("max_tokens"), refuse("temperature"), (200, completion("fine"), {})]
+    model = OpenAIChatModel(model="some-new-model", api_key="k", base_url=url, attempts=1)
+    response = await model.complete(request())
+    assert response.text == "fine"
+    assert "max_tokens" in fake.requests[0] and "temperature" in fake.requests[0]
+    assert "max_completion_tokens" in fake.requests[1] and "temperature" in fake.requests[1]
+    assert "max_completion_tokens" in fake.requests[2] and "temperature" not in fake.requests[2]
