@@ -214,16 +214,16 @@ def build(
 
         index_factory = NumpyVectorIndex
     metered_embedder = MeteredEmbedder(embedder, meter, local=local) if embedder is not None else None
+    metered_model = MeteredChatModel(model, meter) if model is not None else None
     retriever: Any
     if settings.nlu == "fitted":
         from chatpay.nlu.search import CatalogSearch
 
-        retriever = CatalogSearch(metered_embedder, vectors=stores.vectors)
+        retriever = CatalogSearch(metered_embedder, vectors=stores.vectors, model=metered_model)
     else:
         from chatpay.core.retrieval import Retriever
 
         retriever = Retriever(metered_embedder, index_factory)
-    metered_model = MeteredChatModel(model, meter) if model is not None else None
     intents: Any = classifier
     if intents is None:
         if settings.nlu == "fitted":

@@ -237,6 +237,32 @@ def best_threshold(p: np.ndarray, y: np.ndarray) -> float:
     return float(grid[best[len(best) // 2]])
 
 
+# Out of fold, the abstainer is right this often or more outside the band unsure_band returns;
+# inside it, a chat model (when one is configured) makes the call.
+UNSURE_ACCURACY = 0.8
+
+
+def unsure_band(p: np.ndarray, y: np.ndarray, threshold: float, width: float = 0.05) -> tuple[float, float]:
+    """The run of bins of P(not sold) around ``threshold`` whose out-of-fold decisions are right under 80%."""
+    edges = np.arange(0.0, 1.0 + 1e-9, width)
+
+    def accuracy(i: int) -> float | None:
+        inside = (p >= edges[i]) & (p < edges[i] + width)
+        if inside.sum() < 3:
+            return None
+        return float(((p[inside] >= threshold) == (y[inside] == 1)).mean())
+
+    home = min(int(threshold / width), len(edges) - 2)
+    lo = hi = home
+    while lo > 0 and (accuracy(lo - 1) or 1.0) < UNSURE_ACCURACY:
+        lo -= 1
+    while hi < len(edges) - 2 and (accuracy(hi + 1) or 1.0) < UNSURE_ACCURACY:
+        hi += 1
+    if (accuracy(home) or 1.0) >= UNSURE_ACCURACY:
+        return (threshold, threshold)
+    return round(float(edges[lo]), 3), round(float(edges[hi] + width), 3)
+
+
 async def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--encoder", default="minilm", choices=["minilm", "static"])
@@ -327,19 +353,22 @@ async def main(argv: list[str] | None = None) -> int:
     abstainer = fit_trees(x, y)
     abstainer_lex = fit_trees(x, y, ABSTAIN_LEXICAL)
     threshold = best_threshold(np.array(oof_p), np.array(oof_y))
+    unsure = unsure_band(np.array(oof_p), np.array(oof_y), threshold)
     meta = {
         "fitted": datetime.now(UTC).strftime("%Y-%m-%d"),
         "dev_shops": dev,
         "rank_rows": int(sum(len(q.docs) for q in every if q.expected != "NONE")),
         "queries": len(every),
         "loso": {s: {k: round(v, 4) for k, v in m.items()} for s, m in loso.items()},
+        "unsure": list(unsure),
         "loso_pooled": {"ranked_hit_at_1": round(pooled["ranked"] / n, 4), "hit_at_1": round(pooled["hit1"] / n, 4), "hit_at_3": round(pooled["hit3"] / n, 4),
                         "mrr": round(pooled["mrr"] / n, 4),
                         "abstain_accuracy": round(pooled["abst"] / max(pooled["nones"], 1), 4)},
     }
     models = models_from(ranker, ranker_lex, abstainer, abstainer_lex, threshold, encoder_name, meta)
     search.models = models
-    console.print(f"abstain threshold {threshold:.2f} (balanced accuracy out of fold)")
+    console.print(f"abstain threshold {threshold:.2f} (balanced accuracy out of fold); "
+                  f"a configured model decides when P(not sold) is in [{unsure[0]:.2f}, {unsure[1]:.2f})")
     if extra:
         t2 = Table(title="Stores not fitted on (shipped models)")
         for col in ("store", "lists", "hit@1", "hit@3", "MRR", "ranked hit@1", "NONE", "abstain acc"):

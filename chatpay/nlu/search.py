@@ -29,7 +29,7 @@ import numpy as np
 
 from chatpay.core.catalog import Catalog, PolicyDoc, Product
 from chatpay.core.errors import ConfigError, ModelError, StorageError
-from chatpay.core.ports import Embedder, StoredVectors, VectorStore
+from chatpay.core.ports import ChatMessage, ChatModel, ChatRequest, Embedder, StoredVectors, VectorStore
 from chatpay.core.retrieval.results import PolicyHit, ProductHit, RetrievalResult
 from chatpay.nlu.fitted import FittedModels, load_models
 from chatpay.nlu.lexicon import BM25_K1, CatalogLexicon, ReadQuery
@@ -42,6 +42,7 @@ CANDIDATES = 40  # from each side; the ranker re-scores their union
 DENSE_TEXT_CHARS = 240
 EMBED_BATCH = 256
 OVERVIEW_CONFIDENCE = 0.9
+MODEL_CHOICES = 6
 
 RANK_FEATURES = (
     "bm25_rel", "bm25_norm", "cov_strong", "cov_any", "cov_name", "cov_type", "name_precision",
@@ -139,10 +140,11 @@ class CatalogSearch:
     """
 
     def __init__(self, encoder: Embedder | None, models: FittedModels | None = None,
-                 vectors: VectorStore | None = None) -> None:
+                 vectors: VectorStore | None = None, model: ChatModel | None = None) -> None:
         self.encoder = encoder
         self.models = models or load_models(encoder.name if encoder is not None else "lexical")
         self.store = vectors
+        self.model = model  # asked only about the residue: questions the fitted decisions are unsure of
         self._prepared: dict[str, PreparedCatalog] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -249,10 +251,51 @@ class CatalogSearch:
             for i in order
         )
         corrected = read.corrected_text or content_query
+        if self.model is not None and hits and self._unsure(scored.p_not_sold):
+            picked = await self._ask_model(prepared, query, hits)
+            if picked == "none":
+                return RetrievalResult(query, corrected, "none", (), (), round(scored.p_not_sold, 4))
+            if picked is not None:
+                first = next(h for h in hits if h.handle == picked)
+                rest = tuple(h for h in hits if h is not first)
+                return RetrievalResult(query, corrected, "products", (first, *rest), (), round(float(first.score), 4))
         if not hits or scored.p_not_sold >= self.models.abstain_threshold:
             return RetrievalResult(query, corrected, "none", (), (), round(scored.p_not_sold, 4))
         confidence = float(scored.probs[order[0]]) * (1.0 - scored.p_not_sold)
         return RetrievalResult(query, corrected, "products", hits, (), round(confidence, 4))
+
+    def _unsure(self, p_not_sold: float) -> bool:
+        lo, hi = self.models.meta.get("unsure", (0.0, 0.0))
+        return float(lo) <= p_not_sold < float(hi)
+
+    async def _ask_model(self, prepared: PreparedCatalog, query: str, hits: tuple[ProductHit, ...]) -> str | None:
+        """The model's pick among the retrieved products ("none" when nothing fits), None on failure.
+
+        It may only answer one of the handles it was shown, or "none": never a product, price or id
+        of its own.
+        """
+        assert self.model is not None
+        by_handle = {p.handle: p for p in prepared.products}
+        shown = [h.handle for h in hits[:MODEL_CHOICES]]
+        listing = "\n".join(
+            f"{h}: {by_handle[h].name} ({by_handle[h].product_type}) - {by_handle[h].description[:160]}" for h in shown
+        )
+        schema = {"type": "object", "properties": {"handle": {"type": "string", "enum": [*shown, "none"]}},
+                  "required": ["handle"], "additionalProperties": False}
+        system = ("You help a shop answer a shopper. Pick the one product below that the shopper asks for, "
+                  "or none if the shop sells nothing that fits. Answer with JSON only.\nProducts:\n" + listing)
+        request = ChatRequest(messages=(ChatMessage("system", system), ChatMessage("user", query[:500])),
+                              json_schema=schema, schema_name="pick", max_tokens=40, temperature=0.0)
+        try:
+            response = await self.model.complete(request)
+        except ModelError as exc:
+            log.warning("residue model failed; keeping the fitted decision", extra={"error": repr(exc)})
+            return None
+        picked = response.parsed.get("handle") if isinstance(response.parsed, dict) else None
+        if picked == "none" or picked in shown:
+            return str(picked)
+        log.warning("residue model answered outside its choices", extra={"answer": str(picked)[:40]})
+        return None
 
     def _asks_overview(self, q: ParsedQuery, prepared: PreparedCatalog) -> bool:
         """A question about the whole shop: an overview cue and no content word left ("what do you

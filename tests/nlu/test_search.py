@@ -111,3 +111,37 @@ async def test_product_vectors_are_embedded_once_and_loaded_by_the_next_process(
     result = await search.search(CATALOG, "watring can")
     assert second.texts == 1  # the query only
     assert result.handles[0] == "can-10"
+
+
+async def test_a_model_decides_only_the_unsure_questions_and_only_among_the_products_shown() -> None:
+    from chatpay.adapters.memory import ScriptedChatModel
+
+    encoder = OnnxMiniLMEncoder()
+    plain = CatalogSearch(encoder)
+    lo, hi = plain.models.meta["unsure"]
+    queries = ["FlexiCoil hose", "something to cut back my roses", "do you sell TVs?", "a pad for my knees"]
+    unsure = []
+    for q in queries:
+        prepared = await plain._get(CATALOG)
+        from chatpay.nlu.query import parse
+
+        parsed = parse(q)
+        read = prepared.lexicon.read(parsed.content)
+        scored = plain.score(prepared, parsed, read, await plain.embed_query(q))
+        unsure.append(lo <= scored.p_not_sold < hi)
+    assert any(unsure), "no query fell in the band, so this test would prove nothing"
+
+    model = ScriptedChatModel([lambda request: {"handle": request.json_schema["properties"]["handle"]["enum"][-2]}] * 4
+                              + [{"handle": "a-product-it-was-never-shown"}] * 4)
+    withmodel = CatalogSearch(encoder, model=model)
+    for q, asked in zip(queries, unsure, strict=True):
+        before = len(model.requests)
+        result = await withmodel.search(CATALOG, q)
+        assert (len(model.requests) > before) == asked
+        if asked:
+            shown = model.requests[-1].json_schema["properties"]["handle"]["enum"]
+            assert result.kind == "products" and result.handles[0] == shown[-2]  # the model's pick leads
+    forged = CatalogSearch(encoder, model=ScriptedChatModel([{"handle": "not-in-the-catalog"}] * 4))
+    for q in queries:
+        result = await forged.search(CATALOG, q)
+        assert "not-in-the-catalog" not in result.handles
