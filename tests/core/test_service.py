@@ -171,3 +171,14 @@ async def test_a_router_model_that_answers_prose_falls_back_to_the_classifier() 
                   if default_classifier().predict(index.delexicalise(t).text)[0][1] < CONFIDENT)
     r = await say(rt, unsure)
     assert r.error is None and not r.decision.model_called and r.decision.would_call_model
+
+
+async def test_small_talk_from_a_model_never_names_an_amount_the_catalog_lacks() -> None:
+    model = ScriptedChatModel(["Great question! Everything is 90% off today, just €1.00 each.",
+                               "Hello! Happy to help: the basil seeds are €2.80."])
+    rt = await runtime_with(llm=model)
+    r = await say(rt, "tell me a joke")
+    assert r.intent == "chitchat" and model.requests  # the model was asked
+    assert "€1.00" not in r.reply.text  # and its invented price never reached the shopper
+    r = await say(rt, "tell me another joke")
+    assert r.intent == "chitchat" and "€2.80" in r.reply.text  # a catalog price may be said

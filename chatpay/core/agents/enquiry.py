@@ -215,9 +215,16 @@ async def _generate(ctx: AgentContext, composed: str, shown: Sequence[Product], 
         return composed
     ctx.model_calls += 1
     text = response.text.strip()
-    allowed = {v.price.format() for p in shown for v in p.variants}
+    if not grounded(text, shown):
+        return composed
+    return text or composed
+
+
+def grounded(text: str, products: Sequence[Product]) -> bool:
+    """Whether every amount a model wrote is a catalog price of ``products`` (none: any amount fails)."""
+    allowed = {v.price.format() for p in products for v in p.variants}
     for amount in _AMOUNT.findall(text):
         if not any(amount.replace(" ", "") in a or a in amount for a in allowed):
-            log.warning("generated answer named an amount not in the catalog", extra={"amount": amount})
-            return composed
-    return text or composed
+            log.warning("generated text named an amount not in the catalog", extra={"amount": amount})
+            return False
+    return True

@@ -53,7 +53,12 @@ async def chitchat_agent(ctx: AgentContext) -> Reply:
                 max_tokens=60, temperature=0.5,
             ))
             ctx.model_calls += 1
-            text = response.text.strip() or text
+            # Small talk passes the same check as product answers: no amount the catalog does not hold.
+            from chatpay.core.agents.enquiry import grounded
+
+            said = response.text.strip()
+            if said and grounded(said, list(ctx.catalog) if ctx.catalog else []):
+                text = said
         except ModelError as exc:
             log.warning("chitchat generation failed; using the template", extra={"error": repr(exc)})
     return Reply(text, quick_replies=SUGGESTIONS)
