@@ -227,3 +227,16 @@ async def test_russian_pronouns_and_one_more_refer_to_the_product_in_focus() -> 
     await say(rt, "add the watering can")
     r = await say(rt, "ещё одну")
     assert r.cart.quantities() == {"watering-can": 2}
+
+
+async def test_two_readings_the_classifier_cannot_tell_apart_get_a_button_each() -> None:
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await say(rt, "add 2 basil seeds")
+    r = await say(rt, "basil seeds")  # a bare name with the product in the cart: remove it, or ask about it?
+    assert r.decision.clarify and r.cart.quantities() == {"basil-seeds": 2}
+    datas = [b.data for row in r.reply.buttons for b in row]
+    assert datas == ["r|basil-seeds", "i|basil-seeds"]
+    r = await say(rt, callback_data="r|basil-seeds")
+    assert r.cart.is_empty

@@ -116,6 +116,22 @@ def _switch_request(ctx: AgentContext) -> RouteDecision | None:
     return RouteDecision("cart_add", 0.9, reason="a new option for a line in the cart", layer="context")
 
 
+def _actionable(ctx: AgentContext, decision: RouteDecision) -> bool:
+    """Whether the reading beside "enquiry" could act on the product named: add one in stock, or
+    remove one in the cart. Only then is asking between the two worth the shopper's time."""
+    readings = {decision.intent, decision.runner_up}
+    if ctx.catalog is None or ctx.delex is None or not ctx.delex.mentions or "enquiry" not in readings:
+        return False
+    product = ctx.catalog.get(ctx.delex.mentions[0].handle)
+    if product is None:
+        return False
+    if "cart_add" in readings:
+        return product.available
+    if "cart_remove" in readings:
+        return product.handle in ctx.cart.quantities()
+    return False
+
+
 def _left_alone(ctx: AgentContext) -> Reply:
     """The answer to a negated command ("don't empty my cart"): nothing changes, and it says so."""
     from chatpay.core.agents.cart import cart_text, cart_view
@@ -211,6 +227,12 @@ class Engine:
                 and not cue_check(text, decision.intent) and not stands(text, decision.intent)):
             return replace(decision, intent="enquiry", runner_up=decision.intent,
                            reason=f"{decision.reason}; no words for {decision.intent}: a product question")
+        ask_margin = getattr(self.router.classifier, "meta", {}).get("ask_margin")
+        if (ask_margin and decision.layer == "classifier" and _actionable(ctx, decision)
+                and decision.confidence - decision.runner_up_confidence < float(ask_margin)):
+            # Two readings the classifier cannot tell apart, one of them changing the cart: ask.
+            return replace(decision, clarify=True,
+                           reason=f"{decision.reason}; {decision.intent} or {decision.runner_up}? asking")
         if decision.intent in ("cart_clear", "cart_remove") and asks_about_not_for(text) and not (
             decision.intent == "cart_clear" and mentions_the_cart(text)
         ):

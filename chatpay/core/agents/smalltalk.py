@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from chatpay.core.agents import AgentContext
+from chatpay.core.agents import AgentContext, product_key
+from chatpay.core.catalog import Product
 from chatpay.core.errors import ModelError
 from chatpay.core.ports import ChatMessage, ChatRequest
 from chatpay.core.text import tokens
-from chatpay.core.turns import Reply
+from chatpay.core.turns import Button, Reply
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ async def chitchat_agent(ctx: AgentContext) -> Reply:
 
 async def clarify_agent(ctx: AgentContext) -> Reply:
     d = ctx.decision
+    product = _named_product(ctx)
+    if d is not None and product is not None and {d.intent, d.runner_up} & {"cart_add", "cart_remove"}:
+        return _two_readings(ctx, product, d.intent if d.intent != "enquiry" else str(d.runner_up))
     options = {
         "enquiry": "ask about a product", "cart_add": "add something to your cart",
         "cart_remove": "remove something from your cart", "cart_view": "see your cart",
@@ -76,3 +80,26 @@ async def clarify_agent(ctx: AgentContext) -> Reply:
     else:
         guess = "Are you looking for a product, or would you like to see your cart?"
     return Reply(f"Sorry, I'm not sure I understood. {guess}", quick_replies=SUGGESTIONS)
+
+
+def _named_product(ctx: AgentContext) -> Product | None:
+    if ctx.catalog is None or ctx.delex is None or not ctx.delex.mentions:
+        return None
+    return ctx.catalog.get(ctx.delex.mentions[0].handle)
+
+
+def _two_readings(ctx: AgentContext, product: Product, action: str) -> Reply:
+    """ "Add the 2m cable to your cart" / "Tell me about the 2m cable": a button for each reading."""
+    key = product_key(product.handle)
+    name = product.name[:36]
+    if action == "cart_remove" and product.handle in ctx.cart.quantities():
+        act = Button(f"➖ Remove {name}", f"r|{key}")
+    elif action == "cart_add" and product.available:
+        act = Button(f"🛒 Add {name}", f"a|{key}")
+    else:
+        act = None
+    about = Button(f"ℹ️ About {name}", f"i|{key}")
+    rows = ((act,), (about,)) if act is not None else ((about,),)
+    ctx.remember(last_product=product.handle)
+    return Reply(f"Do you want me to {'remove' if action == 'cart_remove' else 'add'} **{product.name}**, "
+                 "or tell you more about it?", buttons=rows)
