@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--business")
     chat.add_argument("--catalog", type=Path)
     chat.add_argument("--currency")
+    chat.add_argument("--store", type=Path, help="a store.json (name, currency, policies) for --catalog")
     chat.add_argument("--thread", default="cli")
     chat.add_argument("--json", action="store_true", help="print one JSON object per reply")
 
@@ -120,7 +121,8 @@ async def _chat(args: argparse.Namespace) -> int:
     from chatpay.core import serialize
     from chatpay.core.presenter import to_plain
 
-    runtime = await _runtime(args.business, args.catalog, args.currency)
+    runtime = await _runtime(args.business, args.catalog, args.currency, args.store)
+    buttons: list[str] = []  # the last reply's buttons' data: "#2" presses the second
     interactive = sys.stdin.isatty() and not args.json
     if interactive:
         info = runtime.describe()
@@ -135,15 +137,36 @@ async def _chat(args: argparse.Namespace) -> int:
         text = line.rstrip("\n")
         if not text.strip():
             continue
-        result = await runtime.service.handle(runtime.turn(text, thread_id=args.thread))
+        pressed = _pressed(text, buttons)
+        if pressed is not None:
+            turn = runtime.turn("", thread_id=args.thread, callback_data=pressed)
+        else:
+            turn = runtime.turn(text, thread_id=args.thread)
+        result = await runtime.service.handle(turn)
+        reply = result.reply
+        buttons = [b.data for row in reply.buttons for b in row if b.data]
+        buttons += [b.data for c in reply.cards for b in c.buttons if b.data]
         if args.json:
             print(json.dumps(serialize.result(result), ensure_ascii=False), flush=True)
             continue
-        print(to_plain(result.reply.text))
-        for c in result.reply.cards:
+        print(to_plain(reply.text))
+        for c in reply.cards:
             print(f"  • {c.title} — {c.price.format()}{'' if c.available else ' (out of stock)'}")
+        labels = [b.label for row in reply.buttons for b in row if b.data]
+        labels += [f"{b.label} ({c.title[:30]})" for c in reply.cards for b in c.buttons if b.data]
+        if labels:
+            print("  " + "  ".join(f"[#{i}] {label}" for i, label in enumerate(labels, 1)))
         print(flush=True)
     return EXIT_OK
+
+
+def _pressed(text: str, buttons: list[str]) -> str | None:
+    """ "#2" presses the last reply's second button; anything else is a message."""
+    if text.startswith("#") and text[1:].strip().isdigit():
+        i = int(text[1:].strip())
+        if 1 <= i <= len(buttons):
+            return buttons[i - 1]
+    return None
 
 
 async def _catalog_import(args: argparse.Namespace) -> int:

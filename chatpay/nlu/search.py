@@ -335,7 +335,7 @@ class CatalogSearch:
         if best is None:
             return None
         top_strong = float(scored.abstain_features[ABSTAIN_FEATURES.index("top_strong")])
-        if top_strong > best[0] + 1e-9:
+        if top_strong >= best[0] - 1e-9:  # "what power banks have you got": products, even if a policy names them
             return None
         policy = prepared.policies[best[1]]
         return PolicyHit(policy.id, policy.title, round(best[0], 4))
