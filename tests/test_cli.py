@@ -56,3 +56,13 @@ def test_chat_on_another_catalog_file(tmp_path: Path) -> None:
     [reply] = [json.loads(line) for line in run.stdout.splitlines()]
     assert reply["intent"] == "enquiry" and reply["reply"]["cards"]
     assert all(c["price"]["currency"] == "GBP" for c in reply["reply"]["cards"])
+
+
+def test_a_whole_purchase_in_a_terminal_ends_in_a_confirmed_test_order() -> None:
+    shop = FIXTURES / "hearth"
+    run = chatpay("chat", "--catalog", str(shop / "catalog.json"), "--store", str(shop / "store.json"),
+                  stdin="add 2 of the bakewell muffin tins\ncheckout\n#1\nwhat's in my cart\n")
+    assert run.returncode == 0, run.stderr
+    assert "[#1] 💳 Checkout" in run.stdout
+    assert "Test order" in run.stdout and "no money moved" in run.stdout and "$44.00" in run.stdout
+    assert run.stdout.rstrip().endswith("Your cart is empty. Ask me about our products to get started!")
