@@ -317,7 +317,7 @@ class CartParser:
         if described is not None:
             return target(described, "described")
         if mode == "remove":  # "I don't want the helmet anymore": the cart's only helmet
-            in_cart = self._described(words, cart_handles, at_least=1)
+            in_cart = self._described(words, cart_handles, at_least=1, strong=True)
             if in_cart is not None:
                 return target(in_cart, "cart")
         if any(w in PRONOUNS for w in words) or (qty is not None and all(
@@ -361,8 +361,13 @@ class CartParser:
         shown = [h for h in handles if h in last_shown]
         return shown[0] if len(shown) == 1 else None
 
-    def _described(self, words: Sequence[str], last_shown: Sequence[str], *, at_least: int = 2) -> str | None:
-        """The single product among ``last_shown`` whose text holds the message's describing words."""
+    def _described(self, words: Sequence[str], last_shown: Sequence[str], *, at_least: int = 2,
+                   strong: bool = False) -> str | None:
+        """The single product among ``last_shown`` whose text holds the message's describing words.
+
+        With ``strong``, only what the product *is* counts (name, type, tags, options), never its
+        description: "remove the cable" must not remove headphones whose description mentions one.
+        """
         content = [w for w in words if w not in NEVER_NAMES and w not in FILLER and w not in PRONOUNS
                    and len(w) > 2 and not w.isdigit()]
         if len(last_shown) < at_least or not content:
@@ -372,7 +377,11 @@ class CartParser:
             product = self.index.catalog.get(handle)
             if product is None:
                 continue
-            text = set(tokens(product.searchable_text()))
+            if strong:
+                options = " ".join(v.title for v in product.variants if not v.is_default)
+                text = set(tokens(f"{product.name} {product.product_type} {' '.join(product.tags)} {options}"))
+            else:
+                text = set(tokens(product.searchable_text()))
             scores.append((sum(1 for w in content if w in text or w.rstrip("s") in text), handle))
         scores.sort(reverse=True)
         if scores and scores[0][0] > 0 and (len(scores) == 1 or scores[0][0] > scores[1][0]):

@@ -142,6 +142,12 @@ def context_intent(
     names_something = "PRODUCT" in delex.text.split() or any(
         w.isdigit() or w in NUMBER_WORDS for w in said.split()[1:])
     if said.startswith(CONTINUATION) and previous_intent in ("cart_add", "cart_remove") and names_something:
+        from chatpay.core.evidence import has_cue
+
+        adds, removes = has_cue(delex.original, "cart_add"), has_cue(delex.original, "cart_remove")
+        if adds != removes:  # "and add a cable" after a removal: the message's own verb decides
+            own = "cart_add" if adds else "cart_remove"
+            return own, 0.9, f"names its own action ({own}) after a {previous_intent}"
         own, p = classify(delex.text)[0]
         if own in ("cart_add", "cart_remove") and own != previous_intent:
             return own, p, f"names its own action ({own}) after a {previous_intent}"

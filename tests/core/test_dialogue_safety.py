@@ -240,3 +240,25 @@ async def test_two_readings_the_classifier_cannot_tell_apart_get_a_button_each()
     assert datas == ["r|basil-seeds", "i|basil-seeds"]
     r = await say(rt, callback_data="r|basil-seeds")
     assert r.cart.is_empty
+
+
+async def test_removing_a_product_not_in_the_cart_takes_nothing_else() -> None:
+    rt = await runtime_with()
+    await say(rt, "add 2 basil seeds")
+    r = await say(rt, "remove tomato seeds")
+    assert r.cart.quantities() == {"basil-seeds": 2} and "isn't in your cart" in r.reply.text
+
+
+async def test_a_word_only_a_description_holds_never_names_a_cart_line_for_removal() -> None:
+    rt = await runtime_with()
+    await say(rt, "add a watering can")  # its description mentions a brass rose
+    r = await say(rt, "remove the brass")
+    assert r.cart.quantities() == {"watering-can": 1}
+
+
+async def test_and_add_after_a_removal_adds() -> None:
+    rt = await runtime_with()
+    await say(rt, "add 2 basil seeds and a watering can")
+    await say(rt, "remove the watering can")
+    r = await say(rt, "and add tomato seeds")
+    assert r.cart.quantities() == {"basil-seeds": 2, "tomato-seeds": 1}

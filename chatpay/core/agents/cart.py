@@ -30,6 +30,7 @@ from chatpay.core.cartparse import (
 )
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.errors import CartError, ConcurrencyConflict, ModelError, OutOfStock, QuantityError
+from chatpay.core.evidence import has_cue
 from chatpay.core.ports import ChatMessage, ChatRequest
 from chatpay.core.text import NUMBER_WORDS, tokens
 from chatpay.core.turns import Button, CartLineView, CartView, Reply
@@ -377,7 +378,10 @@ def _cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Ta
             best = headed if len(headed) == 1 else best
         if len(best) > 1:
             return [], best[:4]
-        if best[0].handle != t.handle:
+        named = catalog.get(t.handle) if t.handle else None
+        named_fit = len(words & set(tokens(named.name))) if named is not None else 0
+        if best[0].handle != t.handle and scored[0][0] > named_fit:
+            # The words fit a cart line's name better than the product they were read as naming.
             t = Target(best[0].handle, t.quantity, t.mode, None, t.variant_words, "cart", t.phrase)
         out.append(t)
     return out, []
@@ -404,6 +408,9 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
             variants = _line_variants(ctx, t.handle) if t.handle else []
             if product and t.variant_id and len(variants) == 1 and variants[0] != t.variant_id and words & SWITCH_CUES:
                 return _finish(ctx, [await _switch(ctx, product, variants[0], t.variant_id)])
+        if targets and all(t.via in ("last", "reference", "only-line") for t in targets) and not has_cue(
+                ctx.turn.text, "cart_remove"):
+            targets = []  # nothing named and no word asks to remove: ask which, never guess a removal
         targets, ambiguous = _cart_lines_named(ctx, targets)
         if ambiguous:
             rows = tuple((Button(f"➖ {p.name[:40]}", f"r|{product_key(p.handle)}"),) for p in ambiguous)
