@@ -31,6 +31,10 @@ QUANTITY = st.sampled_from(["", "2 ", "three ", "a ", "one more ", "5 ", "-2 ", 
 # (template, what it may take away): None = nothing, "named" = only the product it names, "all" = anything
 GRAMMAR: list[tuple[str, str | None]] = [
     ("add {q}{name}", None),
+    ("and add {q}{name}", None),
+    ("also {q}{name}", None),
+    ("switch it to the 5kg", None),
+    ("the 5 one", None),
     ("can I get {q}{name}?", None),
     ("do you have {name}?", None),
     ("is {name} in stock", None),
@@ -47,6 +51,7 @@ GRAMMAR: list[tuple[str, str | None]] = [
     ("take {name} off", "named"),
     ("remove one {name}", "named"),
     ("make it 1 {name}", "named"),
+    ("remove it", "all"),  # "it" is whatever the conversation is about
     ("empty my cart", "all"),
     ("yes", "all"),  # may confirm an emptying asked for just before
 ]
