@@ -101,26 +101,9 @@ async def search_latency(sizes: tuple[int, ...], n_queries: int, console: Consol
 
 
 async def turn_latency(repeats: int) -> dict[str, dict[str, dict[str, float]]]:
-    from bench_turn import TURNS
+    from bench_turn import run
 
-    from chatpay.adapters.memory import in_memory_stores
-    from chatpay.bootstrap import build
-    from chatpay.config import Settings
-
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for nlu in ("legacy", "fitted"):
-        runtime = build(Settings(nlu=nlu), stores=in_memory_stores())
-        await runtime.start()
-        timings: dict[str, list[float]] = {k: [] for k in TURNS}
-        for r in range(repeats):
-            for kind, texts in TURNS.items():
-                for text in texts:
-                    turn = runtime.turn(text, thread_id=f"bench-{r}")
-                    start = time.perf_counter()
-                    await runtime.service.handle(turn)
-                    timings[kind].append((time.perf_counter() - start) * 1000)
-        out[nlu] = {k: summary(v) for k, v in timings.items()}
-    return out
+    return {nlu: await run(repeats, embedded=False, nlu=nlu) for nlu in ("legacy", "fitted")}
 
 
 def startup(runs: int) -> dict[str, dict[str, float]]:

@@ -34,8 +34,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def run(repeats: int, *, embedded: bool) -> dict[str, dict[str, float]]:
-    runtime = build(Settings()) if embedded else build(Settings(), stores=in_memory_stores())
+async def run(repeats: int, *, embedded: bool, nlu: str = "legacy") -> dict[str, dict[str, float]]:
+    settings = Settings(nlu=nlu)
+    runtime = build(settings) if embedded else build(settings, stores=in_memory_stores())
     await runtime.start()
     timings: dict[str, list[float]] = {k: [] for k in TURNS}
     total = repeats * sum(len(v) for v in TURNS.values())

@@ -144,7 +144,10 @@ def context_intent(
     if said.startswith(CONTINUATION) and previous_intent in ("cart_add", "cart_remove") and names_something:
         from chatpay.core.evidence import has_cue
 
-        adds, removes = has_cue(delex.original, "cart_add"), has_cue(delex.original, "cart_remove")
+        rest = said.split()[1:]
+        counted = bool(rest) and (rest[0].isdigit() or rest[0] in NUMBER_WORDS)  # "and 2 packs of ..."
+        adds = has_cue(delex.original, "cart_add") or counted
+        removes = has_cue(delex.original, "cart_remove")
         if adds != removes:  # "and add a cable" after a removal: the message's own verb decides
             own = "cart_add" if adds else "cart_remove"
             return own, 0.9, f"names its own action ({own}) after a {previous_intent}"

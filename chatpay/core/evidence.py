@@ -19,28 +19,35 @@ from __future__ import annotations
 
 from chatpay.core.text import NUMBER_WORDS, ORDINALS, tokens
 
+def _cues(words: str, phrases: tuple[str, ...] = ()) -> frozenset[str]:
+    """Single cue words, and phrases kept whole ("no longer" is a cue; "no" alone is not)."""
+    return frozenset(words.split()) | frozenset(phrases)
+
+
 CUES: dict[str, frozenset[str]] = {
-    "cart_add": frozenset(
+    "cart_add": _cues(
         """add adding added addd put throw chuck stick pop include buy buying grab take taking want order
         i'll ill i'd we'll more another again extra also plus same pick choose gimme bag basket cart
         make switch change swap instead increase double getting book
         добавь добавьте добавить добавлю положи положите положить закинь кинь возьму беру берем
-        хочу куплю купить нужен нужна нужно нужны давай ещё еще плюс закажу заказать поменяй замени""".split()),
-    "cart_remove": frozenset(
-        """remove removing delete drop take off out minus less fewer cancel scrap scratch ditch lose bin rid
-        rmv
-        undo don't dont no longer nevermind never mind only just reduce decrease lower make change
-        убери уберите убрать удали удалите удалить минус меньше отмени выкинь убавь вычеркни не надо""".split()),
-    "cart_clear": frozenset(
-        """empty clear wipe reset start over bin scrap cancel remove delete
-        очисти очистите очистить очищай обнули удали""".split()),
-    "payments": frozenset(
-        """checkout chekout checkut check out pay paying payment paid buy order invoice receipt charge
-        charged card
-        purchase proceed complete finish done ready
-        оформи оформить оформляй оплатить оплата оплачу оплачиваю заказ чек счет счёт купить""".split()),
+        хочу куплю купить нужен нужна нужно нужны давай ещё еще плюс закажу заказать поменяй замени"""),
+    "cart_remove": _cues(
+        """remove removing delete drop off out minus less fewer cancel scrap scratch ditch lose bin rid rmv undo
+        reduce decrease lower make change
+        убери уберите убрать удали удалите удалить минус меньше отмени выкинь убавь вычеркни""",
+        ("take off", "take it off", "take them off", "take out", "take it out", "take them out", "no longer",
+         "don't want", "dont want", "do not want", "never mind", "changed my mind", "only want", "just want",
+         "не надо", "не нужно", "не нужен", "не нужна")),
+    "cart_clear": _cues(
+        """empty clear wipe reset bin scrap cancel remove delete
+        очисти очистите очистить очищай обнули удали""", ("start over", "start again", "from scratch")),
+    "payments": _cues(
+        """checkout chekout checkut pay paying payment paid buy order invoice receipt charge
+        charged card purchase proceed complete finish done ready
+        оформи оформить оформляй оплатить оплата оплачу оплачиваю заказ чек счет счёт купить""",
+        ("check out",)),
 }
-CUES["chitchat"] = frozenset(
+CUES["chitchat"] = frozenset(  # single words only
     """hi hii hello helo hallo hey heyy heya hiya hoi hola bonjour salut hej ciao yo morning evening thanks thank thx ty cheers bye goodbye later lol lmao haha
     joke funny bot robot human person real weather name who how are you doing sorry love great awesome
     cool nice ok okay fine good bad sad happy tired boring help hmm wow
@@ -57,9 +64,9 @@ def has_cue(text: str, intent: str) -> bool:
     cues = CUES.get(intent)
     if cues is None:
         return True
-    joined = " ".join(words)
+    joined = f" {' '.join(words)} "
     for cue in cues:
-        if " " in cue and cue in joined:
+        if " " in cue and f" {' '.join(tokens(cue))} " in joined:
             return True
     for i, w in enumerate(words):
         if w in ("want", "хочу") and i + 1 < len(words) and words[i + 1] in ("to", "чтобы"):
