@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from chatpay.core.text import NUMBER_WORDS, ORDINALS, tokens
 
+
 def _cues(words: str, phrases: tuple[str, ...] = ()) -> frozenset[str]:
     """Single cue words, and phrases kept whole ("no longer" is a cue; "no" alone is not)."""
     return frozenset(words.split()) | frozenset(phrases)
