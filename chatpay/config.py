@@ -132,6 +132,11 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: Path | 
         raise ConfigError("CHATPAY_EMBEDDINGS", f"must be 'local', 'static' or 'openai', got {embeddings!r}")
     if embeddings == "openai" and not get("OPENAI_API_KEY"):
         raise ConfigError("CHATPAY_EMBEDDINGS", "'openai' needs OPENAI_API_KEY")
+    payments = (get("CHATPAY_PAYMENTS") or "sandbox").lower()
+    if payments != "sandbox":
+        known = ("telegram", "stars", "stripe", "usdc")
+        why = "is not available in this version yet" if payments in known else "is not a payment provider"
+        raise ConfigError("CHATPAY_PAYMENTS", f"{payments!r} {why}; the only provider so far is 'sandbox'")
     nlu = (get("CHATPAY_NLU") or "legacy").lower()
     if nlu not in ("legacy", "fitted"):
         raise ConfigError("CHATPAY_NLU", f"must be 'legacy' or 'fitted', got {nlu!r}")

@@ -46,3 +46,14 @@ def test_secrets_never_show(tmp_path: Path) -> None:
     for secret in ("sk-secret", "hunter2", "123:ABC"):
         assert secret not in shown
     assert redact_url("redis://:pw@host:6379/0") == "redis://:***@host:6379/0"
+
+
+def test_a_payment_provider_not_built_yet_refuses_to_start_and_says_so() -> None:
+    import pytest
+
+    from chatpay.config import load_settings
+    from chatpay.core.errors import ConfigError
+
+    assert load_settings(environ={}, env_file=None).top_k >= 1  # the sandbox needs no setting
+    with pytest.raises(ConfigError, match="CHATPAY_PAYMENTS.*'stripe' is not available"):
+        load_settings(environ={"CHATPAY_PAYMENTS": "stripe"}, env_file=None)
