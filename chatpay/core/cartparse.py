@@ -162,11 +162,16 @@ def _inflected(word: str, present: set[str]) -> str | None:
 def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
     """The product's variant named by ``words`` ("1kg", "black", "ground", "бордовые"), if any."""
     present = set(_split_units(words))
+    # A bare number meets the number inside a title's "5kg" only when it picks ("the 5 one"),
+    # never when it counts ("add 2 of the cable" with a "2m" option).
+    picks = {w for i, w in enumerate(words) if w.isdigit() and i + 1 < len(words) and words[i + 1] in ("one", "ones")}
     best: tuple[int, str | None, tuple[str, ...]] = (0, None, ())
     for v in product.variants:
         if v.is_default:
             continue
-        vt = [t for t in _split_units(tokens(_normalise_units(v.title))) if t not in NEVER_NAMES]
+        # The shopper's "16oz" meets a title's "16 fl oz"; a title's "2m" is met by "the 2 one" only.
+        own = [t for t in tokens(_normalise_units(v.title)) if t not in NEVER_NAMES]
+        vt = own + [t for t in _split_units(own) if t not in own and t in picks]
         hit = tuple(t for t in vt if t in present or _inflected(t, present))
         if len(hit) > best[0] or (len(hit) == best[0] and hit and len(vt) == len(hit)):
             best = (len(hit), v.id, hit)
@@ -203,7 +208,12 @@ class CartParser:
                 continue  # "...and set its price to 1 euro": ignored, prices come from the catalog
             # Variants are matched on the original words: "a €50 gift card" names the €50 card.
             target = self._segment(seg, words, tokens(original), mode, is_set, last_shown, last_product,
-                                   cart_handles)
+                                   cart_handles, message_words=tokens(raw))
+            if target is not None and target.via == "last" and targets and self._attach_variant(
+                    targets, tokens(original)):
+                continue  # "add the ladder, 1.5m": the option is the named product's, not another's
+            if target is not None and targets and self._sharpens(targets, target):
+                continue  # "add the braidline one, 2m black": the second clause says which braidline
             if target is None:
                 # "add the step ladder, 1.5m": a clause that only names an option of a product the
                 # message names elsewhere chooses that option.
@@ -226,6 +236,22 @@ class CartParser:
         price_talk = _price_talk(raw, targets)
         merged = self._merge(targets)
         return CartCommand(tuple(merged), price_talk, tuple(unresolved))
+
+    def _sharpens(self, targets: list[Target], new: Target) -> bool:
+        """Replace an earlier target guessed from context by ``new`` when the earlier clause's own
+        words are all in ``new``'s name: both clauses then speak of one product."""
+        product = self.index.catalog.get(new.handle) if new.handle else None
+        if product is None or not new.variant_id:
+            return False
+        name = set(tokens(product.name))
+        for i, old in enumerate(targets):
+            said = [w for w in tokens(old.phrase) if w not in NEVER_NAMES and w not in FILLER and w not in PRONOUNS
+                    and not w.isdigit()]
+            if old.via in ("last", "reference") and said and all(w in name for w in said):
+                targets[i] = Target(new.handle, old.quantity if new.quantity in (None, 1) else new.quantity,
+                                    old.mode, new.variant_id, new.variant_words, "name", f"{old.phrase}, {new.phrase}")
+                return True
+        return False
 
     def _attach_variant(self, targets: list[Target], words: list[str]) -> bool:
         return self.attach_variant(self.index.catalog, targets, words)
@@ -270,6 +296,7 @@ class CartParser:
         last_shown: Sequence[str],
         last_product: str | None,
         cart_handles: Sequence[str],
+        message_words: Sequence[str] = (),
     ) -> Target | None:
         mentions = self.index.find(seg)
         named = {p for m in mentions[:1] for p in m.positions}
@@ -298,8 +325,9 @@ class CartParser:
             best = mentions[0]
             close = [m.handle for m in mentions[1:4] if m.score >= best.score - 0.05 and m.score > 0]
             if close:
-                chosen = self._break_tie([best.handle, *close], vwords_all, mode, last_shown, last_product,
-                                         cart_handles)
+                # Options named anywhere in the message break the tie ("the braidline one, 2m black").
+                chosen = self._break_tie([best.handle, *close], [*vwords_all, *message_words], mode, last_shown,
+                                         last_product, cart_handles)
                 if chosen is not None:
                     return target(chosen, "name")
             return target(best.handle, "name", tuple(close))

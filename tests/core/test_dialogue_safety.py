@@ -262,3 +262,16 @@ async def test_and_add_after_a_removal_adds() -> None:
     await say(rt, "remove the watering can")
     r = await say(rt, "and add tomato seeds")
     assert r.cart.quantities() == {"basil-seeds": 2, "tomato-seeds": 1}
+
+
+async def test_a_second_clause_that_says_which_one_adds_one_product_not_two() -> None:
+    rt = await runtime_with()
+    await say(rt, "what seeds do you have?")
+    r = await say(rt, "add the basil one, 2 packs")
+    assert len(r.cart.lines) <= 1  # never a second product nobody named
+
+
+async def test_a_count_is_not_an_option_that_merely_contains_the_number() -> None:
+    rt = await runtime_with()
+    r = await say(rt, "add 5 of the rose fertiliser")  # options 1kg and 5kg: 5 counts here
+    assert r.cart.quantities() == {"rose-fertiliser": 5}
