@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
+from chatpay.core.buttons import decode
 from chatpay.core.classifier import IntentClassifier
 from chatpay.core.errors import ModelError
 from chatpay.core.mentions import Delexicalised
@@ -71,10 +72,6 @@ COMMANDS = {
     "/checkout": "payments", "/pay": "payments", "/clear": "cart_clear", "/catalog": "enquiry",
     "/products": "enquiry", "/shop": "enquiry",
 }
-CALLBACK_PREFIXES = {
-    "a": "cart_add", "r": "cart_remove", "v": "cart_view", "c": "cart_clear", "p": "payments",
-    "i": "enquiry", "s": "cart_add",
-}
 
 ROUTER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -114,11 +111,10 @@ class Router:
         if turn.payment is not None:
             return RouteDecision("payments", 1.0, reason=f"payment update: {turn.payment.kind}", layer="rule")
         if turn.callback_data:
-            prefix = turn.callback_data.split("|", 1)[0]
-            intent = CALLBACK_PREFIXES.get(prefix)
-            if intent:
-                return RouteDecision(intent, 1.0, reason=f"button {turn.callback_data!r}", layer="rule")
-            return RouteDecision("chitchat", 1.0, reason=f"unknown button {turn.callback_data!r}", layer="rule")
+            action = decode(turn.callback_data)
+            if action is not None:
+                return RouteDecision(action.intent, 1.0, reason=f"button {action.kind}", layer="rule")
+            return RouteDecision("chitchat", 1.0, reason="a button this version does not send", layer="rule")
         text = turn.text.strip()
         if text.startswith("/"):
             command = text.split()[0].split("@")[0].lower()

@@ -7,11 +7,11 @@ the catalog, cart and thread state from the context and write back through it
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chatpay.core.buttons import Action, encode, product_key, resolve
 from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
@@ -67,35 +67,20 @@ class AgentContext:
         return value if isinstance(value, str) else None
 
 
-# ----------------------------------------------------------------- button data (<= 64 bytes)
-
-
-def product_key(handle: str) -> str:
-    """A short, stable key for a product in callback data: the handle, or ``~`` + a hash."""
-    if len(handle.encode()) <= 40 and "|" not in handle:
-        return handle
-    return "~" + hashlib.sha1(handle.encode()).hexdigest()[:12]
-
-
-def resolve_key(catalog: Catalog, key: str) -> Product | None:
-    if not key.startswith("~"):
-        return catalog.get(key)
-    for p in catalog:
-        if product_key(p.handle) == key:
-            return p
-    return None
+# ----------------------------------------------------------------- buttons (the codec is chatpay.core.buttons)
 
 
 def add_button(product: Product, label: str = "🛒 Add to cart", variant_id: str | None = None) -> Button:
-    data = f"a|{product_key(product.handle)}"
-    if variant_id and len(data) + len(variant_id) + 1 <= 64:
-        data += f"|{variant_id}"
-    return Button(label, data)
+    return Button(label, encode(Action("add", product_key(product.handle), variant_id)))
 
 
-VIEW_CART = Button("🧺 View cart", "v")
-CHECKOUT = Button("💳 Checkout", "p")
-CLEAR_CART = Button("🗑 Clear cart", "c")
+def resolve_key(catalog: Catalog, key: str | None) -> Product | None:
+    return resolve(catalog, key)
+
+
+VIEW_CART = Button("🧺 View cart", encode(Action("view")))
+CHECKOUT = Button("💳 Checkout", encode(Action("pay")))
+CLEAR_CART = Button("🗑 Clear cart", encode(Action("clear")))
 
 
 # ----------------------------------------------------------------- engine

@@ -19,6 +19,7 @@ from chatpay.core.agents import (
     product_key,
     resolve_key,
 )
+from chatpay.core.buttons import Action, decode, encode
 from chatpay.core.cart import MAX_QUANTITY, Cart
 from chatpay.core.cartparse import (
     CartParser,
@@ -180,12 +181,12 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
     catalog = ctx.catalog
     assert catalog is not None
     data = ctx.turn.callback_data
-    if data and data.startswith("a|"):
-        parts = data.split("|")
-        product = resolve_key(catalog, parts[1]) if len(parts) > 1 else None
+    action = decode(data)
+    if action is not None and action.kind == "add":
+        product = resolve_key(catalog, action.product)
         if product is None:
             return Reply("That product is no longer in our catalog.", callback_answer="Not available")
-        targets = [Target(product.handle, 1, "add", parts[2] if len(parts) > 2 else None, via="button")]
+        targets = [Target(product.handle, 1, "add", action.variant, via="button")]
         return await _apply(ctx, targets, price_talk=False, unresolved=[])
     if data:  # any other button: forged, or from a reply this version no longer sends
         return Reply("That button has expired. Ask me again and I'll show you fresh options.",
@@ -394,8 +395,9 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
         return Reply("Your cart is already empty.", cart=cart_view(ctx.cart, catalog))
     data = ctx.turn.callback_data
     in_cart = list(ctx.cart.quantities())
-    if data and data.startswith("r|"):
-        product = resolve_key(catalog, data.split("|")[1])
+    action = decode(data)
+    if data:
+        product = resolve_key(catalog, action.product) if action is not None and action.kind == "remove" else None
         targets = [Target(product.handle, None, "remove", via="button")] if product else []
     else:
         parser = CartParser(ctx.engine.mention_index(catalog))
@@ -413,7 +415,7 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
             targets = []  # nothing named and no word asks to remove: ask which, never guess a removal
         targets, ambiguous = _cart_lines_named(ctx, targets)
         if ambiguous:
-            rows = tuple((Button(f"➖ {p.name[:40]}", f"r|{product_key(p.handle)}"),) for p in ambiguous)
+            rows = tuple((Button(f"➖ {p.name[:40]}", encode(Action("remove", product_key(p.handle)))),) for p in ambiguous)
             names = " or ".join(f"**{p.name}**" for p in ambiguous)
             return _finish(ctx, [f"Which one should I remove: {names}?"], buttons=rows)
     said: list[str] = []
@@ -448,7 +450,7 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
         names = ", ".join(f"**{catalog.get(h).name}**" for h in in_cart if catalog.get(h))  # type: ignore[union-attr]
         said.append(f"Which item should I remove? Your cart has {names}.")
         rows = tuple(
-            (Button(f"➖ {p.name[:40]}", f"r|{product_key(p.handle)}"),) for h in in_cart if (p := catalog.get(h)) is not None
+            (Button(f"➖ {p.name[:40]}", encode(Action("remove", product_key(p.handle)))),) for h in in_cart if (p := catalog.get(h)) is not None
         )
         return _finish(ctx, said, buttons=rows[:8])
     return _finish(ctx, said)
@@ -463,13 +465,15 @@ async def cart_view_agent(ctx: AgentContext) -> Reply:
     return Reply(cart_text(view), buttons=((CHECKOUT, CLEAR_CART),), cart=view)
 
 
-CONFIRM_CLEAR = "c|y"  # + "|<cart version>": a Yes pressed after the cart changed asks again
+def _confirm_clear(cart: Cart) -> str:
+    """The Yes button's data: it names the cart version it was asked for, so a stale Yes asks again."""
+    return encode(Action("confirm_clear", variant=str(cart.version)))
 
 
 async def cart_clear_agent(ctx: AgentContext) -> Reply:
     """Empty the cart; one of more than one line is emptied only once the shopper confirms."""
     assert ctx.catalog is not None
-    confirmed = ctx.turn.callback_data == f"{CONFIRM_CLEAR}|{ctx.cart.version}" or (
+    confirmed = ctx.turn.callback_data == _confirm_clear(ctx.cart) or (
         ctx.decision is not None and ctx.decision.layer == "context" and ctx.state.get("pending") == "clear"
     )
     lines = len(ctx.cart.lines)
@@ -479,7 +483,7 @@ async def cart_clear_agent(ctx: AgentContext) -> Reply:
         view = cart_view(ctx.cart, ctx.catalog)
         return Reply(
             f"Empty your cart ({items} item{'s' if items != 1 else ''})?", cart=view,
-            buttons=((Button("🗑 Yes, empty it", f"{CONFIRM_CLEAR}|{ctx.cart.version}"), Button("No, keep it", "v")),),
+            buttons=((Button("🗑 Yes, empty it", _confirm_clear(ctx.cart)), Button("No, keep it", VIEW_CART.data)),),
         )
     if not ctx.cart.is_empty:
         await _save(ctx, lambda c: c.clear())

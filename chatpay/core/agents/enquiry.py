@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from chatpay.core.agents import VIEW_CART, AgentContext, add_button, resolve_key
+from chatpay.core.buttons import decode
 from chatpay.core.cartparse import match_variant
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.errors import ModelError
@@ -102,10 +103,13 @@ def referenced_products(ctx: AgentContext) -> list[Product]:
 async def enquiry_agent(ctx: AgentContext) -> Reply:
     assert ctx.catalog is not None
     catalog = ctx.catalog
-    if ctx.turn.callback_data and ctx.turn.callback_data.startswith("i|"):
-        product = resolve_key(catalog, ctx.turn.callback_data.split("|")[1])
+    action = decode(ctx.turn.callback_data)
+    if action is not None and action.kind == "info":
+        product = resolve_key(catalog, action.product)
         if product is not None:
             return _about(ctx, product, [])
+    if ctx.turn.callback_data:  # a product that left the catalog, or a button we never sent
+        return Reply("That product is no longer in our catalog. Ask me what we sell!", callback_answer="Not available")
     referenced = referenced_products(ctx)
     if len(referenced) == 1:
         ctx.span_attrs["followup"] = [referenced[0].handle]

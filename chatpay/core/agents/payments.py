@@ -11,6 +11,7 @@ import hashlib
 
 from chatpay.core.agents import CHECKOUT, VIEW_CART, AgentContext
 from chatpay.core.agents.cart import cart_text, cart_view
+from chatpay.core.buttons import decode
 from chatpay.core.turns import CartView, InvoiceRequest, Reply
 
 
@@ -33,7 +34,8 @@ async def payments_agent(ctx: AgentContext) -> Reply:
                      cart=view, quick_replies=("What do you sell?",))
     summary = "Order summary:\n" + cart_text(view).removeprefix("Your cart:\n")
     provider = ctx.engine.payments
-    pressed_checkout = turn.callback_data == "p"
+    action = decode(turn.callback_data)
+    pressed_checkout = action is not None and action.kind == "pay"
     ctx.emit("CheckoutStarted", subtotal_minor=view.subtotal.minor, currency=view.subtotal.currency,
              items=view.item_count, provider=getattr(provider, "name", None))
     if provider is None or not provider.configured:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from chatpay.core.agents import AgentContext, product_key
+from chatpay.core.buttons import Action, encode
 from chatpay.core.catalog import Product
 from chatpay.core.errors import ModelError
 from chatpay.core.ports import ChatMessage, ChatRequest
@@ -43,6 +44,9 @@ def _template(ctx: AgentContext) -> str:
 
 
 async def chitchat_agent(ctx: AgentContext) -> Reply:
+    if ctx.turn.callback_data:  # the router sends buttons it cannot read here
+        return Reply("That button has expired. Ask me again and I'll show you fresh options.",
+                     callback_answer="Expired", quick_replies=SUGGESTIONS)
     text = _template(ctx)
     model = ctx.engine.model
     if model is not None and ctx.turn.text and not ctx.turn.text.startswith("/"):
@@ -93,12 +97,12 @@ def _two_readings(ctx: AgentContext, product: Product, action: str) -> Reply:
     key = product_key(product.handle)
     name = product.name[:36]
     if action == "cart_remove" and product.handle in ctx.cart.quantities():
-        act = Button(f"➖ Remove {name}", f"r|{key}")
+        act = Button(f"➖ Remove {name}", encode(Action("remove", key)))
     elif action == "cart_add" and product.available:
-        act = Button(f"🛒 Add {name}", f"a|{key}")
+        act = Button(f"🛒 Add {name}", encode(Action("add", key)))
     else:
         act = None
-    about = Button(f"ℹ️ About {name}", f"i|{key}")
+    about = Button(f"ℹ️ About {name}", encode(Action("info", key)))
     rows = ((act,), (about,)) if act is not None else ((about,),)
     ctx.remember(last_product=product.handle)
     return Reply(f"Do you want me to {'remove' if action == 'cart_remove' else 'add'} **{product.name}**, "
