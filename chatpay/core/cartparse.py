@@ -131,11 +131,14 @@ def quantity_problem(segment: str, qty: int | None, max_quantity: int) -> str | 
     return None
 
 
-_NUMBER_UNIT = re.compile(r"^(\d+(?:\.\d+)?)([^\W\d_]+)$")
+_NUMBER_UNIT = re.compile(r"^(\d+(?:\.\d+)?)(kg|g|gr|mg|ml|cl|l|oz|lb|lbs|m|cm|mm|in|ft|w|kw|v|mah|ah|gb|tb|pack|pcs)$")
 
 
 def _split_units(words: Sequence[str]) -> list[str]:
-    """Words with "16oz" also read as "16" and "oz", so "16 oz" meets a variant titled "16 fl oz"."""
+    """Words with "16oz" also read as "16" and "oz", so "16 oz" meets a variant titled "16 fl oz".
+
+    Only units split: "2XL" is a size, not two XLs.
+    """
     out = list(words)
     for w in words:
         m = _NUMBER_UNIT.match(w)
