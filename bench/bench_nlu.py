@@ -84,7 +84,7 @@ async def search_latency(sizes: tuple[int, ...], n_queries: int, console: Consol
             else:
                 vectors = rng.standard_normal((size, encoder.dim)).astype(np.float32)
                 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            fitted._prepared[catalog.business_id] = await fitted.build(catalog, vectors=vectors)
+            fitted.cache.put(catalog.business_id, await fitted.build(catalog, vectors=vectors))
             legacy = Retriever(static, NumpyVectorIndex)
             await legacy.prepare(catalog)
             timings: dict[str, list[float]] = {"fitted": [], "legacy": []}

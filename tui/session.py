@@ -12,13 +12,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from chatpay.core.agents import resolve_key
 from chatpay.core.agents.cart import cart_view
+from chatpay.core.buttons import decode, resolve
 from chatpay.core.catalog import Catalog
 from chatpay.core.service import TurnResult
 from chatpay.core.turns import CartView
 
-BUTTON_PHRASES = {"v": "show my cart", "p": "checkout", "c": "clear my cart"}
+BUTTON_PHRASES = {"view": "show my cart", "pay": "checkout", "clear": "clear my cart",
+                  "confirm_clear": "clear my cart"}
 
 
 @dataclass(frozen=True)
@@ -104,28 +105,26 @@ def user_text(result: TurnResult, label: str | None = None) -> str:
 
 def button_as_text(data: str, catalog: Catalog | None) -> str:
     """A typed equivalent of a button press, so an exported case replays through the text engine."""
-    prefix, _, rest = data.partition("|")
-    if prefix in BUTTON_PHRASES:
-        return BUTTON_PHRASES[prefix]
-    product = resolve_key(catalog, rest.split("|")[0]) if catalog is not None and rest else None
+    action = decode(data)
+    if action is None:
+        return data
+    if action.kind in BUTTON_PHRASES:
+        return BUTTON_PHRASES[action.kind]
+    product = resolve(catalog, action.product) if catalog is not None else None
     if product is None:
         return data
     name = product.name
-    if prefix in ("a", "s"):
-        parts = rest.split("|")
-        if len(parts) > 1:
-            try:
-                variant = product.variant(parts[1])
-            except KeyError:
-                variant = None
-            if variant is not None and not variant.is_default:
-                name = f"{name} {variant.title}"
+    if action.kind == "add":
+        try:
+            variant = product.variant(action.variant) if action.variant else None
+        except KeyError:
+            variant = None
+        if variant is not None and not variant.is_default:
+            name = f"{name} {variant.title}"
         return f"add {name} to my cart"
-    if prefix == "r":
+    if action.kind == "remove":
         return f"remove {name} from my cart"
-    if prefix == "i":
-        return f"tell me about {name}"
-    return data
+    return f"tell me about {name}"
 
 
 def conversation_case(name: str, results: Sequence[TurnResult]) -> dict[str, Any]:

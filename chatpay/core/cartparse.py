@@ -162,6 +162,17 @@ def _inflected(word: str, present: set[str]) -> str | None:
     return None
 
 
+def count_in(words: Sequence[str], product: Product | None, *, values: frozenset[str] = frozenset(),
+             skip: set[int] | frozenset[int] = frozenset()) -> tuple[int | None, bool]:
+    """The quantity in ``words`` for ``product``, and whether it is relative.
+
+    Words of the product's own name ("Six-Panel Cap", "Two-Pack"), option values the message
+    picks (``values``: "the 20000 one") and positions in ``skip`` are not quantities.
+    """
+    name_words = set(tokens(product.name)) if product is not None else set()
+    return parse_quantity([w for i, w in enumerate(words) if i not in skip and w not in values and w not in name_words])
+
+
 def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
     """The product's variant named by ``words`` ("1kg", "black", "ground", "бордовые"), if any."""
     present = set(_split_units(words))
@@ -303,7 +314,7 @@ class CartParser:
     ) -> Target | None:
         mentions = self.index.find(seg)
         named = {p for m in mentions[:1] for p in m.positions}
-        # Numbers inside a product's name ("Beam 800 Front Light") are not quantities.
+        # Numbers inside a product's name (a model number) are not quantities.
         qty, relative = parse_quantity([w for i, w in enumerate(words) if i not in named])
         catalog = self.index.catalog
 
@@ -313,12 +324,7 @@ class CartParser:
             # A number that is one of the product's option values ("the 20000 one") names the
             # variant; it is a quantity only when another number is there too.
             values = variant_numbers(product) & set(vwords) if variant_id else frozenset()
-            # Words of the product's own name ("Six-Panel Cap", "Two-Pack") are not quantities either.
-            name_words = set(tokens(product.name)) if product else set()
-            own_qty, own_relative = qty, relative
-            if values or name_words & set(words):
-                own_qty, own_relative = parse_quantity(
-                    [w for i, w in enumerate(words) if i not in named and w not in values and w not in name_words])
+            own_qty, own_relative = count_in(words, product, values=values, skip=named)
             quantity = own_qty if not (own_relative and own_qty is None) else 1
             problem = quantity_problem(seg, own_qty, MAX_QUANTITY) if mode != "remove" else None
             return Target(handle, quantity, "set" if is_set and not own_relative else mode, variant_id, vwords,

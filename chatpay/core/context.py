@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from chatpay.core.evidence import has_cue
 from chatpay.core.mentions import Delexicalised
 from chatpay.core.text import NUMBER_WORDS, ORDINALS, normalise
 from chatpay.core.turns import Message
@@ -142,8 +143,6 @@ def context_intent(
     names_something = "PRODUCT" in delex.text.split() or any(
         w.isdigit() or w in NUMBER_WORDS for w in said.split()[1:])
     if said.startswith(CONTINUATION) and previous_intent in ("cart_add", "cart_remove") and names_something:
-        from chatpay.core.evidence import has_cue
-
         rest = said.split()[1:]
         counted = bool(rest) and (rest[0].isdigit() or rest[0] in NUMBER_WORDS)  # "and 2 packs of ..."
         adds = has_cue(delex.original, "cart_add") or counted

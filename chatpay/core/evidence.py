@@ -54,10 +54,19 @@ CUES["chitchat"] = frozenset(  # single words only
     cool nice ok okay fine good bad sad happy tired boring help hmm wow
     привет здравствуйте здрасте спасибо благодарю пока бот робот человек живой погода шутка анекдот
     ахах хаха лол круто класс супер отлично ладно понятно как дела""".split())
+# Words that ask to change a line's option ("switch it to white"). The router reads the narrower
+# set; the cart agent, which already knows the line, also takes "rather", "replace", "вместо".
+SWITCH_WORDS = frozenset("switch swap change instead exchange поменяй замени поменять заменить".split())
+SWITCH_CUES = SWITCH_WORDS | frozenset("rather replace вместо".split())
 # Russian words change their endings; a cue of five letters or more also matches as a word start.
 _PREFIX = 5
 POINTERS = frozenset({"it", "its", "that", "this", "them", "those", "these", "one", "ones", "both", "all",
                       "его", "ее", "её", "их", "это", "этот", "эту", "эти", "обе", "оба", *ORDINALS})
+
+
+# Read once: phrase cues as padded token strings, and the stems of long Cyrillic cues.
+_PHRASES = {i: tuple(f" {' '.join(tokens(c))} " for c in cues if " " in c) for i, cues in CUES.items()}
+_STEMS = {i: frozenset(c[:_PREFIX] for c in cues if len(c) >= _PREFIX and not c.isascii()) for i, cues in CUES.items()}
 
 
 def has_cue(text: str, intent: str) -> bool:
@@ -66,15 +75,12 @@ def has_cue(text: str, intent: str) -> bool:
     if cues is None:
         return True
     joined = f" {' '.join(words)} "
-    for cue in cues:
-        if " " in cue and f" {' '.join(tokens(cue))} " in joined:
-            return True
+    if any(phrase in joined for phrase in _PHRASES[intent]):
+        return True
     for i, w in enumerate(words):
         if w in ("want", "хочу") and i + 1 < len(words) and words[i + 1] in ("to", "чтобы"):
             continue  # "I want to help the bees": a wish to do something, not to have a thing
-        if w in cues:
-            return True
-        if len(w) >= _PREFIX and not w.isascii() and any(len(c) >= _PREFIX and w.startswith(c[:_PREFIX]) for c in cues):
+        if w in cues or (len(w) >= _PREFIX and not w.isascii() and w[:_PREFIX] in _STEMS[intent]):
             return True
     return False
 

@@ -86,7 +86,7 @@ class TurnService:
         edits = ctx.state.get("edits") if isinstance(ctx.state.get("edits"), dict) else {}
         record = edits.get(str(turn.message_id))
         if record is None or record.get("after_version") != ctx.cart.version:
-            text = await _cart_text(ctx)
+            text = _cart_text(ctx)
             return ("You edited an earlier message. Your cart has changed since (or I no longer have that "
                     f"message), so I've left it as it stands.\n\n{text}".strip(), False)
         restored = Cart(ctx.cart.business_id, ctx.cart.thread_id,
@@ -129,7 +129,7 @@ class TurnService:
                 span.attrs.update(ctx.span_attrs)
             if correction:
                 reply = replace(reply, text=f"{correction}\n\n{reply.text}".strip())
-            outcome = ctx.span_attrs.get("outcome_intent")
+            outcome = ctx.outcome_intent
             if outcome and outcome != decision.intent:  # what the turn did, when it differs from what was read
                 decision = replace(decision, intent=outcome, runner_up=decision.intent,
                                    reason=f"{decision.reason}; the turn's outcome was {outcome}")
@@ -194,7 +194,7 @@ def _remember_effect(edits: Any, message_id: int, before: Cart, after: Cart) -> 
     return dict(list(kept.items())[-EDITS_KEPT:])
 
 
-async def _cart_text(ctx: Any) -> str:
+def _cart_text(ctx: Any) -> str:
     from chatpay.core.agents.cart import cart_text, cart_view
 
     return cart_text(cart_view(ctx.cart, ctx.catalog)) if ctx.catalog is not None else ""

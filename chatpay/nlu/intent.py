@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+from rapidfuzz.distance import DamerauLevenshtein
 
 from chatpay.core.errors import ConfigError
 from chatpay.core.turns import INTENTS
@@ -159,8 +160,6 @@ class FittedIntentClassifier:
         cues = self.cues.get(intent)
         if not cues:
             return True
-        from rapidfuzz.distance import DamerauLevenshtein
-
         stems = cue_stems(text)
         words_ = words(text)
         for i, s in enumerate(stems):

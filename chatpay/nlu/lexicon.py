@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from rapidfuzz import process
@@ -73,7 +73,6 @@ class QueryTerm:
 class ReadQuery:
     terms: list[QueryTerm]
     bm25: np.ndarray | None = None  # per product
-    extras: dict[str, float] = field(default_factory=dict)
 
     @property
     def stems(self) -> list[str]:

@@ -9,7 +9,7 @@ are not content words.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
@@ -50,7 +50,6 @@ class ParsedQuery:
     cues: frozenset[str] = frozenset()
     max_price: Decimal | None = None
     min_price: Decimal | None = None
-    cue_spans: tuple[tuple[int, int], ...] = field(default=(), repr=False)
 
     @property
     def has_budget(self) -> bool:

@@ -23,13 +23,13 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from decimal import Decimal
 
 import numpy as np
 
 from chatpay.core.catalog import Catalog, PolicyDoc, Product
 from chatpay.core.errors import ConfigError, ModelError, StorageError
 from chatpay.core.ports import ChatMessage, ChatModel, ChatRequest, Embedder, StoredVectors, VectorStore
+from chatpay.core.retrieval.prepared import PreparedCache
 from chatpay.core.retrieval.results import PolicyHit, ProductHit, RetrievalResult
 from chatpay.nlu.fitted import FittedModels, load_models
 from chatpay.nlu.lexicon import BM25_K1, CatalogLexicon, ReadQuery
@@ -145,28 +145,18 @@ class CatalogSearch:
         self.models = models or load_models(encoder.name if encoder is not None else "lexical")
         self.store = vectors
         self.model = model  # asked only about the residue: questions the fitted decisions are unsure of
-        self._prepared: dict[str, PreparedCatalog] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.cache: PreparedCache[PreparedCatalog] = PreparedCache(self.build)
 
     async def prepare(self, catalog: Catalog) -> None:
-        await self._get(catalog)
+        """Build and cache the index for ``(catalog.business_id, catalog.version)``."""
+        await self.cache.get(catalog)
 
     def prepared_version(self, business_id: str) -> int | None:
-        p = self._prepared.get(business_id)
-        return p.version if p else None
+        """The catalog version indexed for ``business_id``, if any."""
+        return self.cache.version(business_id)
 
     async def _get(self, catalog: Catalog) -> PreparedCatalog:
-        cached = self._prepared.get(catalog.business_id)
-        if cached and cached.version == catalog.version and cached.size == len(catalog):
-            return cached
-        lock = self._locks.setdefault(catalog.business_id, asyncio.Lock())
-        async with lock:
-            cached = self._prepared.get(catalog.business_id)
-            if cached and cached.version == catalog.version and cached.size == len(catalog):
-                return cached
-            built = await self.build(catalog)
-            self._prepared[catalog.business_id] = built
-            return built
+        return await self.cache.get(catalog)
 
     async def build(self, catalog: Catalog, vectors: np.ndarray | None = None) -> PreparedCatalog:
         """Index ``catalog``; ``vectors`` are its product vectors when already computed."""
@@ -340,15 +330,15 @@ class CatalogSearch:
         policy = prepared.policies[best[1]]
         return PolicyHit(policy.id, policy.title, round(best[0], 4))
 
-    def candidates(self, prepared: PreparedCatalog, read: ReadQuery, vector: np.ndarray | None) -> np.ndarray:
+    def candidates(self, prepared: PreparedCatalog, read: ReadQuery, cos: np.ndarray | None) -> np.ndarray:
+        """The best products by BM25 and by cosine (``cos``: the question's cosine with every product)."""
         picks: list[np.ndarray] = []
         if read.bm25 is not None and prepared.size:
             nonzero = np.flatnonzero(read.bm25)
             if len(nonzero) > CANDIDATES:
                 nonzero = nonzero[np.argpartition(-read.bm25[nonzero], CANDIDATES)[:CANDIDATES]]
             picks.append(nonzero)
-        if vector is not None and prepared.vectors is not None and prepared.size:
-            cos = prepared.vectors @ vector
+        if cos is not None and prepared.size:
             n = min(CANDIDATES, prepared.size)
             picks.append(np.argpartition(-cos, n - 1)[:n] if n < prepared.size else np.arange(prepared.size))
         if not picks:
@@ -358,7 +348,9 @@ class CatalogSearch:
     def score(self, prepared: PreparedCatalog, q: ParsedQuery, read: ReadQuery,
               vector: np.ndarray | None) -> Scored:
         """Features and fitted scores for the candidates of one question."""
-        docs = self.candidates(prepared, read, vector)
+        # One matrix product per question: candidates and features share it.
+        cos_all = prepared.vectors @ vector if vector is not None and prepared.vectors is not None else None
+        docs = self.candidates(prepared, read, cos_all)
         if q.has_budget:
             budget_docs = np.flatnonzero(self._in_budget(prepared, q))
             if not q.content:  # "something under 30": anything in the budget, nearest in meaning first
@@ -370,7 +362,6 @@ class CatalogSearch:
         total_idf = sum(t.idf for t in known) + unknown_idf * (len(read.terms) - len(known))
         unknown_share = (unknown_idf * (len(read.terms) - len(known)) / total_idf) if total_idf else 0.0
         f = np.zeros((n, len(RANK_FEATURES)), dtype=np.float32)
-        cos_all = prepared.vectors @ vector if vector is not None and prepared.vectors is not None else None
         if n:
             bm25 = read.bm25[docs] if read.bm25 is not None else np.zeros(n, dtype=np.float32)
             top_bm25 = float(read.bm25.max()) if read.bm25 is not None and read.bm25.size else 0.0
@@ -435,9 +426,3 @@ class CatalogSearch:
         if q.min_price is not None:
             ok &= prepared.prices >= float(q.min_price)
         return ok
-
-
-def budget_of(text: str) -> tuple[Decimal | None, Decimal | None]:
-    """The (min, max) price a question allows, in major units."""
-    q = parse(text)
-    return q.min_price, q.max_price

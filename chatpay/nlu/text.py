@@ -78,10 +78,6 @@ def stopwords(lang: str) -> frozenset[str]:
     return frozenset(fold(w.strip()) for w in raw.splitlines() if w.strip() and not w.startswith("#"))
 
 
-def all_stopwords() -> frozenset[str]:
-    return frozenset().union(*(stopwords(lang) for lang in LANGUAGES))
-
-
 def is_stopword(token: str) -> bool:
     return token in stopwords(script(token))
 

@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chatpay.core.buttons import Action, encode, product_key, resolve
+from chatpay.core.buttons import Action, encode, product_key
 from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
-from chatpay.core.evidence import stands
+from chatpay.core.evidence import SWITCH_WORDS, stands
 from chatpay.core.mentions import Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.negation import asks_about_not_for, mentions_the_cart, negated_action
@@ -47,6 +47,7 @@ class AgentContext:
     events: list[Event] = field(default_factory=list)
     span_attrs: dict[str, Any] = field(default_factory=dict)
     model_calls: int = 0
+    outcome_intent: str | None = None  # what the turn did, when it differs from what was read
 
     def emit(self, name: str, **data: Any) -> None:
         self.events.append(
@@ -74,10 +75,6 @@ def add_button(product: Product, label: str = "🛒 Add to cart", variant_id: st
     return Button(label, encode(Action("add", product_key(product.handle), variant_id)))
 
 
-def resolve_key(catalog: Catalog, key: str | None) -> Product | None:
-    return resolve(catalog, key)
-
-
 VIEW_CART = Button("🧺 View cart", encode(Action("view")))
 CHECKOUT = Button("💳 Checkout", encode(Action("pay")))
 CLEAR_CART = Button("🗑 Clear cart", encode(Action("clear")))
@@ -86,9 +83,6 @@ CLEAR_CART = Button("🗑 Clear cart", encode(Action("clear")))
 # ----------------------------------------------------------------- engine
 
 NEGATABLE = frozenset({"cart_add", "cart_remove", "cart_clear", "payments"})
-
-
-SWITCH_WORDS = frozenset("switch swap change instead exchange поменяй замени поменять заменить".split())
 
 
 def _switch_request(ctx: AgentContext) -> RouteDecision | None:
@@ -182,15 +176,15 @@ class Engine:
         if ruled is not None:
             return ruled
         said = normalise(text)
+        verb = negated_action(text)
         pending = ctx.state.get("pending")
         if pending == "clear" and is_affirmative(said):
             return RouteDecision("cart_clear", 0.95, reason="yes to emptying the cart", layer="context")
-        if pending == "clear" and (said in NEGATIVE or negated_action(text)):
+        if pending == "clear" and (said in NEGATIVE or verb):
             return RouteDecision("chitchat", 0.9, reason="kept the cart", layer="context", negated=True)
         offer = ctx.state.get("offer")
         if offer and is_affirmative(said):
             return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")
-        verb = negated_action(text)
         if verb is not None:
             decision = await self.router.route(ctx.turn, ctx.delex, ctx.history)
             if decision.intent in NEGATABLE:
@@ -206,6 +200,15 @@ class Engine:
         decision = await self.router.route(ctx.turn, ctx.delex, ctx.history)
         if decision.model_called:
             ctx.model_calls += 1
+        return self._safeguarded(ctx, decision)
+
+    def _safeguarded(self, ctx: AgentContext, decision: RouteDecision) -> RouteDecision:
+        """The classifier's (or model's) reading, checked before anything changes the cart.
+
+        An action needs words that ask for it (fitted classifier); two readings it cannot tell
+        apart get a question; a question that borrows an action's verb is answered, not acted on.
+        """
+        text = ctx.turn.text
         picks_option = decision.intent == "cart_add" and bool(ctx.delex and ctx.delex.variant_words)
         cue_check = getattr(self.router.classifier, "stands", None)  # the fitted classifier's learned cues
         if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option
@@ -218,9 +221,9 @@ class Engine:
             # Two readings the classifier cannot tell apart, one of them changing the cart: ask.
             return replace(decision, clarify=True,
                            reason=f"{decision.reason}; {decision.intent} or {decision.runner_up}? asking")
-        if decision.intent in ("cart_clear", "cart_remove") and asks_about_not_for(text) and not (
-            decision.intent == "cart_clear" and mentions_the_cart(text)
-        ):
+        takes_away = decision.intent == "cart_remove" or (
+            decision.intent == "cart_clear" and not mentions_the_cart(text))
+        if takes_away and asks_about_not_for(text):
             # Taking something away needs a request, not a question that borrows its verb.
             return replace(decision, intent="enquiry", runner_up=decision.intent,
                            reason=f"{decision.reason}; a question, not a request to {decision.intent}")

@@ -17,31 +17,29 @@ from chatpay.core.agents import (
     AgentContext,
     add_button,
     product_key,
-    resolve_key,
 )
-from chatpay.core.buttons import Action, decode, encode
+from chatpay.core.agents.finding import alternatives, resolve_unknown, suggestions
+from chatpay.core.buttons import Action, decode, encode, resolve
 from chatpay.core.cart import MAX_QUANTITY, Cart
 from chatpay.core.cartparse import (
     CartParser,
     Target,
+    count_in,
     match_variant,
     name_head,
-    parse_quantity,
     quantity_problem,
 )
 from chatpay.core.catalog import Catalog, Product
-from chatpay.core.errors import CartError, ConcurrencyConflict, ModelError, OutOfStock, QuantityError
-from chatpay.core.evidence import has_cue
-from chatpay.core.ports import ChatMessage, ChatRequest
-from chatpay.core.text import NUMBER_WORDS, tokens
+from chatpay.core.context import is_affirmative
+from chatpay.core.errors import CartError, ConcurrencyConflict, OutOfStock, QuantityError
+from chatpay.core.evidence import SWITCH_CUES, has_cue
+from chatpay.core.text import normalise, tokens
 from chatpay.core.turns import Button, CartLineView, CartView, Reply
 
 log = logging.getLogger(__name__)
 SAVE_ATTEMPTS = 4
 MAX_NAMED = 3  # phrases named in one "couldn't find" line
 CLIP = 40  # characters of a phrase repeated back
-MODEL_CHOICES = 8
-LLM_MAX_QTY = 10
 
 
 def cart_view(cart: Cart, catalog: Catalog) -> CartView:
@@ -98,92 +96,13 @@ def _finish(ctx: AgentContext, said: list[str], *, buttons: tuple[tuple[Button, 
     return Reply(text.strip(), buttons=buttons, cart=view)
 
 
-def _suggestions(ctx: AgentContext, handles: list[str], prefix: str) -> tuple[str, tuple[tuple[Button, ...], ...]]:
-    assert ctx.catalog is not None
-    products = [p for h in handles if (p := ctx.catalog.get(h)) is not None][:4]
-    if not products:
-        return "", ()
-    names = ", ".join(f"**{p.name}**" for p in products)
-    rows = tuple((add_button(p, f"🛒 {p.name[:40]}"),) for p in products if p.available)
-    ctx.remember(last_shown=[p.handle for p in products])
-    return f"{prefix} {names}?", rows
-
-
-def _best_named(catalog: Catalog, phrase: str, handles: list[str]) -> Product | None:
-    """The one candidate whose name holds every word of the phrase that any candidate's name holds.
-
-    Availability plays no part: a sold-out product the shopper named is refused by name, never
-    replaced by an in-stock neighbour the search preferred.
-    """
-    words = {w for w in tokens(phrase) if len(w) > 2}
-    scored = []
-    for h in handles:
-        p = catalog.get(h)
-        if p is not None:
-            scored.append((len(words & set(tokens(p.name))), p))
-    if not scored:
-        return None
-    top = max(n for n, _ in scored)
-    best = [p for n, p in scored if n == top]
-    if top >= 2 and len(best) == 1 and top == len(words & {w for _, p in scored for w in tokens(p.name)}):
-        return best[0]
-    return None
-
-
-async def _resolve_unknown(ctx: AgentContext, phrase: str) -> tuple[Product | None, list[str]]:
-    """Retrieval, then (LLM only) the model, for a phrase the parser could not tie to a product."""
-    assert ctx.catalog is not None
-    # "2 packs of the no-show socks": the count is the cart's business, not the search's.
-    what = " ".join(w for w in tokens(phrase) if not (w.isdigit() or w in NUMBER_WORDS)) or phrase
-    result = await ctx.engine.retriever.search(ctx.catalog, what, k=MODEL_CHOICES)
-    handles = [h.handle for h in result.products]
-    named = _best_named(ctx.catalog, what, handles)
-    if named is not None:
-        return named, handles
-    if result.kind == "products" and handles and result.confidence >= 0.75:
-        top = result.products[0]
-        runner = result.products[1].score if len(result.products) > 1 else 0.0
-        if top.score - runner >= 0.1:
-            return ctx.catalog.get(top.handle), handles
-    model = ctx.engine.model
-    if model is None or not handles:
-        return None, handles if result.kind != "none" else []
-    options = {h: ctx.catalog.get(h) for h in handles}
-    listing = "\n".join(f"{h}: {p.name}" for h, p in options.items() if p)
-    schema = {
-        "type": "object",
-        "properties": {"handle": {"type": "string", "enum": [*handles, "none"]},
-                       "quantity": {"type": "integer", "minimum": 1, "maximum": LLM_MAX_QTY}},
-        "required": ["handle", "quantity"],
-        "additionalProperties": False,
-    }
-    request = ChatRequest(
-        messages=(
-            ChatMessage("system", "Pick the one catalog product the shopper means, or none. Products:\n" + listing),
-            ChatMessage("user", phrase[:300]),
-        ),
-        json_schema=schema, schema_name="pick", max_tokens=40,
-    )
-    try:
-        response = await model.complete(request)
-    except ModelError as exc:
-        log.warning("cart model fallback failed", extra={"error": repr(exc)})
-        return None, handles
-    ctx.model_calls += 1
-    picked = response.parsed.get("handle") if isinstance(response.parsed, dict) else None
-    ctx.span_attrs["model_pick"] = picked
-    if picked in options:  # the model may only choose among the retrieved catalog products
-        return options[picked], handles
-    return None, handles
-
-
 async def cart_add_agent(ctx: AgentContext) -> Reply:
     catalog = ctx.catalog
     assert catalog is not None
     data = ctx.turn.callback_data
     action = decode(data)
     if action is not None and action.kind == "add":
-        product = resolve_key(catalog, action.product)
+        product = resolve(catalog, action.product)
         if product is None:
             return Reply("That product is no longer in our catalog.", callback_answer="Not available")
         targets = [Target(product.handle, 1, "add", action.variant, via="button")]
@@ -191,7 +110,7 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
     if data:  # any other button: forged, or from a reply this version no longer sends
         return Reply("That button has expired. Ask me again and I'll show you fresh options.",
                      callback_answer="Expired")
-    if ctx.state.get("offer") and ctx.decision is not None and ctx.decision.reason.startswith("yes to the offer"):
+    if ctx.state.get("offer") and is_affirmative(normalise(ctx.turn.text)):  # a yes to "add it to your cart?"
         targets = [Target(str(ctx.state["offer"]), 1, "add", via="offer")]
         return await _apply(ctx, targets, price_talk=False, unresolved=[])
     parser = CartParser(ctx.engine.mention_index(catalog))
@@ -215,12 +134,11 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
         missing: list[tuple[str, list[str]]] = []
         suggestion = ""
         for phrase in unresolved or [ctx.turn.text]:
-            product, handles = await _resolve_unknown(ctx, phrase)
+            product, handles = await resolve_unknown(ctx, phrase)
             if product is not None:
                 words = tokens(phrase)
                 variant_id, _ = match_variant(product, words)
-                name_words = set(tokens(product.name))
-                quantity, _ = parse_quantity([w for w in words if w not in name_words])
+                quantity, _ = count_in(words, product)
                 problem = quantity_problem(phrase, quantity, MAX_QUANTITY)
                 targets.append(Target(product.handle, quantity, "add", variant_id, via="retrieval", phrase=phrase,
                                       problem=problem))
@@ -233,7 +151,7 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
                 continue
             not_found.append(_clip(phrase))
             if not buttons:
-                hint, rows = _suggestions(ctx, handles, "Did you mean")
+                hint, rows = suggestions(ctx, handles, "Did you mean")
                 buttons += rows
                 suggestion = hint
         if not_found:  # named once, however long the message: a reply stays a few messages at most
@@ -258,12 +176,13 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
             continue
         if t.candidates and t.via == "name":
             options = [product.handle, *t.candidates]
-            hint, rows = _suggestions(ctx, options, "Which one do you mean:")
+            hint, rows = suggestions(ctx, options, "Which one do you mean:")
             said.append(hint)
             buttons += rows
             continue
-        said.append(await _apply_one(ctx, product, t))
-        buttons += ctx.span_attrs.pop("alternatives", ())
+        text, rows = await _apply_one(ctx, product, t)
+        said.append(text)
+        buttons += rows
     if price_talk:
         said.append("Prices come from our catalog, so I've used the listed price.")
     if not said:
@@ -271,25 +190,35 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
     return _finish(ctx, said, buttons=buttons)
 
 
-SWITCH_CUES = frozenset("switch swap change instead rather replace exchange поменяй замени поменять заменить вместо".split())
-
-
 def _line_variants(ctx: AgentContext, handle: str) -> list[str]:
     return [ln.variant_id for ln in ctx.cart.lines if ln.handle == handle]
 
 
-async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> str:
+def _switch_asked(ctx: AgentContext, product: Product, variant_id: str | None) -> str | None:
+    """The option now on the product's one cart line, when the message asks to switch it to another."""
     in_cart = _line_variants(ctx, product.handle)
-    words = set(tokens(ctx.turn.text))
-    if t.variant_id and len(in_cart) == 1 and in_cart[0] != t.variant_id and words & SWITCH_CUES:
-        return await _switch(ctx, product, in_cart[0], t.variant_id)
+    if (variant_id and len(in_cart) == 1 and in_cart[0] != variant_id
+            and set(tokens(ctx.turn.text)) & SWITCH_CUES):
+        return in_cart[0]
+    return None
+
+
+Rows = tuple[tuple[Button, ...], ...]
+
+
+async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[str, Rows]:
+    """What happened to one target, and any buttons that go with it (alternatives to a sold-out one)."""
+    old = _switch_asked(ctx, product, t.variant_id)
+    if old is not None and t.variant_id is not None:
+        return await _switch(ctx, product, old, t.variant_id), ()
+    in_cart = _line_variants(ctx, product.handle)
     if t.variant_id is None and len(in_cart) == 1:
         # "one more", "make it 2 cables": the line already in the cart, not a new default variant
         t = Target(t.handle, t.quantity, t.mode, in_cart[0], t.variant_words, t.via, t.phrase, t.candidates)
     try:
         variant = product.variant(t.variant_id)
     except KeyError:
-        return f"Sorry, I couldn't find that option of **{product.name}**."
+        return f"Sorry, I couldn't find that option of **{product.name}**.", ()
     label = _label(product, variant.id)
     current = ctx.cart.quantity_of(product.handle, variant.id)
     try:
@@ -301,7 +230,7 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> str:
                 await _save(ctx, lambda c: c.add(product, variant.id, quantity))
             ctx.emit("CartQuantitySet", handle=product.handle, variant_id=variant.id, quantity=quantity)
             if quantity < current:  # "make it 1" of 3 took some away: the turn's outcome is a removal
-                ctx.span_attrs["outcome_intent"] = "cart_remove"
+                ctx.outcome_intent = "cart_remove"
             outcome = f"Updated: {quantity} × **{label}**."
         else:
             quantity = t.quantity if t.quantity is not None else 1
@@ -309,37 +238,23 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> str:
             ctx.emit("CartItemAdded", handle=product.handle, variant_id=variant.id, quantity=quantity)
             outcome = f"Added {quantity} × **{label}** ({variant.price.format()} each)."
         ctx.remember(last_product=product.handle)
-        return outcome
+        return outcome, ()
     except OutOfStock:
         ctx.remember(last_product=product.handle)  # "ok, the 1kg then" refers to it
         ctx.emit("CartItemRefused", handle=product.handle, variant_id=variant.id, reason="out_of_stock")
         others = [v for v in product.variants if v.available]
         if others and not variant.is_default:
-            ctx.span_attrs["alternatives"] = tuple(
-                (add_button(product, f"🛒 {v.title[:40]}", v.id),) for v in others[:4])
-            return f"Sorry, **{label}** is out of stock. Available: {', '.join(v.title for v in others)}."
+            rows = tuple((add_button(product, f"🛒 {v.title[:40]}", v.id),) for v in others[:4])
+            return f"Sorry, **{label}** is out of stock. Available: {', '.join(v.title for v in others)}.", rows
         # Never another product in its place: say so, and offer the nearest in-stock ones to choose.
-        nearest = await _alternatives(ctx, product)
+        nearest = await alternatives(ctx, product)
         if nearest:
-            ctx.span_attrs["alternatives"] = tuple((add_button(p, f"🛒 {p.name[:40]}"),) for p in nearest)
+            rows = tuple((add_button(p, f"🛒 {p.name[:40]}"),) for p in nearest)
             names = ", ".join(f"**{p.name}**" for p in nearest)
-            return f"Sorry, **{product.name}** is out of stock right now. In stock and close to it: {names}."
-        return f"Sorry, **{product.name}** is out of stock right now."
+            return f"Sorry, **{product.name}** is out of stock right now. In stock and close to it: {names}.", rows
+        return f"Sorry, **{product.name}** is out of stock right now.", ()
     except QuantityError:
-        return f"Sorry, you can have at most {MAX_QUANTITY} of **{label}** in your cart."
-
-
-async def _alternatives(ctx: AgentContext, product: Product, limit: int = 3) -> list[Product]:
-    """In-stock products nearest to a sold-out one, by the catalog search on its own name and type."""
-    assert ctx.catalog is not None
-    try:
-        result = await ctx.engine.retriever.search(ctx.catalog, f"{product.name} {product.product_type}", k=limit + 3)
-    except Exception:  # alternatives are a courtesy; the refusal stands without them
-        log.warning("alternatives search failed", exc_info=True)
-        return []
-    found = [p for h in result.handles if (p := ctx.catalog.get(h)) is not None and p.available
-             and p.handle != product.handle]
-    return found[:limit]
+        return f"Sorry, you can have at most {MAX_QUANTITY} of **{label}** in your cart.", ()
 
 
 async def _switch(ctx: AgentContext, product: Product, old: str, new: str) -> str:
@@ -352,6 +267,10 @@ async def _switch(ctx: AgentContext, product: Product, old: str, new: str) -> st
     ctx.emit("CartVariantSwitched", handle=product.handle, old=old, new=new, quantity=quantity)
     ctx.remember(last_product=product.handle)
     return f"Switched to {quantity} × **{_label(product, new)}** ({target.price.format()} each)."
+
+
+def _remove_button(product: Product) -> Button:
+    return Button(f"➖ {product.name[:40]}", encode(Action("remove", product_key(product.handle))))
 
 
 def _cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Target], list[Product]]:
@@ -397,25 +316,24 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
     in_cart = list(ctx.cart.quantities())
     action = decode(data)
     if data:
-        product = resolve_key(catalog, action.product) if action is not None and action.kind == "remove" else None
+        product = resolve(catalog, action.product) if action is not None and action.kind == "remove" else None
         targets = [Target(product.handle, None, "remove", via="button")] if product else []
     else:
         parser = CartParser(ctx.engine.mention_index(catalog))
         command = parser.parse(ctx.turn.text, "remove", last_shown=ctx.last_shown,
                                last_product=ctx.last_product, cart_handles=in_cart)
         targets = list(command.targets)
-        words = set(tokens(ctx.turn.text))
         for t in targets:  # "switch the conditioner to the 16 oz" changes a line; it removes nothing
             product = catalog.get(t.handle) if t.handle else None
-            variants = _line_variants(ctx, t.handle) if t.handle else []
-            if product and t.variant_id and len(variants) == 1 and variants[0] != t.variant_id and words & SWITCH_CUES:
-                return _finish(ctx, [await _switch(ctx, product, variants[0], t.variant_id)])
+            old = _switch_asked(ctx, product, t.variant_id) if product else None
+            if product and old is not None and t.variant_id is not None:
+                return _finish(ctx, [await _switch(ctx, product, old, t.variant_id)])
         if targets and all(t.via in ("last", "reference", "only-line") for t in targets) and not has_cue(
                 ctx.turn.text, "cart_remove"):
             targets = []  # nothing named and no word asks to remove: ask which, never guess a removal
         targets, ambiguous = _cart_lines_named(ctx, targets)
         if ambiguous:
-            rows = tuple((Button(f"➖ {p.name[:40]}", encode(Action("remove", product_key(p.handle)))),) for p in ambiguous)
+            rows = tuple((_remove_button(p),) for p in ambiguous)
             names = " or ".join(f"**{p.name}**" for p in ambiguous)
             return _finish(ctx, [f"Which one should I remove: {names}?"], buttons=rows)
     said: list[str] = []
@@ -450,7 +368,7 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
         names = ", ".join(f"**{catalog.get(h).name}**" for h in in_cart if catalog.get(h))  # type: ignore[union-attr]
         said.append(f"Which item should I remove? Your cart has {names}.")
         rows = tuple(
-            (Button(f"➖ {p.name[:40]}", encode(Action("remove", product_key(p.handle)))),) for h in in_cart if (p := catalog.get(h)) is not None
+            (_remove_button(p),) for h in in_cart if (p := catalog.get(h)) is not None
         )
         return _finish(ctx, said, buttons=rows[:8])
     return _finish(ctx, said)

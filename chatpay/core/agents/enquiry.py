@@ -12,8 +12,8 @@ import logging
 import re
 from collections.abc import Sequence
 
-from chatpay.core.agents import VIEW_CART, AgentContext, add_button, resolve_key
-from chatpay.core.buttons import decode
+from chatpay.core.agents import VIEW_CART, AgentContext, add_button
+from chatpay.core.buttons import decode, resolve
 from chatpay.core.cartparse import match_variant
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.errors import ModelError
@@ -105,7 +105,7 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
     catalog = ctx.catalog
     action = decode(ctx.turn.callback_data)
     if action is not None and action.kind == "info":
-        product = resolve_key(catalog, action.product)
+        product = resolve(catalog, action.product)
         if product is not None:
             return _about(ctx, product, [])
     if ctx.turn.callback_data:  # a product that left the catalog, or a button we never sent

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from chatpay.core.agents import AgentContext, product_key
+from chatpay.core.agents.enquiry import grounded
 from chatpay.core.buttons import Action, encode
 from chatpay.core.catalog import Product
 from chatpay.core.errors import ModelError
@@ -59,8 +60,6 @@ async def chitchat_agent(ctx: AgentContext) -> Reply:
             ))
             ctx.model_calls += 1
             # Small talk passes the same check as product answers: no amount the catalog does not hold.
-            from chatpay.core.agents.enquiry import grounded
-
             said = response.text.strip()
             if said and grounded(said, list(ctx.catalog) if ctx.catalog else []):
                 text = said

@@ -29,6 +29,7 @@ from chatpay.core.errors import ConfigError, ModelError
 from chatpay.core.ports import Embedder, VectorIndex, VectorIndexFactory
 from chatpay.core.retrieval.lexical import LexicalHit, LexicalIndex, LexicalMatch
 from chatpay.core.retrieval.policies import PolicyMatch, PolicyMatcher
+from chatpay.core.retrieval.prepared import PreparedCache
 from chatpay.core.retrieval.results import PolicyHit, ProductHit, RetrievalResult
 from chatpay.core.retrieval.text import QueryText, parse_query
 
@@ -123,30 +124,18 @@ class Retriever:
     def __init__(self, embedder: Embedder | None, index_factory: VectorIndexFactory) -> None:
         self.embedder = embedder
         self.index_factory = index_factory
-        self._prepared: dict[str, _Prepared] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.cache: PreparedCache[_Prepared] = PreparedCache(self._build)
 
     async def prepare(self, catalog: Catalog) -> None:
         """Build and cache the index for ``(catalog.business_id, catalog.version)``."""
-        await self._get(catalog)
+        await self.cache.get(catalog)
 
     def prepared_version(self, business_id: str) -> int | None:
         """The catalog version indexed for ``business_id``, if any."""
-        p = self._prepared.get(business_id)
-        return p.version if p else None
+        return self.cache.version(business_id)
 
     async def _get(self, catalog: Catalog) -> _Prepared:
-        cached = self._prepared.get(catalog.business_id)
-        if cached and cached.version == catalog.version and cached.size == len(catalog):
-            return cached
-        lock = self._locks.setdefault(catalog.business_id, asyncio.Lock())
-        async with lock:
-            cached = self._prepared.get(catalog.business_id)
-            if cached and cached.version == catalog.version and cached.size == len(catalog):
-                return cached
-            built = await self._build(catalog)
-            self._prepared[catalog.business_id] = built
-            return built
+        return await self.cache.get(catalog)
 
     async def _build(self, catalog: Catalog) -> _Prepared:
         products = list(catalog)
