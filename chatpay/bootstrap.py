@@ -164,15 +164,42 @@ def _default_llm(settings: Settings) -> ChatModel | None:
     )
 
 
-def _default_payments(settings: Settings) -> PaymentProvider | None:
-    """The sandbox (orders complete, no money moves, every reply says so): the one provider so far.
+def payment_provider(settings: Settings) -> PaymentProvider:
+    """The provider ``CHATPAY_PAYMENTS`` names (the sandbox by default); configuration was checked on load."""
+    env = settings.payment_env
+    if settings.payments == "telegram":
+        from chatpay.adapters.payments.telegram import TelegramInvoiceProvider
 
-    Telegram invoices, Stars, Stripe and USDC are the payments issue's; until then the sandbox
-    serves, so that checkout completes on the embedded default.
-    """
+        return TelegramInvoiceProvider(settings.telegram_provider_token or "")
+    if settings.payments == "stars":
+        from chatpay.adapters.payments.telegram import StarsProvider
+
+        return StarsProvider(_bot_call(settings))
+    if settings.payments == "stripe":
+        from chatpay.adapters.payments.stripe_checkout import from_env as stripe_from_env
+
+        return stripe_from_env(env)
+    if settings.payments == "usdc":
+        from chatpay.adapters.payments.solana_pay import from_env as usdc_from_env
+
+        return usdc_from_env(env)
     from chatpay.adapters.payments.sandbox import SandboxPaymentProvider
 
     return SandboxPaymentProvider()
+
+
+def _bot_call(settings: Settings) -> Any:
+    """A Bot API call for providers that need one (Stars refunds), opened on first use."""
+    if not settings.telegram_bot_token:
+        return None
+
+    async def call(method: str, params: Any) -> Any:
+        from chatpay.adapters.telegram import TelegramChannel
+
+        async with TelegramChannel.from_settings(settings) as channel:
+            return await channel.call(method, params)
+
+    return call
 
 
 def build(
@@ -238,7 +265,7 @@ def build(
     router = Router(intents, metered_model)
     engine = Engine(
         router=router, retriever=retriever, meter=meter, model=metered_model,
-        payments=payments or _default_payments(settings), top_k=settings.top_k,
+        payments=payments or payment_provider(settings), top_k=settings.top_k,
     )
     service = TurnService(stores=stores, engine=engine, clock=clock)
     return Runtime(settings, stores, service, engine, TelegramPresenter(), clock, database)

@@ -18,6 +18,17 @@ DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_QUEUE = "chatpay_queue"
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 
+# What each payment provider needs to start (shared/CONTRACTS.md, "Payments and orders").
+PAYMENT_NEEDS: dict[str, tuple[str, ...]] = {
+    "sandbox": (),
+    "telegram": ("TELEGRAM_PROVIDER_TOKEN", "TELEGRAM_BOT_TOKEN"),
+    "stars": ("TELEGRAM_BOT_TOKEN",),
+    "stripe": ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"),
+    "usdc": ("USDC_RECIPIENT", "SOLANA_RPC_URL"),
+}
+PAYMENT_VARIABLES = ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "STRIPE_SUCCESS_URL",
+                     "STRIPE_CANCEL_URL", "USDC_RECIPIENT", "SOLANA_RPC_URL", "USDC_MINT")
+
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
@@ -67,7 +78,9 @@ class Settings:
     top_k: int = 6
     worker_id: str = ""
     token_budget: int | None = None
-    payment_provider_token: str | None = field(default=None, repr=False)
+    payments: str = "sandbox"
+    telegram_provider_token: str | None = field(default=None, repr=False)
+    payment_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # STRIPE_*, USDC_*, SOLANA_*
 
     @property
     def engine(self) -> str:
@@ -90,6 +103,7 @@ class Settings:
             "mongo": "embedded (mongomock)" if self.embedded_mongo else str(redact_url(self.mongodb_uri)),
             "redis": "embedded (fakeredis)" if self.embedded_redis else str(redact_url(self.redis_url)),
             "telegram": "configured" if self.telegram_bot_token else "sending disabled",
+            "payments": self.payments,
         }
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -133,10 +147,15 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: Path | 
     if embeddings == "openai" and not get("OPENAI_API_KEY"):
         raise ConfigError("CHATPAY_EMBEDDINGS", "'openai' needs OPENAI_API_KEY")
     payments = (get("CHATPAY_PAYMENTS") or "sandbox").lower()
-    if payments != "sandbox":
-        known = ("telegram", "stars", "stripe", "usdc")
-        why = "is not available in this version yet" if payments in known else "is not a payment provider"
-        raise ConfigError("CHATPAY_PAYMENTS", f"{payments!r} {why}; the only provider so far is 'sandbox'")
+    if payments not in PAYMENT_NEEDS:
+        raise ConfigError("CHATPAY_PAYMENTS", f"{payments!r} is not a payment provider; choose one of "
+                                              + ", ".join(PAYMENT_NEEDS))
+    if get("TELEGRAM_PAYMENT_PROVIDER_TOKEN") and not get("TELEGRAM_PROVIDER_TOKEN"):
+        raise ConfigError("TELEGRAM_PAYMENT_PROVIDER_TOKEN", "is not read; the variable is TELEGRAM_PROVIDER_TOKEN")
+    missing = [name for name in PAYMENT_NEEDS[payments] if not get(name)]
+    if missing:
+        raise ConfigError("CHATPAY_PAYMENTS", f"{payments!r} needs {', '.join(missing)}")
+    payment_env = {k: v for k in PAYMENT_VARIABLES if (v := get(k))}
     nlu = (get("CHATPAY_NLU") or "legacy").lower()
     if nlu not in ("legacy", "fitted"):
         raise ConfigError("CHATPAY_NLU", f"must be 'legacy' or 'fitted', got {nlu!r}")
@@ -158,5 +177,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: Path | 
         top_k=_int(env, "TOP_K", 6),
         worker_id=get("WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}",
         token_budget=_int(env, "CHATPAY_TOKEN_BUDGET", 0, minimum=0) if budget else None,
-        payment_provider_token=get("TELEGRAM_PAYMENT_PROVIDER_TOKEN"),
+        payments=payments,
+        telegram_provider_token=get("TELEGRAM_PROVIDER_TOKEN"),
+        payment_env=payment_env,
     )

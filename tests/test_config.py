@@ -48,12 +48,21 @@ def test_secrets_never_show(tmp_path: Path) -> None:
     assert redact_url("redis://:pw@host:6379/0") == "redis://:***@host:6379/0"
 
 
-def test_a_payment_provider_not_built_yet_refuses_to_start_and_says_so() -> None:
+def test_a_payment_provider_without_its_settings_refuses_to_start_and_names_them_all() -> None:
     import pytest
 
     from chatpay.config import load_settings
     from chatpay.core.errors import ConfigError
 
-    assert load_settings(environ={}, env_file=None).top_k >= 1  # the sandbox needs no setting
-    with pytest.raises(ConfigError, match="CHATPAY_PAYMENTS.*'stripe' is not available"):
+    assert load_settings(environ={}, env_file=None).payments == "sandbox"  # the sandbox needs no setting
+    with pytest.raises(ConfigError, match="CHATPAY_PAYMENTS.*'stripe' needs STRIPE_API_KEY, STRIPE_WEBHOOK_SECRET"):
         load_settings(environ={"CHATPAY_PAYMENTS": "stripe"}, env_file=None)
+    with pytest.raises(ConfigError, match="'telegram' needs TELEGRAM_PROVIDER_TOKEN"):
+        load_settings(environ={"CHATPAY_PAYMENTS": "telegram", "TELEGRAM_BOT_TOKEN": "1:x"}, env_file=None)
+    with pytest.raises(ConfigError, match="TELEGRAM_PAYMENT_PROVIDER_TOKEN.*TELEGRAM_PROVIDER_TOKEN"):
+        load_settings(environ={"TELEGRAM_PAYMENT_PROVIDER_TOKEN": "tok"}, env_file=None)
+    with pytest.raises(ConfigError, match="'paypal' is not a payment provider"):
+        load_settings(environ={"CHATPAY_PAYMENTS": "paypal"}, env_file=None)
+    ok = load_settings(environ={"CHATPAY_PAYMENTS": "telegram", "TELEGRAM_BOT_TOKEN": "1:x",
+                                "TELEGRAM_PROVIDER_TOKEN": "284685063:TEST:abc"}, env_file=None)
+    assert ok.payments == "telegram" and "TEST" not in repr(ok)

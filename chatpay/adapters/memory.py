@@ -14,10 +14,12 @@ from typing import Any
 
 from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog
-from chatpay.core.errors import ConcurrencyConflict, ModelError
+from chatpay.core.errors import ConcurrencyConflict, DuplicatePayment, ModelError, PaymentError
+from chatpay.core.orders import Order, order_from_doc, order_to_doc
 from chatpay.core.ports import (
     ChatRequest,
     ChatResponse,
+    CheckoutStart,
     Delivery,
     Embeddings,
     OutgoingMessage,
@@ -164,6 +166,68 @@ class InMemoryTurnStore(_Recorder):
         return copy.deepcopy(self._outcomes.get((business_id, update_id)))
 
 
+class InMemoryOrderStore(_Recorder):
+    """The order store twin: documents as MongoDB would hold them, with the same unique keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.docs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def _payment_holder(self, order: Order) -> tuple[str, str] | None:
+        if order.provider_payment_id is None:
+            return None
+        for key, doc in self.docs.items():
+            if (doc["business_id"], doc["provider"], doc["provider_payment_id"]) == (
+                    order.business_id, order.provider, order.provider_payment_id) and doc["id"] != order.id:
+                return key
+        return None
+
+    async def create(self, order: Order) -> Order:
+        self._rec("create", order.id)
+        key = (order.business_id, order.id)
+        if key in self.docs:
+            return order_from_doc(copy.deepcopy(self.docs[key]))
+        if self._payment_holder(order) is not None:
+            raise DuplicatePayment(order.provider, str(order.provider_payment_id))
+        self.docs[key] = copy.deepcopy(order_to_doc(order))
+        return order
+
+    async def get(self, business_id: str, order_id: str) -> Order | None:
+        doc = self.docs.get((business_id, order_id))
+        return order_from_doc(copy.deepcopy(doc)) if doc is not None else None
+
+    async def find(self, order_id: str) -> Order | None:
+        for (_, oid), doc in self.docs.items():
+            if oid == order_id:
+                return order_from_doc(copy.deepcopy(doc))
+        return None
+
+    async def list(self, business_id: str | None = None, *, thread_id: str | None = None,
+                   state: str | None = None, limit: int = 100) -> list[Order]:
+        found = [d for d in self.docs.values()
+                 if (business_id is None or d["business_id"] == business_id)
+                 and (thread_id is None or d["thread_id"] == thread_id) and (state is None or d["state"] == state)]
+        found.sort(key=lambda d: (d["created_at"], d["id"]), reverse=True)
+        return [order_from_doc(copy.deepcopy(d)) for d in found[:limit]]
+
+    async def update(self, order: Order, expected_state: str) -> Order:
+        self._rec("update", order.id, expected_state, order.state)
+        key = (order.business_id, order.id)
+        current = self.docs.get(key)
+        if current is None or current["state"] != expected_state:
+            raise ConcurrencyConflict(f"order {order.id}", 0)
+        if self._payment_holder(order) is not None:
+            raise DuplicatePayment(order.provider, str(order.provider_payment_id))
+        self.docs[key] = copy.deepcopy(order_to_doc(order))
+        return order
+
+    async def by_payment(self, business_id: str, provider: str, payment_id: str) -> Order | None:
+        for doc in self.docs.values():
+            if (doc["business_id"], doc["provider"], doc["provider_payment_id"]) == (business_id, provider, payment_id):
+                return order_from_doc(copy.deepcopy(doc))
+        return None
+
+
 class InMemoryVectorStore(_Recorder):
     """The vector store twin: one entry per business and model, the latest version kept."""
 
@@ -190,6 +254,7 @@ def in_memory_stores() -> Stores:
         usage=InMemoryUsageLog(),
         turns=InMemoryTurnStore(),
         vectors=InMemoryVectorStore(),
+        orders=InMemoryOrderStore(),
     )
 
 
@@ -331,20 +396,26 @@ class PythonVectorIndex:
 
 
 class InMemoryPaymentProvider(_Recorder):
-    """A payment provider twin; ``configured`` decides whether checkout may invoice."""
+    """A payment provider twin that sends a Telegram-style invoice for every order and records it."""
 
-    def __init__(self, *, configured: bool = False, name: str = "test") -> None:
+    sandbox = False
+
+    def __init__(self, *, name: str = "test", currency_only: str | None = None) -> None:
         super().__init__()
         self.name = name
-        self._configured = configured
+        self.currency_only = currency_only
 
-    @property
-    def configured(self) -> bool:
-        return self._configured
+    async def start(self, order: Order, *, shop_name: str) -> CheckoutStart:
+        self._rec("start", order.id)
+        if self.currency_only and order.currency != self.currency_only:
+            raise PaymentError(self.name, f"only {self.currency_only} can be paid here")
+        prices = tuple((ln.title, ln.total_minor) for ln in order.lines)
+        return CheckoutStart(invoice=InvoiceRequest(shop_name, f"Order {order.number}", order.id, order.currency,
+                                                    prices))
 
-    async def invoice(self, request: InvoiceRequest) -> InvoiceRequest:
-        self._rec("invoice", request)
-        return request
+    async def refund(self, order: Order) -> str:
+        self._rec("refund", order.id)
+        return f"refunded {order.id}"
 
 
 class FixedClock:

@@ -13,6 +13,7 @@ v     show the cart              none
 c     empty the cart (asks)      none
 cy    yes, empty it              the cart version the question was for
 p     check out                  none
+o     show my orders             none
 ====  =========================  =====================================
 
 :func:`decode` never raises: data from an old reply, another bot or a forger decodes to
@@ -27,14 +28,14 @@ from typing import Literal
 
 from chatpay.core.catalog import Catalog, Product
 
-Kind = Literal["add", "remove", "info", "view", "clear", "confirm_clear", "pay"]
+Kind = Literal["add", "remove", "info", "view", "clear", "confirm_clear", "pay", "orders"]
 MAX_BYTES = 64
 _CODES: dict[str, Kind] = {"a": "add", "r": "remove", "i": "info", "v": "view", "c": "clear",
-                           "cy": "confirm_clear", "p": "pay"}
+                           "cy": "confirm_clear", "p": "pay", "o": "orders"}
 _KINDS = {kind: code for code, kind in _CODES.items()}
 INTENT_OF: dict[Kind, str] = {"add": "cart_add", "remove": "cart_remove", "info": "enquiry",
                               "view": "cart_view", "clear": "cart_clear", "confirm_clear": "cart_clear",
-                              "pay": "payments"}
+                              "pay": "payments", "orders": "payments"}
 WITH_PRODUCT = frozenset({"add", "remove", "info"})
 
 

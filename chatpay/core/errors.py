@@ -130,6 +130,23 @@ class ConcurrencyConflict(ChatPayError):
         self.expected_version = expected_version
 
 
+class DuplicatePayment(ChatPayError):
+    """A provider payment id that another order already holds (the same payment delivered again)."""
+
+    def __init__(self, provider: str, payment_id: str) -> None:
+        super().__init__(f"{provider} payment {payment_id} is already recorded")
+        self.provider = provider
+        self.payment_id = payment_id
+
+
+class PaymentError(ChatPayError):
+    """A payment provider refused or failed a request; the message says which and why, never a secret."""
+
+    def __init__(self, provider: str, message: str) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+
+
 class StorageError(ChatPayError):
     """The system of record (MongoDB) failed or refused an operation.
 

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog
+from chatpay.core.orders import Order
 from chatpay.core.telemetry import Event, Usage, UsageRecord
 from chatpay.core.turns import InvoiceRequest, Message
 
@@ -183,6 +184,7 @@ class Stores:
     usage: UsageLog
     turns: TurnStore
     vectors: VectorStore | None = None
+    orders: OrderStore | None = None
 
 
 # --------------------------------------------------------------------------- delivery
@@ -221,15 +223,67 @@ class Channel(Protocol):
     async def answer_callback(self, callback_query_id: str, text: str | None = None) -> None: ...
 
 
+@dataclass(frozen=True)
+class CheckoutStart:
+    """How a provider lets the shopper pay one order.
+
+    Exactly one of ``invoice`` (a Telegram invoice: fiat through a provider token, or Stars)
+    and ``url`` (a link button: a hosted card checkout, a Solana Pay transfer request) is set,
+    except for the sandbox, whose ``completes`` means the order is paid at once.
+    """
+
+    invoice: InvoiceRequest | None = None
+    url: str | None = None
+    label: str = ""  # the link button's text
+    text: str = ""  # what to tell the shopper with it
+    image_png: bytes | None = None  # e.g. a QR code of ``url``
+    checkout_ref: str | None = None  # the provider's handle on this checkout, stored on the order
+    completes: bool = False
+
+
 class PaymentProvider(Protocol):
+    """One way of taking money. Amounts come from the order, whose lines come from the catalog."""
+
     name: str
+    sandbox: bool
 
-    @property
-    def configured(self) -> bool: ...
-
-    async def invoice(self, request: InvoiceRequest) -> InvoiceRequest:
-        """Complete ``request`` with what the provider needs (token, currency rules)."""
+    async def start(self, order: Order, *, shop_name: str) -> CheckoutStart:
+        """Begin paying ``order`` (raises :class:`~chatpay.core.errors.PaymentError` when it cannot)."""
         ...
+
+    async def refund(self, order: Order) -> str:
+        """Give ``order``'s money back; returns what was done, in a sentence for the merchant."""
+        ...
+
+
+class OrderStore(Protocol):
+    """Orders, in the system of record. ``(business_id, provider, provider_payment_id)`` is unique."""
+
+    async def create(self, order: Order) -> Order:
+        """Store a new order; an order with the same id already stored is returned instead."""
+        ...
+
+    async def get(self, business_id: str, order_id: str) -> Order | None: ...
+
+    async def find(self, order_id: str) -> Order | None:
+        """The order with this id in any business (the merchant's CLI, a provider's webhook)."""
+        ...
+
+    async def list(self, business_id: str | None = None, *, thread_id: str | None = None,
+                   state: str | None = None, limit: int = 100) -> list[Order]:
+        """Newest first."""
+        ...
+
+    async def update(self, order: Order, expected_state: str) -> Order:
+        """Write ``order`` if the stored one is still in ``expected_state``.
+
+        Raises:
+            ConcurrencyConflict: the stored order moved on (another worker got there first).
+            DuplicatePayment: another order already holds ``order.provider_payment_id``.
+        """
+        ...
+
+    async def by_payment(self, business_id: str, provider: str, payment_id: str) -> Order | None: ...
 
 
 class Clock(Protocol):

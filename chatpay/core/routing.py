@@ -70,7 +70,8 @@ class RouteDecision:
 COMMANDS = {
     "/start": "chitchat", "/help": "chitchat", "/cart": "cart_view", "/basket": "cart_view",
     "/checkout": "payments", "/pay": "payments", "/clear": "cart_clear", "/catalog": "enquiry",
-    "/products": "enquiry", "/shop": "enquiry",
+    "/products": "enquiry", "/shop": "enquiry", "/orders": "payments", "/paysupport": "payments",
+    "/terms": "payments",
 }
 
 ROUTER_SCHEMA: dict[str, Any] = {

@@ -38,14 +38,17 @@ class Message:
 
 @dataclass(frozen=True)
 class PaymentEvent:
-    """A payment update from the channel (pre-checkout query or successful payment)."""
+    """A payment update: Telegram's pre-checkout query or successful payment, or a payment another
+    provider confirmed (a verified Stripe webhook, a USDC transfer found on chain), for the order
+    ``payload`` names."""
 
-    kind: Literal["pre_checkout", "successful_payment"]
+    kind: Literal["pre_checkout", "successful_payment", "confirmed"]
     payload: str
     currency: str
     total_minor: int
     query_id: str | None = None
-    provider_charge_id: str | None = None
+    provider_charge_id: str | None = None  # the payment's unique id at its provider
+    provider: str | None = None  # who confirmed it, for ``confirmed``
 
 
 @dataclass(frozen=True)

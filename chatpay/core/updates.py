@@ -136,8 +136,9 @@ def _message_turn(f: _Fields, message: Mapping[str, Any], kind: str, base: dict[
             payload=f.string(paid, "invoice_payload", f"{path}.invoice_payload"),
             currency=f.string(paid, "currency", f"{path}.currency"),
             total_minor=f.whole(paid, "total_amount", f"{path}.total_amount"),
-            # Telegram Stars payments have an empty provider id; their refund key is Telegram's.
-            provider_charge_id=provider or telegram or None,
+            # Telegram's charge id names the payment for every provider (Stars have no provider id)
+            # and is what a Stars refund needs; the contract keys orders on it.
+            provider_charge_id=telegram or provider or None,
         )
         return Turn(**common, payment=event)
     text = f.opt_string(message, "text", f"{kind}.text")

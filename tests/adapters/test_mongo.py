@@ -49,22 +49,13 @@ def test_indexes_enforce_what_the_stores_rely_on() -> None:
     assert ["business_id", "thread_id"] in _unique_keys(db, "carts")
     assert ["business_id", "thread_id"] in _unique_keys(db, "conversations")
     assert ["business_id", "update_id"] in _unique_keys(db, "turns")
-    assert ["provider_charge_id"] in _unique_keys(db, "payments")
-    assert ["provider_charge_id"] in _unique_keys(db, "orders")
+    assert ["business_id", "id"] in _unique_keys(db, "orders")
+    assert ["business_id", "payment_key"] in _unique_keys(db, "orders")
     ttl = [i["expireAfterSeconds"] for i in _indexes(db, "turns").values() if "expireAfterSeconds" in i]
     assert ttl == [CLAIM_TTL_SECONDS] and CLAIM_TTL_SECONDS >= 48 * 3600
     for collection in ("events", "usage"):
         keys = [[k for k, _ in i["key"]] for i in _indexes(db, collection).values()]
         assert ["business_id", "thread_id", "at"] in keys
-
-
-def test_payments_may_hold_many_unpaid_but_one_per_charge_id() -> None:
-    db = embedded_database()
-    ensure_indexes(db)
-    db.payments.insert_many([{"business_id": "a"}, {"business_id": "a"}])
-    db.payments.insert_one({"business_id": "a", "provider_charge_id": "ch_1"})
-    with pytest.raises(pymongo.errors.DuplicateKeyError):
-        db.payments.insert_one({"business_id": "a", "provider_charge_id": "ch_1"})
 
 
 async def test_a_replace_failing_part_way_leaves_the_old_catalog_served() -> None:

@@ -86,18 +86,22 @@ async def test_references_survive_a_new_service_over_the_same_stores() -> None:
     assert r.cart.quantities() == {"tomato-seeds": 3}
 
 
-async def test_checkout_says_plainly_when_no_provider_is_configured() -> None:
-    rt = await runtime_with(payments=InMemoryPaymentProvider(configured=False, name="none"))
+async def test_checkout_says_plainly_when_the_provider_cannot_take_the_payment() -> None:
+    rt = await runtime_with(payments=InMemoryPaymentProvider(currency_only="USD"))
     r = await say(rt, "checkout")
     assert r.intent == "payments" and "empty" in r.reply.text
     await say(rt, "add 2 basil seeds")
     r = await say(rt, "I want to pay now")
-    assert r.intent == "payments" and "aren't set up" in r.reply.text and "€5.60" in r.reply.text
-    assert r.reply.invoice is None
+    assert r.intent == "payments" and "Checkout" in r.reply.text and "€5.60" in r.reply.text
+    r = await say(rt, callback_data="p")
+    assert "couldn't start the payment" in r.reply.text and "only USD" in r.reply.text
+    assert r.reply.invoice is None and r.cart.quantities() == {"basil-seeds": 2}
+    [order] = await rt.stores.orders.list("garden")  # type: ignore[union-attr]
+    assert order.state == "cancelled"
 
 
 async def test_checkout_with_a_provider_sends_an_invoice_from_catalog_prices() -> None:
-    rt = await runtime_with(payments=InMemoryPaymentProvider(configured=True))
+    rt = await runtime_with(payments=InMemoryPaymentProvider())
     await say(rt, "add 2 basil seeds and a watering can")
     r = await say(rt, callback_data="p")
     assert r.reply.invoice is not None

@@ -88,13 +88,14 @@ def test_a_pre_checkout_query_is_a_payment_turn_with_its_query_id() -> None:
     assert turn.chat_id == "4242" and turn.text == ""
 
 
-def test_a_successful_payment_carries_the_providers_charge_id() -> None:
+def test_a_successful_payment_is_keyed_on_telegrams_charge_id() -> None:
+    """Telegram's charge id names the payment for every provider (and is what a Stars refund needs)."""
     paid = {"currency": "EUR", "total_amount": 1250, "invoice_payload": "order:abc",
             "telegram_payment_charge_id": "tg-1", "provider_payment_charge_id": "stripe-1"}
     turn = parse(message_update(text=None, successful_payment=paid))
     assert turn is not None and turn.payment is not None
     assert (turn.payment.kind, turn.payment.total_minor, turn.payment.provider_charge_id) == (
-        "successful_payment", 1250, "stripe-1")
+        "successful_payment", 1250, "tg-1")
 
 
 def test_a_stars_payment_falls_back_to_telegrams_charge_id() -> None:

@@ -28,7 +28,6 @@ from chatpay.adapters.mongo._base import (
     CONVERSATIONS,
     EVENTS,
     ORDERS,
-    PAYMENTS,
     PRODUCTS,
     TURNS,
     USAGE,
@@ -37,6 +36,7 @@ from chatpay.adapters.mongo._base import (
 )
 from chatpay.adapters.mongo.catalog import MongoCatalogStore
 from chatpay.adapters.mongo.logs import MongoEventLog, MongoTurnStore, MongoUsageLog
+from chatpay.adapters.mongo.orders import MongoOrderStore
 from chatpay.adapters.mongo.threads import MAX_MESSAGES, MongoCartStore, MongoConversationStore
 from chatpay.adapters.mongo.vectors import MongoVectorStore
 from chatpay.core.errors import StorageError
@@ -85,13 +85,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("business_id", _A), ("update_id", _A)], unique=True, name="business_update"),
         IndexModel([("claimed_at", _A)], expireAfterSeconds=CLAIM_TTL_SECONDS, name="claim_ttl"),
     ],
-    PAYMENTS: [
-        IndexModel([("provider_charge_id", _A)], unique=True, sparse=True, name="provider_charge"),
-        IndexModel([("business_id", _A), ("thread_id", _A)], name="business_thread"),
-    ],
     ORDERS: [
-        IndexModel([("provider_charge_id", _A)], unique=True, sparse=True, name="provider_charge"),
-        IndexModel([("business_id", _A), ("thread_id", _A)], name="business_thread"),
+        IndexModel([("business_id", _A), ("id", _A)], unique=True, name="business_order"),
+        IndexModel([("business_id", _A), ("payment_key", _A)], unique=True, name="business_payment"),
+        IndexModel([("business_id", _A), ("thread_id", _A), ("created_at", _A)], name="business_thread_created"),
+        IndexModel([("state", _A), ("provider", _A)], name="state_provider"),
     ],
 }
 
@@ -129,6 +127,7 @@ def mongo_stores(db: Database[Any], *, offload: bool = False, max_messages: int 
         usage=MongoUsageLog(db, run),
         turns=MongoTurnStore(db, run),
         vectors=MongoVectorStore(db, run),
+        orders=MongoOrderStore(db, run),
     )
 
 

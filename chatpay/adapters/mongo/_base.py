@@ -28,7 +28,6 @@ CARTS = "carts"
 EVENTS = "events"
 USAGE = "usage"
 TURNS = "turns"
-PAYMENTS = "payments"
 ORDERS = "orders"
 VECTORS = "catalog_vectors"
 

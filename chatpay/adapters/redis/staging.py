@@ -175,7 +175,7 @@ class StagedTurn:
         self.staged = _Staged()
         self.stores = Stores(
             catalogs=base.catalogs, conversations=_StagedConversations(self), carts=_StagedCarts(self),
-            events=_BufferedEvents(self), usage=base.usage, turns=state.turns,
+            events=_BufferedEvents(self), usage=base.usage, turns=state.turns, orders=base.orders,
         )
         self._commit = state.client.register_script(COMMIT)
 

@@ -190,6 +190,10 @@ class Engine:
             if decision.intent in NEGATABLE:
                 return replace(decision, negated=True, reason=f"{decision.reason}; negated ({verb!r})")
             return decision
+        from chatpay.core.agents.payments import asks_about_orders
+
+        if asks_about_orders(text):
+            return RouteDecision("payments", 0.95, reason="asks about their orders or payment", layer="context")
         switched = _switch_request(ctx)
         if switched is not None:
             return switched
