@@ -26,8 +26,8 @@ from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog
 from chatpay.core.errors import ConcurrencyConflict, DuplicatePayment
 from chatpay.core.money import Money
-from chatpay.core.orders import REFUND_NEEDED, ConfirmedPayment, Order, OrderLine, order_id
-from chatpay.core.ports import OrderStore
+from chatpay.core.orders import REFUND_NEEDED, ConfirmedPayment, Order, OrderError, OrderLine, order_id
+from chatpay.core.ports import OrderStore, PaymentProvider
 
 PAYMENT_MISMATCH = "payment_mismatch"
 SECOND_PAYMENT = "second_payment"
@@ -156,3 +156,20 @@ def cart_after(cart: Cart, order: Order) -> Cart:
         if have:
             cart = cart.remove(ln.handle, min(have, ln.quantity), ln.variant_id)
     return cart
+
+
+async def refund(orders: OrderStore, provider: PaymentProvider, order: Order, at: datetime) -> tuple[Order, str]:
+    """Give a paid (or fulfilled) order's money back through its provider and record it on the order.
+
+    Raises:
+        OrderError: the order is not in a state that can be refunded (nothing was paid).
+        PaymentError: the provider refused; the order is left as it was.
+    """
+    if not order.can_become("refunded"):
+        raise OrderError(order.id, f"a {order.state} order cannot be refunded")
+    if provider.name != order.provider:
+        raise OrderError(order.id, f"was paid through {order.provider}, but this deployment's provider is "
+                                   f"{provider.name}")
+    note = await provider.refund(order)
+    done = order.to("refunded", at, note)
+    return await orders.update(done, order.state), note

@@ -49,7 +49,7 @@ from tests.support.redis_server import free_port
 BOT_USER = {"id": 777000111, "is_bot": True, "first_name": "ChatPay Test", "username": "chatpay_test_bot",
             "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
 TRUE_METHODS = {"sendchataction", "answercallbackquery", "answerprecheckoutquery", "setwebhook",
-                "deletewebhook", "setmycommands", "deletemessage"}
+                "deletewebhook", "setmycommands", "deletemessage", "refundstarpayment"}
 
 
 @dataclass(frozen=True)

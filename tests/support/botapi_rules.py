@@ -206,6 +206,11 @@ def check_call(method: str, params: dict[str, Any]) -> list[str]:
             problems.append("callback_query_id is empty")
         if len(str(params.get("text") or "")) > 200:
             problems.append("callback answer text is longer than 200 characters")
+    elif name == "refundstarpayment":
+        if not str(params.get("user_id", "")).isdigit():
+            problems.append("user_id must be the payer's numeric id")
+        if not params.get("telegram_payment_charge_id"):
+            problems.append("telegram_payment_charge_id is empty")
     elif name == "answerprecheckoutquery":
         if not params.get("pre_checkout_query_id"):
             problems.append("pre_checkout_query_id is empty")
