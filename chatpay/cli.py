@@ -1,4 +1,4 @@
-"""The ``chatpay`` command: chat, catalog import, eval, webhook.
+"""The ``chatpay`` command: chat, catalog import, eval, webhook, orders.
 
 Exit codes: 0 done; 2 bad input (a one-line message naming the file, item and field);
 1 an unexpected failure.
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from chatpay.core.errors import ChatPayError, ConfigError, InvalidInput, MoneyError
+from chatpay.core.orders import OrderError
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -61,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("set-webhook", help="register the webhook URL and secret with Telegram")
     sw.add_argument("url")
+
+    from chatpay.orders_cli import add_parser as add_orders
+
+    add_orders(sub)
     return p
 
 
@@ -79,11 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from chatpay.webhook import serve
 
             return serve(host=args.host, port=args.port)
+        if args.command == "orders":
+            return asyncio.run(_orders(args))
         if args.command == "set-webhook":
             from chatpay.webhook import set_webhook
 
             return set_webhook(args.url)
-    except (InvalidInput, ConfigError, MoneyError) as exc:
+    except (InvalidInput, ConfigError, MoneyError, OrderError) as exc:
         print(f"chatpay: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FileNotFoundError as exc:
@@ -167,6 +174,12 @@ def _pressed(text: str, buttons: list[str]) -> str | None:
         if 1 <= i <= len(buttons):
             return buttons[i - 1]
     return None
+
+
+async def _orders(args: argparse.Namespace) -> int:
+    from chatpay.orders_cli import run
+
+    return await run(args, _build(None))
 
 
 async def _catalog_import(args: argparse.Namespace) -> int:

@@ -1,0 +1,132 @@
+"""``chatpay orders list|show|refund|export``: the merchant's view of the order store.
+
+``list`` and ``show`` print rich tables (``--json`` for the contract's JSON, shared/CONTRACTS.md);
+``export`` writes CSV with one row per order line, so a spreadsheet sums any column exactly;
+``refund`` gives the money back through the order's provider and records it on the order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from chatpay.core.checkout import refund
+from chatpay.core.errors import InvalidInput
+from chatpay.core.money import Money
+from chatpay.core.orders import STATES, Order, order_as_json
+from chatpay.core.ports import OrderStore
+
+CSV_COLUMNS = ("order_id", "business_id", "thread_id", "state", "created_at", "provider", "provider_payment_id",
+               "currency", "order_total", "handle", "variant", "title", "quantity", "unit_price", "line_total",
+               "flags")
+
+
+def add_parser(sub: Any) -> None:
+    """The ``orders`` subcommands, on ``chatpay``'s subparsers."""
+    orders = sub.add_parser("orders", help="list, show, refund and export orders")
+    osub = orders.add_subparsers(dest="orders_command", required=True, parser_class=type(orders))
+    ls = osub.add_parser("list", help="orders, newest first")
+    ls.add_argument("--business", help="only this business (default: every business)")
+    ls.add_argument("--state", choices=STATES, help="only orders in this state")
+    ls.add_argument("--limit", type=int, default=100, help="at most this many (default: 100)")
+    ls.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
+    show = osub.add_parser("show", help="one order with its lines and history")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="print the order as JSON")
+    rf = osub.add_parser("refund", help="refund a paid order through its provider")
+    rf.add_argument("id")
+    ex = osub.add_parser("export", help="every order line, for a spreadsheet or an accounting import")
+    ex.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
+    ex.add_argument("--business", help="only this business")
+    ex.add_argument("--output", type=Path, help="write here instead of standard output")
+
+
+async def run(args: argparse.Namespace, runtime: Any) -> int:
+    orders: OrderStore | None = runtime.stores.orders
+    if orders is None:
+        raise InvalidInput("this deployment's stores keep no orders")
+    command = args.orders_command
+    if command == "list":
+        found = await orders.list(args.business, state=args.state, limit=args.limit)
+        if args.json:
+            print(json.dumps([order_as_json(o) for o in found], indent=1))
+        else:
+            _print_table(found)
+        return 0
+    if command == "export":
+        found = await orders.list(args.business, limit=10**9)
+        text = json.dumps([order_as_json(o) for o in found], indent=1) + "\n" if args.format == "json" else to_csv(found)
+        if args.output is not None:
+            args.output.write_text(text, encoding="utf-8", newline="")
+            print(f"exported {len(found)} orders to {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
+    order = await orders.find(args.id)
+    if order is None:
+        raise InvalidInput(f"no order {args.id!r}; `chatpay orders list` shows the orders there are")
+    if command == "show":
+        if args.json:
+            print(json.dumps(order_as_json(order), indent=1))
+        else:
+            _print_order(order)
+        return 0
+    provider = runtime.engine.payments
+    if provider is None:
+        raise InvalidInput("no payment provider is configured (CHATPAY_PAYMENTS)")
+    done, note = await refund(orders, provider, order, runtime.clock.now())
+    print(f"order {done.number}: {done.state}. {note}")
+    return 0
+
+
+def to_csv(orders: list[Order]) -> str:
+    """One row per order line; amounts in major units as exact decimals (``27.80``), never floats."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for o in orders:
+        money = lambda minor: Money(minor, o.currency).amount_str()  # noqa: B023, E731
+        for ln in o.lines:
+            writer.writerow((o.id, o.business_id, o.thread_id, o.state, o.created_at.isoformat(), o.provider,
+                             o.provider_payment_id or "", o.currency, money(o.total_minor), ln.handle, ln.variant,
+                             ln.title, ln.quantity, money(ln.unit_minor), money(ln.total_minor), ";".join(o.flags)))
+    return out.getvalue()
+
+
+def _print_table(orders: list[Order]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(orders)} order{'s' if len(orders) != 1 else ''}")
+    for col in ("order", "business", "shopper", "state", "items", "total", "provider", "created", "flags"):
+        table.add_column(col, justify="right" if col in ("items", "total") else "left")
+    for o in orders:
+        table.add_row(o.number, o.business_id, o.thread_id, o.state, str(o.item_count), o.total.format(), o.provider,
+                      o.created_at.strftime("%Y-%m-%d %H:%M"), ", ".join(o.flags))
+    Console().print(table)
+
+
+def _print_order(order: Order) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]order {order.number}[/]  {order.state}  {order.business_id} / shopper {order.thread_id}  "
+                  f"{order.provider} {order.provider_payment_id or ''}")
+    lines = Table(show_header=True)
+    for col in ("product", "variant", "qty", "unit", "total"):
+        lines.add_column(col, justify="right" if col in ("qty", "unit", "total") else "left")
+    for ln in order.lines:
+        lines.add_row(ln.title, ln.variant, str(ln.quantity), Money(ln.unit_minor, order.currency).format(),
+                      Money(ln.total_minor, order.currency).format())
+    lines.add_row("[bold]total[/]", "", str(order.item_count), "", f"[bold]{order.total.format()}[/]")
+    console.print(lines)
+    for t in order.history:
+        console.print(f"  {t.at:%Y-%m-%d %H:%M:%S}  → {t.state}  {t.reason}")
+    if order.flags:
+        console.print(f"[yellow]flags: {', '.join(order.flags)}[/]")
