@@ -16,12 +16,14 @@ it with the reason. The thread of a conversation is the Telegram user id.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from chatpay.core.errors import InvalidInput
+from chatpay.core.orders import ConfirmedPayment
 from chatpay.core.turns import PaymentEvent, Turn
 
 SOURCE = "update"
@@ -106,7 +108,41 @@ def parse_update(update: Mapping[str, Any], *, business_id: str, turn_id: str) -
         return _callback_turn(f, f.obj(update, "callback_query", "callback_query"), base)
     if update.get("pre_checkout_query") is not None:
         return _pre_checkout_turn(f, f.obj(update, "pre_checkout_query", "pre_checkout_query"), base)
+    if update.get(CONFIRMED) is not None:
+        return _confirmed_turn(f, f.obj(update, CONFIRMED, CONFIRMED), base)
     return None
+
+
+# A payment another provider confirmed (a verified Stripe webhook, a USDC transfer found on
+# chain), queued by ChatPay itself so that it runs as a turn in the shopper's lane. Telegram never
+# sends this key, and the Telegram webhook refuses any update that holds it.
+CONFIRMED = "chatpay_payment"
+
+
+def confirmed_payment_update(payment: ConfirmedPayment, *, thread_id: str, chat_id: str | None = None) -> str:
+    """The queue entry for ``payment``. Its ``update_id`` is derived from the payment, so the same
+    payment confirmed again (a webhook replayed, a poller racing) is claimed once by the workers."""
+    digest = hashlib.sha256(f"{payment.provider}|{payment.payment_id}".encode()).digest()
+    update_id = -(int.from_bytes(digest[:7], "big") + 1)  # negative: never one of Telegram's ids
+    who = int(thread_id) if thread_id.lstrip("-").isdigit() else thread_id
+    chat = chat_id or thread_id
+    return json.dumps({"update_id": update_id, CONFIRMED: {
+        "from": {"id": who}, "chat": {"id": int(chat) if chat.lstrip("-").isdigit() else chat},
+        "provider": payment.provider, "order_id": payment.order_id, "payment_id": payment.payment_id,
+        "currency": payment.currency, "total_amount": payment.total_minor}})
+
+
+def _confirmed_turn(f: _Fields, body: Mapping[str, Any], base: dict[str, Any]) -> Turn:
+    who, chat = f.obj(body, "from", f"{CONFIRMED}.from"), f.obj(body, "chat", f"{CONFIRMED}.chat")
+    event = PaymentEvent(
+        kind="confirmed",
+        payload=f.string(body, "order_id", f"{CONFIRMED}.order_id"),
+        currency=f.string(body, "currency", f"{CONFIRMED}.currency"),
+        total_minor=f.whole(body, "total_amount", f"{CONFIRMED}.total_amount"),
+        provider_charge_id=f.string(body, "payment_id", f"{CONFIRMED}.payment_id"),
+        provider=f.string(body, "provider", f"{CONFIRMED}.provider"),
+    )
+    return Turn(**base, thread_id=str(who.get("id")), chat_id=str(chat.get("id")), payment=event)
 
 
 def _sender(f: _Fields, message: Mapping[str, Any], kind: str, chat_id: int) -> int:

@@ -114,10 +114,14 @@ class Worker:
         liveness = asyncio.create_task(self._liveness(), name="liveness")
         work = [asyncio.create_task(self._route(), name="router"), asyncio.create_task(self._fast_lane(), name="fast")]
         work += [asyncio.create_task(self._slot(), name=f"slot-{i}") for i in range(self.options.concurrency)]
+        from chatpay.worker.payments import poll_forever, usdc_poller
+
+        poller = usdc_poller(self.runtime, self.queue, self.queue.client)
+        polling = [asyncio.create_task(poll_forever(poller, self._stopping), name="usdc")] if poller else []
         await stop.wait()
         log.info("stopping: no new work; finishing in-flight turns", extra={"worker": self.queue.worker_id})
         self._stopping.set()
-        _, pending = await asyncio.wait([*work, *self._fast], timeout=self.options.drain_timeout)
+        _, pending = await asyncio.wait([*work, *self._fast, *polling], timeout=self.options.drain_timeout)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

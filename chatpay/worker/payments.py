@@ -1,0 +1,83 @@
+"""What a worker does for payments that do not arrive as Telegram updates.
+
+USDC transfers are found by polling the chain (:class:`~chatpay.adapters.payments.solana_pay.UsdcPoller`,
+one poller at a time across the fleet by a Redis lock). A payment it finds is queued as a
+confirmed-payment update (:func:`chatpay.core.updates.confirmed_payment_update`) in the shopper's
+lane, so it is settled, receipted and committed like any other turn, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from chatpay.core.errors import ChatPayError, ConcurrencyConflict
+from chatpay.core.orders import ConfirmedPayment, Order
+from chatpay.core.telemetry import Event
+from chatpay.core.updates import confirmed_payment_update
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 10.0  # Solana confirms in about a second; a shopper waits at most this long for the receipt
+PROBLEM_FLAG = "payment_problem"
+
+
+def usdc_poller(runtime: Any, queue: Any, client: Any) -> Any | None:
+    """The poller for this runtime's USDC provider, or None when the shop takes no USDC."""
+    from chatpay.adapters.payments.solana_pay import RedisLock, SolanaPayProvider, UsdcPoller
+
+    provider = runtime.engine.payments
+    orders = runtime.stores.orders
+    if not isinstance(provider, SolanaPayProvider) or orders is None:
+        return None
+
+    async def on_payment(payment: ConfirmedPayment) -> None:
+        order = await orders.find(payment.order_id)
+        if order is None:
+            log.warning("USDC payment for an unknown order", extra={"order": payment.order_id})
+            return
+        await queue.push(confirmed_payment_update(payment, thread_id=order.thread_id, chat_id=order.chat_id))
+
+    async def on_problem(problem: Any) -> None:
+        order = await orders.find(problem.order_id)
+        if order is None or PROBLEM_FLAG in order.flags:
+            return  # reported once; the poller sees the same transaction on every run
+        from dataclasses import replace
+
+        flagged = replace(order.flagged(PROBLEM_FLAG), extra={**order.extra, "problem": problem.reason,
+                                                              "problem_signature": problem.signature})
+        try:
+            await orders.update(flagged, order.state)
+        except ConcurrencyConflict:
+            return
+        await runtime.stores.events.record(Event(
+            name="PaymentRefused", business_id=order.business_id, thread_id=order.thread_id,
+            turn_id="usdc-poller", at=runtime.clock.now(),
+            data={"order": order.id, "reason": problem.reason, "signature": problem.signature}))
+
+    async def on_expired(order: Order) -> None:
+        try:
+            await orders.update(order.to("expired", runtime.clock.now(), "no matching USDC transfer in time"),
+                                "pending")
+        except ConcurrencyConflict:
+            pass  # paid or expired by another run meanwhile
+
+    return UsdcPoller(provider, orders, runtime.clock, lock=RedisLock(client), on_payment=on_payment,
+                      on_problem=on_problem, on_expired=on_expired)
+
+
+async def poll_forever(poller: Any, closed: asyncio.Event, every: float = POLL_SECONDS) -> None:
+    """Run ``poller`` every ``every`` seconds until ``closed`` is set; a failed run is logged and retried."""
+    while not closed.is_set():
+        try:
+            report = await poller.run_once()
+            if report.ran and (report.paid or report.problems or report.expired or report.failed):
+                log.info("usdc poll", extra={"paid": report.paid, "problems": report.problems,
+                                             "expired": report.expired, "failed": report.failed})
+        except ChatPayError as exc:
+            log.warning("usdc poll failed; retrying", extra={"error": str(exc)})
+        try:
+            await asyncio.wait_for(closed.wait(), timeout=every)
+        except TimeoutError:
+            pass
