@@ -6,7 +6,9 @@ The endpoint does as little as it can, so it answers in milliseconds: it checks 
 ``CHATPAY_QUEUE`` in the Redis of ``REDIS_URL`` and answers 200. Workers parse the update; a
 malformed one goes to their dead-letter list. When Redis cannot take the update the answer is
 503, so Telegram delivers it again later. Routes: ``POST /telegram/webhook`` (and ``POST /``),
-``GET /healthz``. Bodies over 1 MB get 413.
+``GET /healthz``, and with ``CHATPAY_PAYMENTS=stripe`` ``POST /stripe/webhook``, which checks
+Stripe's signature (400 and nothing queued when it is wrong) and queues a paid session as a
+confirmed payment in the shopper's lane. Bodies over 1 MB get 413.
 
 Neither the secret nor the bot token is ever logged or printed.
 """
@@ -25,6 +27,7 @@ from aiohttp import web
 
 from chatpay.config import Settings, load_settings
 from chatpay.core.errors import ChatPayError, ConfigError
+from chatpay.core.updates import CONFIRMED, confirmed_payment_update
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +54,16 @@ def check_secret(settings: Settings) -> str:
     return secret
 
 
-def create_app(settings: Settings, queue_push: QueuePush, *, health: HealthCheck | None = None) -> web.Application:
+def create_app(settings: Settings, queue_push: QueuePush, *, health: HealthCheck | None = None,
+               stripe: Any = None) -> web.Application:
     """The webhook application.
 
     Args:
         settings: Supplies ``telegram_webhook_secret`` (required) and ``queue`` (for /healthz).
         queue_push: Puts one raw update (JSON text) on the queue, e.g. an ``LPUSH``.
         health: Says whether the queue can be reached (``GET /healthz`` answers 503 when not).
+        stripe: A :class:`~chatpay.adapters.payments.stripe_checkout.StripeCheckoutProvider` to
+            serve ``POST /stripe/webhook`` with (when the shop takes cards through Stripe).
 
     Raises:
         ConfigError: No usable webhook secret is configured.
@@ -73,6 +79,8 @@ def create_app(settings: Settings, queue_push: QueuePush, *, health: HealthCheck
         body = await request.read()  # over client_max_size, aiohttp answers 413 itself
         if not body.strip():
             return web.Response(status=400, text="empty update")
+        if CONFIRMED.encode() in body:  # only ChatPay queues confirmed payments; Telegram never sends one
+            return web.Response(status=400, text="not a Telegram update")
         try:
             await queue_push(body.decode("utf-8", "replace"))
         except Exception as exc:  # the queue is down: Telegram retries on any non-2xx answer
@@ -89,7 +97,31 @@ def create_app(settings: Settings, queue_push: QueuePush, *, health: HealthCheck
                 ok = False
         return web.json_response({"ok": ok, "queue": settings.queue}, status=200 if ok else 503)
 
+    async def stripe_event(request: web.Request) -> web.Response:
+        from chatpay.adapters.payments.stripe_checkout import WebhookRejected
+
+        body = await request.read()
+        try:
+            event = stripe.verify_event(body, request.headers.get("Stripe-Signature"))
+        except WebhookRejected as exc:
+            log.warning("stripe webhook rejected", extra={"reason": exc.reason})
+            return web.Response(status=400, text="bad signature or body")
+        if event.payment is None:
+            return web.json_response({"received": True, "used": False})
+        if not event.thread_id:
+            log.error("paid Stripe session without a shopper", extra={"order": event.payment.order_id})
+            return web.json_response({"received": True, "used": False})
+        try:  # the update id comes from the payment, so a replayed event is claimed once by the workers
+            await queue_push(confirmed_payment_update(event.payment, thread_id=event.thread_id,
+                                                      chat_id=event.chat_id))
+        except Exception as exc:  # Stripe retries on any non-2xx answer
+            log.error("could not enqueue a Stripe payment", extra={"error": type(exc).__name__})
+            return web.Response(status=503, text="queue unavailable")
+        return web.json_response({"received": True, "used": True})
+
     app = web.Application(client_max_size=MAX_BODY)
+    if stripe is not None:
+        app.router.add_post("/stripe/webhook", stripe_event)
     app.router.add_post("/telegram/webhook", receive)
     app.router.add_post("/", receive)
     app.router.add_get("/healthz", healthz)
@@ -131,7 +163,12 @@ def serve(host: str, port: int) -> int:
     async def close_client(app: web.Application) -> None:
         await client.aclose()
 
-    app = create_app(settings, push, health=healthy)
+    stripe = None
+    if settings.payments == "stripe":
+        from chatpay.adapters.payments.stripe_checkout import from_env as stripe_from_env
+
+        stripe = stripe_from_env(settings.payment_env)
+    app = create_app(settings, push, health=healthy, stripe=stripe)
     app.on_cleanup.append(close_client)
     log.info("webhook listening", extra={"host": host, "port": port, "queue": settings.queue,
                                          "redis": settings.describe()["redis"]})

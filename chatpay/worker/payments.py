@@ -19,7 +19,6 @@ from chatpay.core.updates import confirmed_payment_update
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 10.0  # Solana confirms in about a second; a shopper waits at most this long for the receipt
 PROBLEM_FLAG = "payment_problem"
 
 
@@ -67,7 +66,7 @@ def usdc_poller(runtime: Any, queue: Any, client: Any) -> Any | None:
                       on_problem=on_problem, on_expired=on_expired)
 
 
-async def poll_forever(poller: Any, closed: asyncio.Event, every: float = POLL_SECONDS) -> None:
+async def poll_forever(poller: Any, closed: asyncio.Event, every: float) -> None:
     """Run ``poller`` every ``every`` seconds until ``closed`` is set; a failed run is logged and retried."""
     while not closed.is_set():
         try:

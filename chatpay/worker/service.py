@@ -33,6 +33,7 @@ class WorkerOptions:
     typing_after: float = 0.5
     typing_interval: float = 4.0
     state_store: str = "auto"
+    usdc_poll: float = 10.0  # seconds between looks for USDC transfers (Solana confirms in about one)
 
 
 class BotChannel(Protocol):
@@ -117,7 +118,8 @@ class Worker:
         from chatpay.worker.payments import poll_forever, usdc_poller
 
         poller = usdc_poller(self.runtime, self.queue, self.queue.client)
-        polling = [asyncio.create_task(poll_forever(poller, self._stopping), name="usdc")] if poller else []
+        polling = ([asyncio.create_task(poll_forever(poller, self._stopping, self.options.usdc_poll), name="usdc")]
+                   if poller else [])
         await stop.wait()
         log.info("stopping: no new work; finishing in-flight turns", extra={"worker": self.queue.worker_id})
         self._stopping.set()

@@ -103,8 +103,11 @@ async def payments_agent(ctx: AgentContext) -> Reply:
     if start.invoice is not None:
         return Reply(f"{summary}\n\nOrder **{order.number}**: pay with the invoice below.", invoice=start.invoice,
                      cart=view)
-    link = ((Button(start.label or "Pay", url=start.url),),) if start.url else ()
-    return Reply(f"{summary}\n\nOrder **{order.number}**. {start.text}".strip(), buttons=link, cart=view)
+    text = f"{summary}\n\nOrder **{order.number}**. {start.text}".strip()
+    if start.url and start.url.startswith(("https://", "http://")):
+        return Reply(text, buttons=((Button(start.label or "Pay", url=start.url),),), cart=view)
+    # Telegram's link buttons open web and tg:// links only; a wallet link (solana:) goes in the text.
+    return Reply(f"{text}\n\n{start.label}: {start.url}" if start.url else text, cart=view)
 
 
 def _with_ref(order: Order, start: CheckoutStart) -> Order:
