@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chatpay.core.errors import InvalidInput
+from chatpay.core.orders import STATES as ORDER_STATES
 from chatpay.core.turns import INTENTS
 
 Suite = Literal["routing", "retrieval", "conversations"]
@@ -72,16 +73,22 @@ class RetrievalCase:
 
 @dataclass(frozen=True)
 class ConversationTurn:
-    """One shopper message and what to check after it (every check optional)."""
+    """One shopper message, or a press of a button of the previous reply, and what to check after it
+    (every check optional). ``press`` names the button by a part of its label ("Checkout");
+    ``order`` is the state the thread's latest order must be in afterwards ("paid")."""
 
     user: str
     intent: str | None = None
     cart: dict[str, int] | None = None
     subtotal: str | None = None
     reply_contains: tuple[str, ...] = ()
+    press: str | None = None
+    order: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"user": self.user}
+        out: dict[str, Any] = {"press": self.press} if self.press is not None else {"user": self.user}
+        if self.order is not None:
+            out["order"] = self.order
         if self.intent is not None:
             out["intent"] = self.intent
         if self.cart is not None:
@@ -185,8 +192,14 @@ def _conversation(obj: dict[str, Any], where: _Where) -> Conversation:
         field = f"turns[{i}]"
         if not isinstance(t, dict):
             raise where.error("must be an object with at least 'user'", field)
-        where.only(t, ("user", "intent", "cart", "subtotal", "reply_contains"), prefix=f"{field}.")
-        user = where.text(t, "user", path=f"{field}.user")
+        where.only(t, ("user", "press", "intent", "cart", "subtotal", "reply_contains", "order"), prefix=f"{field}.")
+        if ("user" in t) == ("press" in t):
+            raise where.error("needs exactly one of 'user' (a message) and 'press' (a button's label)", field)
+        press = where.text(t, "press", path=f"{field}.press") if "press" in t else None
+        user = where.text(t, "user", path=f"{field}.user") if "user" in t else ""
+        order = t.get("order")
+        if order is not None and order not in ORDER_STATES:
+            raise where.error(f"must be one of {', '.join(ORDER_STATES)}, got {order!r}", f"{field}.order")
         intent = where.intent(t, "intent", path=f"{field}.intent") if "intent" in t else None
         cart = None
         if "cart" in t:
@@ -209,7 +222,7 @@ def _conversation(obj: dict[str, Any], where: _Where) -> Conversation:
         contains = t.get("reply_contains", [])
         if not isinstance(contains, list) or not all(isinstance(s, str) and s for s in contains):
             raise where.error("must be a list of non-empty strings", f"{field}.reply_contains")
-        turns.append(ConversationTurn(user, intent, cart, subtotal, tuple(contains)))
+        turns.append(ConversationTurn(user, intent, cart, subtotal, tuple(contains), press, order))
     return Conversation(name, tuple(turns), where.line)
 
 

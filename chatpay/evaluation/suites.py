@@ -48,8 +48,11 @@ class SuiteRun:
         self._threads += 1
         return f"eval-{self.suite}-{self._threads}"
 
-    async def turn(self, text: str, thread: str, *, evaluated: bool = True, intent: str | None = None) -> Any:
-        result = await self.runtime.service.handle(self.runtime.turn(text, thread_id=thread), intent=intent)
+    async def turn(self, text: str, thread: str, *, evaluated: bool = True, intent: str | None = None,
+                   callback_data: str | None = None) -> Any:
+        turn = (self.runtime.turn(text, thread_id=thread, callback_data=callback_data) if callback_data is not None
+                else self.runtime.turn(text, thread_id=thread))
+        result = await self.runtime.service.handle(turn, intent=intent)
         self.usage.extend(result.usage)
         if self.cassette is not None and self.cassette.misses:
             raise self.cassette.misses[0]
@@ -217,7 +220,7 @@ def check_turn(expected: ConversationTurn, result: Any) -> tuple[list[str], dict
             problems.append(f"reply lacks {wanted!r}")
     if result.error:
         problems.append(f"turn failed: {result.error}")
-    got = {"user": expected.user, "intent": intent, "cart": cart, "subtotal": subtotal,
+    got = {"user": expected.user or f"[press] {expected.press}", "intent": intent, "cart": cart, "subtotal": subtotal,
            "reply": to_plain(result.reply.text)[:400]}
     return problems, got
 
@@ -234,9 +237,19 @@ async def run_conversations(
         thread = run.thread()
         bad: list[dict[str, Any]] = []
         before: dict[str, int] = {}
+        last: Any = None
         for i, expected in enumerate(convo.turns):
-            result = await run.turn(expected.user, thread)
+            pressed: list[str] = []
+            if expected.press is not None:
+                data = button_data(last, expected.press)
+                if data is None:
+                    pressed = [f"no button {expected.press!r} in the previous reply"]
+                result = await run.turn("", thread, callback_data=data or "")
+            else:
+                result = await run.turn(expected.user, thread)
+            last = result
             problems, got = check_turn(expected, result)
+            problems = pressed + problems + await order_problems(expected, result, runtime)
             after = dict(result.cart.quantities())
             if is_destructive(expected.cart, before, after):
                 destructive += 1
@@ -261,6 +274,28 @@ async def run_conversations(
         turn_accuracy=metrics.rate(passed_turns, turns),
         destructive_errors=destructive,
     )
+
+
+def button_data(result: Any, label: str) -> str | None:
+    """The callback data of the previous reply's button whose label contains ``label``."""
+    if result is None:
+        return None
+    rows = [*result.reply.buttons, *(c.buttons for c in result.reply.cards)]
+    for row in rows:
+        for button in row:
+            if label.lower() in button.label.lower() and button.data:
+                return str(button.data)
+    return None
+
+
+async def order_problems(expected: ConversationTurn, result: Any, runtime: Any) -> list[str]:
+    """Whether the thread's latest order is in the state the case expects."""
+    orders = getattr(getattr(runtime, "stores", None), "orders", None)
+    if expected.order is None or orders is None:
+        return []
+    found = await orders.list(result.turn.business_id, thread_id=result.turn.thread_id, limit=1)
+    state = found[0].state if found else "none"
+    return [] if state == expected.order else [f"order {state} instead of {expected.order}"]
 
 
 def is_destructive(expected: Any, before: dict[str, int], after: dict[str, int]) -> bool:

@@ -62,6 +62,10 @@ def test_retrieval_expected_may_be_keys_none_or_all(tmp_path: Path) -> None:
         ("conversations", {"name": "c", "turns": [{"user": "hi", "intent": "hello"}]}, "turns[0].intent",
          "must be one of"),
         ("conversations", {"name": "c", "turns": []}, "turns", "non-empty"),
+        ("conversations", {"name": "c", "turns": [{"user": "pay", "press": "Checkout"}]}, "turns[0]",
+         "exactly one of 'user'"),
+        ("conversations", {"name": "c", "turns": [{"press": "Checkout", "order": "done"}]}, "turns[0].order",
+         "pending, paid"),
     ],
 )
 def test_a_bad_case_names_file_line_and_field(

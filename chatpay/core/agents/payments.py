@@ -25,13 +25,16 @@ from chatpay.core.turns import Button, PaymentEvent, Reply
 MY_ORDERS = Button("📦 My orders", encode(Action("orders")))
 ORDERS_SHOWN = 5
 
-# Phrases that ask about one's own orders or payments rather than to pay. Matched as whole-word
-# runs on the normalised text; the router sends them here (see :func:`asks_about_orders`).
+# Phrases that ask about one's own orders or payments rather than to pay or to change the cart.
+# Matched as whole-word runs on the normalised text; the router sends them here (see
+# :func:`asks_about_orders`). A bare "my order" is not one: "drop the pans from my order" means
+# the cart (a development shop's routing case caught that).
 ORDER_QUESTIONS: tuple[tuple[str, ...], ...] = tuple(tuple(p.split()) for p in (
-    "my order", "my orders", "order status", "status of my order", "track my order", "my payment",
-    "payment go through", "payment went through", "did i pay", "was i charged", "have i paid",
-    "мой заказ", "мои заказы", "моего заказа", "статус заказа", "где заказ", "моя оплата", "оплата прошла",
-    "платеж прошел", "платёж прошёл",
+    "where is my order", "where's my order", "wheres my order", "my orders", "order status",
+    "status of my order", "track my order", "did my payment", "payment go through", "payment went through",
+    "did i pay", "was i charged", "have i paid", "has my order", "did my order",
+    "где мой заказ", "мои заказы", "статус заказа", "оплата прошла", "платеж прошел", "платёж прошёл",
+    "прошла ли оплата",
 ))
 STATE_WORDS = {"pending": "waiting for payment", "paid": "paid", "fulfilled": "sent", "refunded": "refunded",
                "cancelled": "cancelled", "expired": "expired unpaid"}
