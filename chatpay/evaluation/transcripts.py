@@ -61,9 +61,16 @@ async def transcript(runtime: Any, conversation: Conversation, *, thread: str | 
     """Run ``conversation`` on a fresh thread and return its normalised transcript."""
     thread_id = thread or f"golden-{slug(conversation.name)}"
     turns = []
+    last: Any = None
     for t in conversation.turns:
-        result = await runtime.service.handle(runtime.turn(t.user, thread_id=thread_id))
-        turns.append(normalise(runtime, result))
+        if t.press is not None:
+            from chatpay.evaluation.suites import button_data
+
+            turn = runtime.turn("", thread_id=thread_id, callback_data=button_data(last, t.press) or "")
+        else:
+            turn = runtime.turn(t.user, thread_id=thread_id)
+        last = await runtime.service.handle(turn)
+        turns.append(normalise(runtime, last))
     return {"name": conversation.name, "turns": turns}
 
 

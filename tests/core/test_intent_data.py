@@ -103,7 +103,7 @@ def _eval_texts() -> set[str]:
             case = json.loads(line)
             texts.update(filter(None, (case.get("text"), case.get("query"))))
             texts.update(m["content"] for m in case.get("history", ()) if m.get("role") == "user")
-            texts.update(t["user"] for t in case.get("turns", ()))
+            texts.update(t["user"] for t in case.get("turns", ()) if "user" in t)  # not button presses
     return texts
 
 

@@ -191,6 +191,10 @@ def receipt(order: Order, *, sandbox: bool = False, problems: tuple[str, ...] = 
 async def _orders_reply(ctx: AgentContext) -> Reply:
     mine = await _orders(ctx).list(ctx.turn.business_id, thread_id=ctx.turn.thread_id, limit=ORDERS_SHOWN + 1)
     if not mine:
+        if ctx.catalog is not None and ctx.cart.lines:
+            view = cart_view(ctx.cart, ctx.catalog)
+            return Reply("You haven't paid for an order yet. " + cart_text(view)
+                         + "\n\nPress **Checkout** to pay.", buttons=((CHECKOUT, VIEW_CART),), cart=view)
         return Reply("You have no orders with us yet. When you check out, your orders appear here.",
                      quick_replies=("What do you sell?",))
     latest = mine[0]
