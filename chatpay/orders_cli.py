@@ -32,18 +32,19 @@ def add_parser(sub: Any) -> None:
     osub = orders.add_subparsers(dest="orders_command", required=True, parser_class=type(orders))
     ls = osub.add_parser("list", help="orders, newest first")
     ls.add_argument("--business", help="only this business (default: every business)")
-    ls.add_argument("--state", choices=STATES, help="only orders in this state")
+    ls.add_argument("--state", choices=STATES, help="only orders in this state (default: every state)")
     ls.add_argument("--limit", type=int, default=100, help="at most this many (default: 100)")
     ls.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     show = osub.add_parser("show", help="one order with its lines and history")
-    show.add_argument("id")
+    show.add_argument("id", help="the order's id, e.g. o1a2b3c4d5e6 (`chatpay orders list --json` shows it)")
     show.add_argument("--json", action="store_true", help="print the order as JSON")
     rf = osub.add_parser("refund", help="refund a paid order through its provider")
-    rf.add_argument("id")
+    rf.add_argument("id", help="the order's id, e.g. o1a2b3c4d5e6 (`chatpay orders list --json` shows it)")
     ex = osub.add_parser("export", help="every order line, for a spreadsheet or an accounting import")
-    ex.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
-    ex.add_argument("--business", help="only this business")
-    ex.add_argument("--output", type=Path, help="write here instead of standard output")
+    ex.add_argument("--format", choices=("csv", "json"), default="csv",
+                    help="csv (one row per order line) or json")
+    ex.add_argument("--business", help="only this business (default: every business)")
+    ex.add_argument("--output", type=Path, help="the file to write (default: standard output)")
 
 
 async def run(args: argparse.Namespace, runtime: Any) -> int:
@@ -67,7 +68,7 @@ async def run(args: argparse.Namespace, runtime: Any) -> int:
         else:
             sys.stdout.write(text)
         return 0
-    order = await orders.find(args.id)
+    order = await orders.find(args.id.strip().lower())  # the shopper and the table show it in capitals
     if order is None:
         raise InvalidInput(f"no order {args.id!r}; `chatpay orders list` shows the orders there are")
     if command == "show":

@@ -10,15 +10,24 @@ malformed one goes to their dead-letter list. When Redis cannot take the update 
 Stripe's signature (400 and nothing queued when it is wrong) and queues a paid session as a
 confirmed payment in the shopper's lane. Bodies over 1 MB get 413.
 
+``chatpay webhook`` refuses to start (exit 2, one line naming every variable at fault) without
+``TELEGRAM_WEBHOOK_SECRET``, ``REDIS_URL`` and ``TELEGRAM_BOT_TOKEN``: without Redis no worker would
+see the updates, and without the token no worker could answer them. Other start-up failures
+(Redis unreachable, the port taken) are one line and exit 1.
+
 Neither the secret nor the bot token is ever logged or printed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
+import os
 import re
+import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,7 +42,7 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024
-EXIT_BAD_INPUT = 2
+EXIT_FAIL, EXIT_BAD_INPUT = 1, 2
 # The update kinds ChatPay serves (CONTRACTS.md, "Telegram intake"); Telegram sends no others.
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "pre_checkout_query")
 _SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -128,52 +137,146 @@ def create_app(settings: Settings, queue_push: QueuePush, *, health: HealthCheck
     return app
 
 
-def _redis_client(settings: Settings) -> Any:
-    if settings.redis_url:
-        from redis.asyncio import Redis
+class CannotStart(Exception):
+    """The webhook cannot serve; the message is the one line to print, ``code`` the exit code."""
 
-        return Redis.from_url(settings.redis_url, socket_connect_timeout=5.0, socket_timeout=5.0)
-    import fakeredis
+    def __init__(self, message: str, code: int = EXIT_FAIL) -> None:
+        super().__init__(message)
+        self.code = code
 
-    log.warning("REDIS_URL is not set: updates go to an embedded in-memory Redis that only workers "
-                "inside this process can see; set REDIS_URL for chatpay-worker to receive them")
-    return fakeredis.FakeAsyncRedis()
+
+def startup_problems(settings: Settings) -> list[str]:
+    """What keeps ``chatpay webhook`` from serving: every missing or unusable variable, at once.
+
+    Without Redis the updates would land in a queue no ``chatpay-worker`` can see, and without
+    the bot's token no worker can answer them, so both are required along with the secret.
+    """
+    missing: list[str] = []
+    problems: list[str] = []
+    if not settings.telegram_webhook_secret:
+        missing.append("TELEGRAM_WEBHOOK_SECRET")
+    else:
+        try:
+            check_secret(settings)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if not settings.redis_url:
+        missing.append("REDIS_URL (or REDIS_HOST)")
+    if not settings.telegram_bot_token:
+        missing.append("TELEGRAM_BOT_TOKEN")
+    if missing:
+        names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+        problems.insert(0, f"{names} {'is' if len(missing) == 1 else 'are'} not set")
+    return problems
+
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _bind_failure(exc: OSError) -> str:
+    """Why a socket could not be bound, as a shell would say it: "address already in use"."""
+    if isinstance(exc, socket.gaierror) or not exc.errno or exc.errno < 0:
+        reason = exc.strerror or str(exc)
+    else:
+        reason = os.strerror(exc.errno)
+    return reason[:1].lower() + reason[1:]
 
 
 def serve(host: str, port: int) -> int:
     """Run the webhook until SIGINT or SIGTERM (``chatpay webhook``); returns the exit code.
 
-    Refuses to start (exit 2, saying why) without a usable ``TELEGRAM_WEBHOOK_SECRET``.
+    Refuses to start (exit 2, one line naming every variable at fault) without a usable
+    ``TELEGRAM_WEBHOOK_SECRET``, ``REDIS_URL`` and ``TELEGRAM_BOT_TOKEN``, or with a port outside
+    1-65535; exits 1 with one line when Redis cannot be reached or the address cannot be bound.
+    Says "listening" only once it is.
     """
+    if not 1 <= port <= 65535:
+        print(f"chatpay webhook: --port must be 1-65535, got {port}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
-        check_secret(settings)
     except ConfigError as exc:
         print(f"chatpay webhook: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    client = _redis_client(settings)
+    problems = startup_problems(settings)
+    if problems:
+        print(f"chatpay webhook: cannot start: {'; '.join(problems)}; see `chatpay webhook --help`",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        asyncio.run(_serve(settings, host, port))
+    except CannotStart as exc:
+        print(f"chatpay webhook: {exc}", file=sys.stderr)
+        return exc.code
+    except Exception as exc:
+        from chatpay.cli import explain
 
-    async def push(raw: str) -> None:
-        await client.lpush(settings.queue, raw)
+        explained = explain(exc)
+        if explained is None:
+            raise
+        print(f"chatpay webhook: {explained[1]}", file=sys.stderr)
+        return explained[0]
+    return 0
 
-    async def healthy() -> bool:
-        return bool(await client.ping())
 
-    async def close_client(app: web.Application) -> None:
-        await client.aclose()
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Windows has no loop signal handlers: Ctrl-C raises KeyboardInterrupt there instead.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
 
     stripe = None
     if settings.payments == "stripe":
         from chatpay.adapters.payments.stripe_checkout import from_env as stripe_from_env
 
         stripe = stripe_from_env(settings.payment_env)
-    app = create_app(settings, push, health=healthy, stripe=stripe)
-    app.on_cleanup.append(close_client)
-    log.info("webhook listening", extra={"host": host, "port": port, "queue": settings.queue,
-                                         "redis": settings.describe()["redis"]})
-    web.run_app(app, host=host, port=port, print=None, handle_signals=True)
-    return 0
+    redis_name = settings.describe()["redis"]  # the URL without its password
+    assert settings.redis_url
+    try:
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=5.0, socket_timeout=5.0)
+    except ValueError as exc:  # not a redis://, rediss:// or unix:// URL
+        raise CannotStart(f"REDIS_URL: {exc}", EXIT_BAD_INPUT) from None
+    try:
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            from redis.exceptions import ConnectionError as Unreachable
+            from redis.exceptions import TimeoutError as TimedOut
+
+            verb = "reach" if isinstance(exc, (Unreachable, TimedOut, OSError)) else "use"
+            reason = " ".join(str(exc).split())
+            raise CannotStart(f"cannot {verb} Redis at {redis_name} (REDIS_URL): {reason}") from None
+
+        async def push(raw: str) -> None:
+            await client.lpush(settings.queue, raw)
+
+        async def healthy() -> bool:
+            return bool(await client.ping())
+
+        app = create_app(settings, push, health=healthy, stripe=stripe)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as exc:
+                raise CannotStart(f"cannot listen on {_where(host, port)}: {_bind_failure(exc)}") from None
+            log.info(f"webhook listening on http://{_where(host, port)} (queue {settings.queue} in Redis "
+                     f"{redis_name})",
+                     extra={"host": host, "port": port, "queue": settings.queue, "redis": redis_name})
+            await stop.wait()
+            log.info("webhook stopping")
+        finally:
+            await runner.cleanup()
+    finally:
+        await client.aclose()
 
 
 def set_webhook(url: str) -> int:

@@ -51,7 +51,7 @@ async def test_the_table_show_and_refund(shop: Any, capsys: pytest.CaptureFixtur
     table = capsys.readouterr().out
     assert "2 orders" in table and "€39.60" in table and "€9.60" in table
     [ann] = await shop.stores.orders.list("garden", thread_id="ann")
-    assert await run("orders", "show", ann.id) == 0
+    assert await run("orders", "show", ann.number) == 0  # as the shopper and the table write it
     shown = capsys.readouterr().out
     assert "Galvanised Watering Can" in shown and "€39.60" in shown and "→ paid" in shown
     assert await run("orders", "refund", ann.id) == 0

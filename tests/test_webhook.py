@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -158,18 +159,37 @@ async def test_median_response_time_over_200_requests(server: RedisServer) -> No
 # ----------------------------------------------------------------- the commands
 
 
-def test_serve_refuses_to_start_without_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_to_start_without_a_secret(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     assert serve("127.0.0.1", free_port()) == 2
     err = capsys.readouterr().err
-    assert "TELEGRAM_WEBHOOK_SECRET" in err and "is not set" in err
+    assert err == "chatpay webhook: cannot start: TELEGRAM_WEBHOOK_SECRET is not set; see `chatpay webhook --help`\n"
 
 
-def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def test_serve_refuses_a_port_outside_1_to_65535(capsys: pytest.CaptureFixture[str]) -> None:
+    for port in (0, 65536, 99999):
+        assert serve("127.0.0.1", port) == 2
+        assert capsys.readouterr().err == f"chatpay webhook: --port must be 1-65535, got {port}\n"
+
+
+def _env(env: dict[str, str]) -> dict[str, str]:
     full = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH"}}
     full["PYTHONPATH"] = str(ROOT)
     full.update(env)
+    return full
+
+
+def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "chatpay.cli", "webhook", "--port", str(port)],
-                            env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _webhook(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``chatpay webhook ARGS`` run to its end (it must refuse to start)."""
+    return subprocess.run([sys.executable, "-m", "chatpay.cli", "webhook", *args], env=_env(env),
+                          capture_output=True, text=True, timeout=60)
 
 
 def _post(url: str, body: bytes, secret: str) -> int:
@@ -211,16 +231,80 @@ def test_chatpay_webhook_process_enqueues_onto_real_redis_and_stops_on_sigterm(s
     assert SECRET not in err.decode() and TOKEN not in err.decode()
 
 
-def test_without_redis_url_it_warns_that_only_in_process_workers_see_updates() -> None:
+def test_it_says_listening_only_once_it_is(server: RedisServer) -> None:
     port = free_port()
-    proc = _start({"TELEGRAM_WEBHOOK_SECRET": SECRET}, port)
+    proc = _start({"REDIS_URL": server.url, "TELEGRAM_WEBHOOK_SECRET": SECRET, "TELEGRAM_BOT_TOKEN": TOKEN}, port)
     try:
-        _wait_up(port, proc)
-        assert _post(f"http://127.0.0.1:{port}/", BODY, SECRET) == 200
+        assert proc.stderr is not None
+        seen = []
+        for raw in proc.stderr:
+            seen.append(raw.decode())
+            if "listening" in seen[-1]:
+                break
+        assert seen and f"webhook listening on http://127.0.0.1:{port}" in seen[-1], "".join(seen)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:  # no retry needed
+            assert resp.status == 200
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        _out, err = proc.communicate(timeout=10)
-    assert "REDIS_URL is not set" in err.decode() and "only workers" in err.decode()
+        os.kill(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_without_redis_or_the_bot_token_it_refuses_to_start_naming_every_missing_variable() -> None:
+    """Without REDIS_URL the updates would go to a queue inside the webhook that no worker sees."""
+    nothing = _webhook({})
+    assert nothing.returncode == 2 and nothing.stdout == ""
+    assert nothing.stderr == ("chatpay webhook: cannot start: TELEGRAM_WEBHOOK_SECRET, REDIS_URL (or REDIS_HOST) and "
+                              "TELEGRAM_BOT_TOKEN are not set; see `chatpay webhook --help`\n")
+    secret_only = _webhook({"TELEGRAM_WEBHOOK_SECRET": SECRET})
+    assert secret_only.returncode == 2
+    [line] = secret_only.stderr.splitlines()
+    assert "REDIS_URL (or REDIS_HOST) and TELEGRAM_BOT_TOKEN are not set" in line
+    assert "TELEGRAM_WEBHOOK_SECRET" not in line and SECRET not in line
+    malformed = _webhook({"TELEGRAM_WEBHOOK_SECRET": "has spaces", "TELEGRAM_BOT_TOKEN": TOKEN})
+    assert malformed.returncode == 2
+    [line] = malformed.stderr.splitlines()
+    assert "REDIS_URL (or REDIS_HOST) is not set" in line and "TELEGRAM_WEBHOOK_SECRET: must be 1-256" in line
+    assert TOKEN not in line
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_a_port_outside_1_to_65535_is_one_line_and_exit_2(port: str) -> None:
+    run = _webhook({"REDIS_URL": "redis://127.0.0.1:1/0", "TELEGRAM_WEBHOOK_SECRET": SECRET,
+                    "TELEGRAM_BOT_TOKEN": TOKEN}, "--port", port)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "listening" not in run.stderr
+    shown = "'http'" if port == "http" else str(int(port))
+    assert run.stderr.splitlines()[-1] == f"chatpay webhook: error: argument --port: {shown} is not a port number (1-65535)"
+
+
+def test_a_taken_port_is_one_line_not_a_traceback(server: RedisServer) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = _webhook({"REDIS_URL": server.url, "TELEGRAM_WEBHOOK_SECRET": SECRET, "TELEGRAM_BOT_TOKEN": TOKEN},
+                       "--port", str(port))
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr and "listening" not in run.stderr
+    assert run.stderr.splitlines() == [f"chatpay webhook: cannot listen on 127.0.0.1:{port}: address already in use"]
+
+
+def test_an_unreachable_redis_is_one_line_not_a_traceback() -> None:
+    port = free_port()  # nothing listens there
+    run = _webhook({"REDIS_URL": f"redis://:pw-{SECRET}@127.0.0.1:{port}/0", "TELEGRAM_WEBHOOK_SECRET": SECRET,
+                    "TELEGRAM_BOT_TOKEN": TOKEN}, "--port", str(free_port()))
+    assert run.returncode == 1
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"chatpay webhook: cannot reach Redis at redis://:***@127.0.0.1:{port}/0 (REDIS_URL): ")
+    assert SECRET not in run.stderr and "listening" not in run.stderr
+
+
+def test_a_malformed_redis_url_is_one_line_and_exit_2() -> None:
+    run = _webhook({"REDIS_URL": "http://127.0.0.1:1/", "TELEGRAM_WEBHOOK_SECRET": SECRET,
+                    "TELEGRAM_BOT_TOKEN": TOKEN})
+    assert run.returncode == 2
+    [line] = run.stderr.splitlines()
+    assert line.startswith("chatpay webhook: REDIS_URL: ")
 
 
 def test_set_webhook_registers_url_secret_and_update_kinds(monkeypatch: pytest.MonkeyPatch,

@@ -42,7 +42,8 @@ from chatpay.core.ports import Stores
 from chatpay.worker.logs import configure_logging
 from chatpay.worker.service import DEFAULT_CONCURRENCY, BotChannel, Worker, WorkerOptions, transient
 
-__all__ = ["DEFAULT_CONCURRENCY", "BotChannel", "Worker", "WorkerOptions", "main", "parse_args", "serve", "transient"]
+__all__ = ["DEFAULT_CONCURRENCY", "BotChannel", "Worker", "WorkerOptions", "main", "parse_args", "parser",
+           "serve", "transient"]
 
 log = logging.getLogger(__name__)
 
@@ -116,22 +117,65 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
     return 0
 
 
+_EPILOG = """\
+Needs TELEGRAM_BOT_TOKEN (the bot it answers as) and REDIS_URL (or REDIS_HOST;
+the queue `chatpay webhook` fills). With MONGODB_URI, MongoDB holds carts,
+conversations and claims; without it they go to Redis. Settings come from the
+environment or from a .env file in the current directory.
+
+Stops on SIGTERM or Ctrl-C: takes no new work, finishes the turns in flight
+and exits 0. Exit codes: 0 stopped cleanly, 1 a store or queue failed,
+2 bad configuration."""
+
+
+def parser() -> argparse.ArgumentParser:
+    """``chatpay-worker``'s options, each with its description and default."""
+    from chatpay.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(
+        prog="chatpay-worker", formatter_class=HelpFormatter, epilog=_EPILOG,
+        description="Consume the queue that `chatpay webhook` fills in Redis, run each shopper's turn\n"
+                    "and answer through the Telegram Bot API.")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                   help="turns in flight in this process")
+    p.add_argument("--state-store", choices=("auto", "redis", "mongo"), default="auto",
+                   help="where carts, conversations and claims live (auto: MongoDB when MONGODB_URI is set, "
+                        "else Redis)")
+    p.add_argument("--heartbeat-ttl", type=float, default=15.0,
+                   help="seconds without a heartbeat after which a worker's updates are reclaimed")
+    p.add_argument("--drain-timeout", type=float, default=60.0,
+                   help="seconds SIGTERM waits for in-flight turns before handing them back")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="the least severe log records to write (as JSON lines on stderr)")
+    p.add_argument("--version", action="version", version=f"chatpay-worker {_version()}",
+                   help="print the version and exit")
+    return p
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="chatpay-worker", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
-                        help=f"turns in flight in this process (default {DEFAULT_CONCURRENCY})")
-    parser.add_argument("--state-store", choices=("auto", "redis", "mongo"), default="auto",
-                        help="where carts, conversations and claims live (auto: MongoDB when MONGODB_URI is set, "
-                             "else Redis)")
-    parser.add_argument("--heartbeat-ttl", type=float, default=15.0,
-                        help="seconds without a heartbeat after which a worker's updates are reclaimed")
-    parser.add_argument("--drain-timeout", type=float, default=60.0,
-                        help="seconds SIGTERM waits for in-flight turns before handing them back")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    args = parser.parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     if args.concurrency < 1 or args.heartbeat_ttl <= 0 or args.drain_timeout < 0:
-        parser.error("--concurrency must be at least 1 and --heartbeat-ttl positive")
+        p.error("--concurrency must be at least 1, --heartbeat-ttl positive and --drain-timeout not negative")
     return args
+
+
+def _version() -> str:
+    from chatpay.cli import version
+
+    return version()
+
+
+def startup_problems(settings: Settings) -> list[str]:
+    """Every setting the worker cannot start without that is missing, in one message."""
+    missing = [name for name, value in (("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token),
+                                        ("REDIS_URL (or REDIS_HOST)", settings.redis_url)) if not value]
+    if not missing:
+        return []
+    names = " and ".join(missing)
+    return [f"{names} {'is' if len(missing) == 1 else 'are'} not set; the worker consumes the queue that "
+            f"`chatpay webhook` fills in Redis ({settings.queue}) and answers shoppers through the Telegram "
+            "Bot API with the bot's token"]
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -139,7 +183,18 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``chatpay-worker`` console script. Exit codes: 0 stopped cleanly, 2 bad configuration."""
+    """The ``chatpay-worker`` console script.
+
+    Exit codes: 0 stopped cleanly, 1 a store or queue failed, 2 bad configuration (one line
+    naming every variable at fault), 130 Ctrl-C before the worker was serving.
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before the event loop took SIGINT over: nothing was taken from the queue
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     from chatpay.config import load_settings
 
     # Until the event loop takes SIGTERM over, a stop request during start-up is a clean exit:
@@ -154,20 +209,41 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"chatpay-worker: {exc}", file=sys.stderr)
         return 2
-    if not settings.telegram_bot_token:
-        print("chatpay-worker: TELEGRAM_BOT_TOKEN is not set; the worker answers shoppers through the Telegram "
-              "Bot API and cannot start without the bot's token", file=sys.stderr)
-        return 2
-    if not settings.redis_url:
-        print("chatpay-worker: REDIS_URL (or REDIS_HOST) is not set; the worker consumes the queue that the "
-              f"webhook fills in Redis ({settings.queue}) and cannot start without it", file=sys.stderr)
+    problems = startup_problems(settings)
+    if problems:
+        print(f"chatpay-worker: cannot start: {'; '.join(problems)}", file=sys.stderr)
         return 2
     options = WorkerOptions(concurrency=args.concurrency, heartbeat_ttl=args.heartbeat_ttl,
                             drain_timeout=args.drain_timeout, state_store=args.state_store)
-    configure_logging(args.log_level, worker_id=lambda: _worker_id(settings),
-                      secrets=[s for s in (settings.telegram_bot_token, settings.openai_api_key) if s])
+    secrets = [s for s in (settings.telegram_bot_token, settings.openai_api_key) if s]
+    configure_logging(args.log_level, worker_id=lambda: _worker_id(settings), secrets=secrets)
     try:
-        return asyncio.run(serve(settings, options))
+        return asyncio.run(_start(settings, options))
     except StorageError as exc:
-        print(f"chatpay-worker: the store is unavailable: {exc}", file=sys.stderr)
+        print(_redact(f"chatpay-worker: the store is unavailable: {exc}", secrets), file=sys.stderr)
         return 1
+    except Exception as exc:  # a start-up failure the user can fix (a bad URL, a store down): one line
+        from chatpay.cli import explain
+
+        explained = explain(exc)
+        if explained is None:
+            raise
+        print(_redact(f"chatpay-worker: {explained[1]}", secrets), file=sys.stderr)
+        return explained[0]
+
+
+async def _start(settings: Settings, options: WorkerOptions) -> int:
+    from chatpay.adapters.redis import connect
+
+    assert settings.redis_url
+    try:
+        client = connect(settings.redis_url)
+    except ValueError as exc:  # not a redis://, rediss:// or unix:// URL
+        raise ConfigError("REDIS_URL", str(exc)) from None
+    return await serve(settings, options, client=client)
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "<secret>")
+    return text
