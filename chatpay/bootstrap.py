@@ -19,12 +19,15 @@ from chatpay.config import Settings, load_settings
 from chatpay.core.agents import Engine
 from chatpay.core.catalog import Catalog
 from chatpay.core.classifier import IntentClassifier, default_classifier
+from chatpay.core.errors import InvalidInput
 from chatpay.core.metering import MeteredChatModel, MeteredEmbedder, UsageMeter
 from chatpay.core.ports import ChatModel, Clock, Embedder, PaymentProvider, Stores, VectorIndexFactory
 from chatpay.core.presenter import TelegramPresenter
 from chatpay.core.routing import Router
-from chatpay.core.service import TurnService
+from chatpay.core.service import TurnResult, TurnService
 from chatpay.core.turns import Turn
+
+DEMO_BUSINESS = "demo"  # always there: the bundled demo store is loaded on first use
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,15 @@ class Runtime:
         """Replace a business's catalog and index it for retrieval."""
         stored = await self.stores.catalogs.replace(catalog)
         await self.engine.retriever.prepare(stored)
+        self.flush()
         return stored
+
+    def flush(self) -> None:
+        """Write what changed to the embedded default's data directory (a no-op on MongoDB)."""
+        from chatpay.adapters.mongo.filestore import FileBackedDatabase
+
+        if isinstance(self.database, FileBackedDatabase):  # (a plain Database answers any attribute)
+            self.database.flush()
 
     async def load_catalog_file(
         self, path: Path, *, business_id: str | None = None, currency: str | None = None,
@@ -107,6 +118,10 @@ class Runtime:
             ensure_indexes(self.database)
         business = self.settings.business_id
         existing = await self.stores.catalogs.get(business)
+        if existing is None and demo and business != DEMO_BUSINESS:
+            known = sorted({DEMO_BUSINESS, *await self.stores.catalogs.businesses()})
+            raise InvalidInput(f"unknown business {business!r}; this store holds {', '.join(known)}. Import its "
+                               f"catalog with `chatpay catalog import FILE --business {business}`")
         if existing is None and demo:
             from chatpay.resources import demo_store
 
@@ -125,6 +140,11 @@ def _default_stores(settings: Settings) -> tuple[Stores, Any]:
         client: Any = pymongo.MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
         db = client[settings.mongodb_db]
         return mongo_stores(db, offload=True), db
+    if settings.data_dir is not None:  # the embedded default, kept between processes
+        from chatpay.adapters.mongo.filestore import FileBackedDatabase
+
+        kept: Any = FileBackedDatabase(settings.data_dir, settings.mongodb_db)
+        return mongo_stores(kept), kept
     db = embedded_database(settings.mongodb_db)
     return mongo_stores(db), db
 
@@ -267,5 +287,22 @@ def build(
         router=router, retriever=retriever, meter=meter, model=metered_model,
         payments=payments or payment_provider(settings), top_k=settings.top_k,
     )
-    service = TurnService(stores=stores, engine=engine, clock=clock)
+    service: TurnService = TurnService(stores=stores, engine=engine, clock=clock)
+    from chatpay.adapters.mongo.filestore import FileBackedDatabase
+
+    if isinstance(database, FileBackedDatabase):
+        service = _FlushingService(database, stores=stores, engine=engine, clock=clock)
     return Runtime(settings, stores, service, engine, TelegramPresenter(), clock, database)
+
+
+class _FlushingService(TurnService):
+    """The turn service of the embedded default: each turn's changes reach the data directory."""
+
+    def __init__(self, database: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._database = database
+
+    async def handle(self, turn: Turn, *, intent: str | None = None) -> TurnResult:
+        result = await super().handle(turn, intent=intent)
+        self._database.flush()
+        return result

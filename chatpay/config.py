@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from chatpay.core.errors import ConfigError
+from chatpay.datadir import data_dir
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_QUEUE = "chatpay_queue"
@@ -79,6 +80,7 @@ class Settings:
     worker_id: str = ""
     token_budget: int | None = None
     payments: str = "sandbox"
+    data_dir: Path | None = None  # where the embedded default keeps its data; None: nothing is kept
     telegram_provider_token: str | None = field(default=None, repr=False)
     payment_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # STRIPE_*, USDC_*, SOLANA_*
 
@@ -104,6 +106,7 @@ class Settings:
             "redis": "embedded (fakeredis)" if self.embedded_redis else str(redact_url(self.redis_url)),
             "telegram": "configured" if self.telegram_bot_token else "sending disabled",
             "payments": self.payments,
+            **({"data": str(self.data_dir)} if self.embedded_mongo and self.data_dir else {}),
         }
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -178,6 +181,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: Path | 
         worker_id=get("WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}",
         token_budget=_int(env, "CHATPAY_TOKEN_BUDGET", 0, minimum=0) if budget else None,
         payments=payments,
+        data_dir=None if get("MONGODB_URI") else data_dir(env),
         telegram_provider_token=get("TELEGRAM_PROVIDER_TOKEN"),
         payment_env=payment_env,
     )

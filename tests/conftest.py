@@ -20,6 +20,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
         if name not in _KEEP:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    # The embedded default keeps its data here, per test, never in the user's data directory;
+    # commands a test starts inherit it.
+    monkeypatch.setenv("CHATPAY_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 def _is_local(host: Any) -> bool:

@@ -129,8 +129,9 @@ def stars_shop() -> Catalog:
 async def test_a_stars_payment_refunded_is_recorded_on_the_order(redis_url: str, bot_api: BotApiDouble) -> None:
     settings = Settings(business_id="stars", payments="stars", telegram_bot_token=TOKEN,
                         telegram_api_base_url=bot_api.base_url)
-    runtime = await asyncio.to_thread(started, build(settings))
+    runtime = await asyncio.to_thread(build, settings)
     await runtime.import_catalog(stars_shop())
+    await runtime.start()
     async with running_worker(runtime, redis_url, bot_api) as w:
         await w.queue.push(message(1, 603, "add 2 animated sticker packs"))
         await wait_until(lambda: to_chat(bot_api, "sendMessage", 603), 20, "the add reply")

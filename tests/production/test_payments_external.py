@@ -27,7 +27,7 @@ from chatpay.webhook import create_app
 from tests.core.shop import product
 from tests.payments.solana_standin import SolanaRpcStandin, Transfer, new_key
 from tests.payments.stripe_standin import StripeStandIn, sign
-from tests.production.conftest import running_worker, started
+from tests.production.conftest import running_worker
 from tests.production.helpers import QUEUE, callback, message, wait_until
 from tests.support.botapi import BotApiDouble
 from tests.support.redis_server import free_port
@@ -91,8 +91,9 @@ async def test_a_stripe_checkout_paid_five_times_over_makes_one_order_and_a_forg
     settings = Settings(business_id="forge", payments="stripe",
                         payment_env={"STRIPE_API_KEY": API_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                                      "STRIPE_API_BASE": stripe_api.url})
-    runtime = await asyncio.to_thread(started, build(settings))
+    runtime = await asyncio.to_thread(build, settings)
     await runtime.import_catalog(tools_shop("forge", "EUR"))
+    await runtime.start()
     async with running_worker(runtime, redis_url, bot_api) as w, aiohttp.ClientSession() as http:
         await w.queue.push(message(1, 701, "add 2 claw hammers and a tape measure"))
         await wait_until(lambda: texts(bot_api, 701), 20, "the add reply")
@@ -135,8 +136,9 @@ async def test_usdc_a_matching_transfer_confirms_and_an_underpayment_does_not(
     with SolanaRpcStandin() as node:
         settings = Settings(business_id="forge-usd", payments="usdc",
                             payment_env={"USDC_RECIPIENT": shop_wallet, "SOLANA_RPC_URL": node.url})
-        runtime = await asyncio.to_thread(started, build(settings))
+        runtime = await asyncio.to_thread(build, settings)
         await runtime.import_catalog(tools_shop("forge-usd", "USD"))
+        await runtime.start()
         async with running_worker(runtime, redis_url, bot_api, usdc_poll=0.2) as w:
             for user, first in ((801, 1), (802, 10)):
                 await w.queue.push(message(first, user, "add a claw hammer and a tape measure"))
