@@ -28,10 +28,11 @@ CHITCHAT_PROMPT = (
 
 
 def _template(ctx: AgentContext) -> str:
-    store = (ctx.catalog.store_name if ctx.catalog else "") or "our shop"
+    # A name that ends a sentence loses its own full stop ("Bean & Leaf Co." + "." is one stop).
+    store = ((ctx.catalog.store_name if ctx.catalog else "") or "our shop").rstrip(".")
     words = set(tokens(ctx.turn.text))
     if ctx.turn.text.strip().startswith("/start") or words & GREETING:
-        return f"Hi! Welcome to {store.rstrip('.')}. Ask me about our products, or tell me what you'd like to add to your cart."
+        return f"Hi! Welcome to {store}. Ask me about our products, or tell me what you'd like to add to your cart."
     if words & THANKS:
         return "You're welcome! Anything else I can help you find?"
     if words & BYE:
