@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from chatpay.adapters.memory import FixedClock, in_memory_stores
+from chatpay.adapters.mongo import embedded_database, mongo_stores
 from chatpay.bootstrap import Runtime, build
 from chatpay.config import Settings
 from chatpay.core.catalog import Catalog, PolicyDoc, Product, Variant
 from chatpay.core.money import Money
-from tui.app import ChatPayApp
+from chatpay_tui.app import ChatPayApp
 
 IMG = "https://shop.example/img"
 
@@ -66,15 +67,29 @@ def bare_runtime(**overrides: Any) -> Runtime:
     return build(Settings(), no_embedder=True, **overrides)
 
 
+def embedded_runtime(**overrides: Any) -> Runtime:
+    """``bare_runtime`` on the embedded (mongomock) stores, which the header reports as the data folder.
+
+    The stores are made here, in memory, so nothing is written to ``CHATPAY_DATA_DIR``.
+    """
+    return bare_runtime(stores=mongo_stores(embedded_database()), **overrides)
+
+
 async def load_shops(runtime: Runtime, *catalogs: Catalog) -> Runtime:
     for catalog in catalogs or (small_shop(),):
         await runtime.import_catalog(catalog)
     return runtime
 
 
-def shop_runtime(*catalogs: Catalog, **overrides: Any) -> Runtime:
-    """``bare_runtime`` with ``catalogs`` imported, for synchronous (snapshot) tests."""
-    return asyncio.run(load_shops(bare_runtime(**overrides), *catalogs))
+def shop_runtime(*catalogs: Catalog, embedded: bool = False, **overrides: Any) -> Runtime:
+    """``bare_runtime`` (``embedded_runtime`` when ``embedded``) with ``catalogs`` imported, for snapshot tests."""
+    runtime = embedded_runtime(**overrides) if embedded else bare_runtime(**overrides)
+    return asyncio.run(load_shops(runtime, *catalogs))
+
+
+def screen_text(app: Any) -> str:
+    """What the terminal shows now, as plain text (one line per row)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 def thread_counter() -> Callable[[], str]:

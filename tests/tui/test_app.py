@@ -7,6 +7,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from textual.widgets import Input
+
 from chatpay.adapters.memory import InMemoryCartStore, ScriptedChatModel, in_memory_stores
 from chatpay.bootstrap import Runtime, build
 from chatpay.core.agents.cart import cart_view
@@ -15,9 +17,10 @@ from chatpay.core.ports import ChatRequest, ChatResponse
 from chatpay.core.telemetry import Usage
 from chatpay.core.turns import INTENTS
 from chatpay.evaluation.cases import load_cases
-from tui.app import ChatPayApp, main
-from tui.preview import KeyboardButton
-from tui.screens import HelpScreen, JsonScreen, PromptScreen
+from chatpay.resources import demo_store
+from chatpay_tui.app import ChatPayApp, main
+from chatpay_tui.preview import KeyboardButton
+from chatpay_tui.screens import HelpScreen, JsonScreen, PromptScreen
 
 from .conftest import IMG, bare_runtime, eur, load_shops, make_app, settle, small_shop
 
@@ -41,13 +44,14 @@ async def palette(pilot, command: str) -> None:
     await settle(pilot)
 
 
-async def answer_prompt(pilot, *values: str) -> None:
+async def answer_prompt(pilot, *values: str | None) -> None:
+    """Fill the dialog's fields (None leaves one as it is) and press Enter once, as a user would."""
     screen = pilot.app.screen
     assert isinstance(screen, PromptScreen)
     for i, value in enumerate(values):
-        screen.query_one(f"#prompt-{i}").value = value
-    for _ in values:
-        await pilot.press("enter")
+        if value is not None:
+            screen.query_one(f"#prompt-{i}").value = value
+    await pilot.press("enter")
     await settle(pilot)
 
 
@@ -318,16 +322,54 @@ async def test_loading_a_catalog_file_from_the_palette(app: ChatPayApp, tmp_path
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await palette(pilot, "load")
-        await answer_prompt(pilot, str(bad), "EUR")
-        assert any(line.startswith("⚠") and "broken.json" in line for line in app.chat.lines)
+        await answer_prompt(pilot, str(bad), "", "EUR")
+        [error] = [line for line in app.chat.lines if line.startswith("⚠")]
+        assert error.count("broken.json") == 1, f"the file is named once: {error}"
         assert len(await app.runtime.catalog()) == 4, "a bad file changes nothing"
         await palette(pilot, "load")
-        await answer_prompt(pilot, str(good), "EUR")
+        await answer_prompt(pilot, str(good), "", "EUR")
         catalog = await app.runtime.catalog()
         assert [p.handle for p in catalog] == ["green-tea"]
+        assert f"· Loaded 1 product from {good}." in app.chat.lines
         app.send_callback("a|green-tea", "🛒 Add to cart")
         await settle(pilot)
         assert app.cart.lines_text() == ["1 × Green Tea"]
+
+
+async def test_the_load_dialog_loads_on_the_first_enter_with_a_store_profile(app: ChatPayApp) -> None:
+    """One Enter loads the catalog and the store.json; the first question about a policy is answered."""
+    products, store = demo_store()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await palette(pilot, "load")
+        screen = app.screen
+        assert isinstance(screen, PromptScreen)
+        screen.query_one("#prompt-0", Input).value = str(products)
+        screen.query_one("#prompt-1", Input).value = str(store)
+        await pilot.press("enter")  # in the first field
+        await settle(pilot)
+        assert not isinstance(app.screen, PromptScreen), "the first Enter confirms"
+        catalog = await app.runtime.catalog()
+        assert catalog is not None and catalog.store_name == "Bean & Leaf Co." and catalog.policies
+        loaded = f"Loaded {len(catalog)} products from {products} with the store profile {store}"
+        assert any(line.startswith(f"· {loaded}") for line in app.chat.lines), app.chat.lines
+        assert "Bean & Leaf Co. (demo)" in app.sub_title
+        await type_message(pilot, "what is your returns policy?")
+        assert "within 30 days" in app.results[-1].reply.text
+
+
+async def test_the_load_dialog_keeps_a_missing_file_open_to_correct(app: ChatPayApp, tmp_path: Path) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await palette(pilot, "load")
+        await answer_prompt(pilot, str(tmp_path / "nope.json"))
+        screen = app.screen
+        assert isinstance(screen, PromptScreen), "the dialog stays open"
+        assert str(screen.query_one("#prompt-error").render()) == f"{tmp_path / 'nope.json'}: no such file."
+        assert len(await app.runtime.catalog()) == 4
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, PromptScreen)
 
 
 async def test_a_model_failure_the_engine_recovers_from_is_still_shown() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 
 from chatpay.core.ports import OutgoingMessage
-from tui.preview import Bubble, KeyboardButton, PhotoPlaceholder, TelegramPreview
+from chatpay_tui.preview import Bubble, KeyboardButton, PhotoPlaceholder, TelegramPreview
 
 
 class Harness(App[None]):

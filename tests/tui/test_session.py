@@ -10,8 +10,8 @@ from chatpay.core.routing import RouteDecision
 from chatpay.core.service import TurnResult
 from chatpay.core.telemetry import Trace, UsageRecord
 from chatpay.core.turns import Reply, Turn
-from tui.costs import sparkline
-from tui.session import button_as_text, conversation_case, format_usd, session_cost, turn_cost
+from chatpay_tui.costs import sparkline
+from chatpay_tui.session import button_as_text, conversation_case, format_usd, session_cost, turn_cost
 
 from .conftest import small_shop
 

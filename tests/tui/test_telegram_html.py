@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tui.telegram_html import plain_text, telegram_html, telegram_links
+from chatpay_tui.telegram_html import plain_text, telegram_html, telegram_links
 
 
 def styles_of(text: Text, word: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 Each node carries the :class:`Span` it describes, so "copy span as JSON" works from any
 line under a turn. ``stable=True`` hides timings and random turn ids (for snapshots).
+A line wider than the pane ends in "…" (the whole span is one "copy span" away).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
@@ -17,6 +19,7 @@ from textual.widgets.tree import TreeNode
 
 from chatpay.core.service import TurnResult
 from chatpay.core.telemetry import Span
+from chatpay_tui.fit import ellipsize_text
 
 MAX_ATTR = 70
 
@@ -67,6 +70,21 @@ class TracePane(Tree[Span]):
         self.show_root = False
         self.stable = stable
         self.turns: list[TreeNode[Span]] = []
+
+    def render_label(self, node: TreeNode[Span], base_style: Style, style: Style) -> Text:
+        """The node's label, cut with "…" where it would run past the pane's right edge."""
+        label = super().render_label(node, base_style, style)
+        # Room for the vertical scrollbar is kept whether it shows or not, so a line never hides under it.
+        width = self.size.width - self.styles.scrollbar_size_vertical
+        if width <= 0:
+            return label
+        depth = 0
+        parent = node.parent
+        while parent is not None and parent is not self.root:
+            depth += 1
+            parent = parent.parent
+        indent = depth * self.guide_depth if not self.show_root else (depth + 1) * self.guide_depth
+        return ellipsize_text(label, width - indent)
 
     def add_turn(self, result: TurnResult, *, label: str | None = None) -> TreeNode[Span]:
         """Add one turn's decision, retrieval and spans; fold the previous turns.

@@ -20,7 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Static
 
 from chatpay.core.ports import OutgoingMessage
-from tui.telegram_html import telegram_html
+from chatpay_tui.telegram_html import telegram_html
 
 CURRENCY_EXPONENTS = {"JPY": 0, "KRW": 0, "XTR": 0, "CLP": 0, "VND": 0, "ISK": 0}
 

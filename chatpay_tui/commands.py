@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 if TYPE_CHECKING:
-    from tui.app import ChatPayApp
+    from chatpay_tui.app import ChatPayApp
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("New thread", "Start a fresh conversation with an empty cart", "new_thread"),

@@ -4,16 +4,58 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input, RichLog, Static
 
 from chatpay.core.presenter import to_plain
 from chatpay.core.service import TurnResult
+from chatpay_tui.fit import first_fitting
 
 MAX_REPLY = 280
+PLACEHOLDERS = ("Message the shop… (Enter to send)", "Message the shop (Enter sends)",
+                "Message… (Enter sends)", "Message the shop…")
+
+
+class ChatLog(RichLog):
+    """A log that wraps its lines again when its width changes (a plain RichLog keeps the old wrap)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=10)
+        self.entries: list[Text] = []
+        self._wrapped_at = 0
+
+    def add(self, text: Text) -> None:
+        self.entries.append(text)
+        self.write(text)
+
+    def forget(self) -> None:
+        self.entries = []
+        self.clear()
+
+    def on_resize(self, event: events.Resize) -> None:
+        width = event.size.width
+        if width != self._wrapped_at and self.entries:
+            self.clear()
+            for text in self.entries:
+                self.write(text)
+        self._wrapped_at = width
+
+
+class ChatInput(Input):
+    """The message input; its placeholder is the longest of ``placeholders`` that fits, or ends in "…"."""
+
+    def __init__(self, placeholders: Sequence[str] = PLACEHOLDERS, *, id: str | None = None) -> None:
+        super().__init__(placeholder=placeholders[0], id=id)
+        self.placeholders = tuple(placeholders)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # One cell stays free for the cursor after the text.
+        self.placeholder = first_fitting(self.placeholders, self.scrollable_content_region.width - 1)
 
 
 class ChatPane(Vertical):
@@ -26,17 +68,17 @@ class ChatPane(Vertical):
         self.lines: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield RichLog(id="chat-log", wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=10)
+        yield ChatLog(id="chat-log")
         yield Static("", id="chat-status")
-        yield Input(placeholder="Message the shop… (Enter to send)", id="chat-input")
+        yield ChatInput(id="chat-input")
 
     @property
-    def log_widget(self) -> RichLog:
-        return self.query_one("#chat-log", RichLog)
+    def log_widget(self) -> ChatLog:
+        return self.query_one("#chat-log", ChatLog)
 
     def _write(self, text: Text) -> None:
         self.lines.append(text.plain)
-        self.log_widget.write(text)
+        self.log_widget.add(text)
 
     def user(self, said: str) -> None:
         self._write(Text.assemble(("you › ", "bold cyan"), said))
@@ -72,7 +114,7 @@ class ChatPane(Vertical):
 
     def clear(self) -> None:
         self.lines = []
-        self.log_widget.clear()
+        self.log_widget.forget()
 
 
 class ChatLogHandler(logging.Handler):

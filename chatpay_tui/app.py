@@ -5,9 +5,14 @@ preview, whose buttons really press), why it was answered so (the trace), what i
 and the cart it left. Turns run in Textual workers, so a slow model never freezes the
 screen, and a failing turn shows its error instead of closing the app.
 
-``chatpay-tui [--business ID] [--catalog FILE] [--currency CUR]`` runs on the configured
-runtime (``chatpay.bootstrap.build``); with nothing configured it opens the bundled demo
-store on the embedded stores and the offline engine.
+The layout fits any terminal from 80x24 up: from 120 columns every pane is on screen;
+below that the preview, trace, costs and cart are tabs beside the chat, switched with
+F3, F4, F6 and F7 (shown in the footer) or by clicking a tab.
+
+``chatpay-tui [--business ID] [--catalog FILE [--store FILE]] [--currency CUR]`` runs on
+the configured runtime (``chatpay.bootstrap.build``); with nothing configured it opens the
+bundled demo store on the embedded stores and the offline engine. It needs a terminal:
+started with stdin or stdout redirected it exits at once (2) and points to ``chatpay chat``.
 """
 
 from __future__ import annotations
@@ -21,40 +26,86 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.logging import TextualHandler
-from textual.widgets import Footer, Header, Input
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Tab, Tabs
 
 from chatpay.bootstrap import Runtime, build
 from chatpay.config import load_settings
-from chatpay.core.errors import ChatPayError, ConfigError
+from chatpay.core.catalog import Catalog
+from chatpay.core.errors import ChatPayError, ConfigError, InvalidInput
 from chatpay.core.service import TurnResult
 from chatpay.core.turns import Turn
-from tui.cart import CartPane
-from tui.chat import ChatLogHandler, ChatPane
-from tui.commands import ChatPayCommands
-from tui.costs import CostPane
-from tui.preview import TelegramPreview
-from tui.screens import HelpScreen, JsonScreen, PromptScreen
-from tui.session import append_case, conversation_case, result_cart, user_text
-from tui.trace import TracePane, span_json
+from chatpay_tui.cart import CartPane
+from chatpay_tui.chat import ChatLogHandler, ChatPane
+from chatpay_tui.commands import ChatPayCommands
+from chatpay_tui.costs import CostPane
+from chatpay_tui.preview import TelegramPreview
+from chatpay_tui.screens import HelpScreen, JsonScreen, PromptScreen
+from chatpay_tui.session import append_case, conversation_case, result_cart, user_text
+from chatpay_tui.trace import TracePane, span_json
 
 log = logging.getLogger(__name__)
 Rebuild = Callable[[Runtime, bool], Runtime]
+
+WIDE = 120
+"""From this many columns every pane is on screen; below it the panes beside the chat are tabs."""
+ROOMY = 100
+"""Below this many columns the footer is compact and leaves out New thread and Engine (keys still work)."""
+PANES = ("preview", "trace", "costs", "cart")
+NO_TERMINAL = ("chatpay-tui: needs a terminal (stdin and stdout must be a TTY); "
+               "for piped use try `chatpay chat`")
 
 
 def new_thread_id() -> str:
     return f"tui-{uuid.uuid4().hex[:8]}"
 
 
+def short_path(path: Path | str) -> str:
+    """``path`` with the home directory written as ``~``."""
+    path = Path(path)
+    try:
+        rest = path.relative_to(Path.home())
+    except ValueError:
+        return str(path)
+    return "~" if rest == Path(".") else f"~/{rest.as_posix()}"
+
+
 def stores_label(runtime: Runtime) -> str:
-    """``embedded (mongomock)``, a redacted MongoDB URI, or ``in-memory`` for the test twins."""
+    """Where the data lives: the redacted ``MONGODB_URI``, else the embedded data folder.
+
+    ``stores in-memory`` for the in-memory twins (tests), which keep nothing anywhere.
+    """
+    if runtime.settings.mongodb_uri:
+        return f"MongoDB {runtime.settings.describe()['mongo']}"
     if runtime.database is None and type(runtime.stores.catalogs).__name__.startswith("InMemory"):
-        return "in-memory"
-    return runtime.describe()["mongo"]
+        return "stores in-memory"
+    from chatpay.datadir import data_dir
+
+    return f"embedded data: {short_path(data_dir())}"
+
+
+def error_text(exc: BaseException, path: Path) -> str:
+    """The error of loading ``path``, naming the file once (a catalog error names it already)."""
+    message = str(exc) or type(exc).__name__
+    if (isinstance(exc, InvalidInput) and exc.source) or str(path) in message:
+        return message
+    return f"{short_path(path)}: {message}"
+
+
+def loaded_text(catalog: Catalog, path: Path, store_file: Path | None = None) -> str:
+    """``Loaded 20 products from ~/shop/products.json`` (and the store profile, when one was given)."""
+    count = len(catalog)
+    text = f"Loaded {count} product{'' if count == 1 else 's'} from {short_path(path)}"
+    if store_file is not None:
+        policies = len(catalog.policies)
+        text += (f" with the store profile {short_path(store_file)} ({catalog.store_name}, "
+                 f"{policies} polic{'y' if policies == 1 else 'ies'})")
+    return text
 
 
 def rebuild_runtime(runtime: Runtime, offline: bool) -> Runtime:
@@ -70,6 +121,7 @@ class ChatPayApp(App[None]):
     Args:
         runtime: the wired ChatPay (``bootstrap.build``); the app starts it on mount.
         catalog_file: a catalog to import for the business at start, instead of the demo store.
+        store_file: a store profile (``store.json``: name, currency, policies) for ``catalog_file``.
         currency: the currency for a catalog file that carries none.
         demo: load the bundled demo store when the business has no catalog.
         rebuild: ``(runtime, offline) -> runtime`` for "switch engine"; keeps the stores.
@@ -78,15 +130,24 @@ class ChatPayApp(App[None]):
     """
 
     TITLE = "ChatPay"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     COMMANDS = App.COMMANDS | {ChatPayCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
+    # Wide, F3 focuses the preview's buttons; narrow, the same key first shows the preview tab.
+    # F6 and F7 (costs, cart) only exist narrow: wide, those panes are always on screen.
+    # Below ROOMY columns Ctrl+N and F5 go through their unlisted twins, so the pane keys fit.
     BINDINGS = [
         Binding("f1", "help", "Help"),
         Binding("f2", "focus_input", "Chat"),
         Binding("f3", "focus_preview", "Buttons"),
+        Binding("f3", "show_preview", "Preview"),
         Binding("f4", "focus_trace", "Trace"),
+        Binding("f6", "show_pane('costs')", "Costs"),
+        Binding("f7", "show_pane('cart')", "Cart"),
         Binding("ctrl+n", "new_thread", "New thread"),
         Binding("f5", "switch_engine", "Engine"),
+        Binding("ctrl+n", "unlisted('new_thread')", "New thread", show=False),
+        Binding("f5", "unlisted('switch_engine')", "Engine", show=False),
     ]
 
     def __init__(
@@ -94,6 +155,7 @@ class ChatPayApp(App[None]):
         runtime: Runtime,
         *,
         catalog_file: Path | None = None,
+        store_file: Path | None = None,
         currency: str | None = None,
         demo: bool = True,
         rebuild: Rebuild | None = None,
@@ -104,6 +166,7 @@ class ChatPayApp(App[None]):
         self.runtime = runtime
         self.business_id = runtime.settings.business_id
         self.catalog_file = catalog_file
+        self.store_file = store_file
         self.currency = currency
         self.demo = demo
         self.rebuild = rebuild or rebuild_runtime
@@ -117,6 +180,9 @@ class ChatPayApp(App[None]):
         self.ready = asyncio.Event()
         self._turn_lock = asyncio.Lock()
         self._pending = 0
+        self.pane = "preview"
+        self._layout: tuple[bool, bool] | None = None
+        self._width = 0
 
     # ------------------------------------------------------------------ layout
 
@@ -124,12 +190,82 @@ class ChatPayApp(App[None]):
         yield Header()
         with Horizontal(id="main"):
             yield ChatPane(id="chat")
-            yield TelegramPreview(id="preview")
-            with Vertical(id="side"):
-                yield TracePane(stable=self.stable, id="trace")
-                yield CostPane(id="costs")
-                yield CartPane(id="cart")
+            with Vertical(id="panes", classes=f"-show-{self.pane}"):
+                yield Tabs(*(Tab(name.capitalize(), id=f"tab-{name}") for name in PANES), id="pane-tabs")
+                with Horizontal(id="pane-body"):
+                    yield TelegramPreview(id="preview")
+                    with Vertical(id="side"):
+                        yield TracePane(stable=self.stable, id="trace")
+                        yield CostPane(id="costs")
+                        yield CartPane(id="cart")
         yield Footer()
+
+    @property
+    def terminal_width(self) -> int:
+        """The terminal's width in columns (as of the latest resize)."""
+        return self._width or self.size.width
+
+    @property
+    def narrow(self) -> bool:
+        """Below :data:`WIDE` columns: the panes beside the chat are tabs, one on screen at a time."""
+        return self.terminal_width < WIDE
+
+    def on_resize(self, event: events.Resize) -> None:
+        # This runs before App's own handler updates self.size, so the new width is kept here.
+        self._width = event.size.width
+        # Below ROOMY columns the footer drops its spacing so every pane key stays in sight.
+        self.query_one(Footer).compact = self.terminal_width < ROOMY
+        layout = (self.narrow, self.terminal_width < ROOMY)
+        if layout != self._layout:
+            self._layout = layout
+            self.refresh_bindings()  # the footer shows the keys of this layout
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("show_preview", "show_pane"):
+            return self.narrow
+        if action == "focus_preview":
+            return not self.narrow
+        if action in ("new_thread", "switch_engine"):
+            return self.terminal_width >= ROOMY
+        return True
+
+    async def action_unlisted(self, action: str) -> None:
+        """A key left out of a compact footer (its listed binding is off there)."""
+        if action == "new_thread":
+            await self.action_new_thread()
+        elif action == "switch_engine":
+            self.action_switch_engine()
+
+    def show_pane(self, name: str) -> None:
+        """Put pane ``name`` (preview, trace, costs, cart) on screen; only matters below :data:`WIDE`."""
+        if name not in PANES:
+            raise ValueError(f"no pane {name!r}")
+        panes = self.query_one("#panes")
+        for other in PANES:
+            panes.set_class(other == name, f"-show-{other}")
+        self.pane = name
+        tabs = self.query_one("#pane-tabs", Tabs)
+        if tabs.active != f"tab-{name}":
+            tabs.active = f"tab-{name}"
+        focused = self.focused
+        if self.narrow and focused is not None and self._pane_of(focused) not in (None, name):
+            self.query_one("#chat-input", Input).focus()  # the focused pane went off screen
+
+    def _pane_of(self, widget: Widget) -> str | None:
+        """The pane (preview, trace, costs, cart) that holds ``widget``, if any."""
+        node: Widget | None = widget
+        while node is not None:
+            if node.id in PANES:
+                return node.id
+            parent = node.parent
+            node = parent if isinstance(parent, Widget) else None
+        return None
+
+    @on(Tabs.TabActivated, "#pane-tabs")
+    def on_pane_tab(self, event: Tabs.TabActivated) -> None:
+        name = (event.tab.id or "").removeprefix("tab-")
+        if name in PANES and name != self.pane:
+            self.show_pane(name)
 
     @property
     def chat(self) -> ChatPane:
@@ -154,13 +290,15 @@ class ChatPayApp(App[None]):
     def update_header(self) -> None:
         engine = self.runtime.engine_name
         store = f"{self.store_name} ({self.business_id})" if self.store_name else self.business_id
-        self.sub_title = f"{store} · engine {engine} · stores {stores_label(self.runtime)}"
+        self.sub_title = f"{store} · engine {engine} · {stores_label(self.runtime)}"
         self.chat.border_subtitle = f"thread {self.thread_id}"
 
     def on_mount(self) -> None:
         self._log_handler = ChatLogHandler(self.chat)
         logging.getLogger("chatpay").addHandler(self._log_handler)
         self.update_header()
+        # Also in the chat, whole: a narrow header may end in "…" before the data folder.
+        self.chat.info(stores_label(self.runtime))
         self.query_one("#chat-input", Input).focus()
         self.start_runtime()
 
@@ -175,8 +313,10 @@ class ChatPayApp(App[None]):
             if self.catalog_file is not None:
                 if self.runtime.database is not None:
                     await self.runtime.start(demo=False)
-                await self.runtime.load_catalog_file(self.catalog_file, business_id=self.business_id,
-                                                     currency=self.currency)
+                catalog = await self.runtime.load_catalog_file(
+                    self.catalog_file, business_id=self.business_id, currency=self.currency,
+                    store_file=self.store_file)
+                self.chat.info(loaded_text(catalog, self.catalog_file, self.store_file) + ".")
             else:
                 await self.runtime.start(demo=self.demo)
             await self._describe_store()
@@ -273,6 +413,7 @@ class ChatPayApp(App[None]):
         self.trace.add_turn(result, label=label)
         self.costs.add_turn(result)
         self.cart.show(result_cart(result))
+        self._count_cart()
         if self.focused is None:  # the pressed button went away with the old preview
             self.query_one("#chat-input", Input).focus()
 
@@ -285,11 +426,21 @@ class ChatPayApp(App[None]):
         self.query_one("#chat-input", Input).focus()
 
     def action_focus_preview(self) -> None:
+        self.show_pane("preview")
         if not self.preview.focus_first_button():
             self.notify("The preview has no button to press yet.", severity="warning")
 
+    def action_show_preview(self) -> None:
+        """Narrow: the preview tab, its first button focused (when it has one)."""
+        self.show_pane("preview")
+        self.preview.focus_first_button()
+
     def action_focus_trace(self) -> None:
+        self.show_pane("trace")
         self.trace.focus()
+
+    def action_show_pane(self, name: str) -> None:
+        self.show_pane(name)
 
     async def action_new_thread(self) -> None:
         """A fresh conversation: new thread id, empty chat, preview, trace and cart."""
@@ -304,7 +455,13 @@ class ChatPayApp(App[None]):
         from chatpay.core.agents.cart import cart_view
 
         self.cart.show(cart_view(cart, catalog) if catalog is not None else None)
+        self._count_cart()
         self.update_header()
+
+    def _count_cart(self) -> None:
+        """The cart tab shows how many items the cart holds (the pane may be off screen)."""
+        count = self.cart.view.item_count if self.cart.view is not None else 0
+        self.query_one("#tab-cart", Tab).label = f"Cart {count}" if count else "Cart"
 
     def action_switch_business(self) -> None:
         def chosen(values: list[str] | None) -> None:
@@ -327,30 +484,47 @@ class ChatPayApp(App[None]):
         await self._describe_store()
 
     def action_load_catalog(self) -> None:
+        """The Load catalog dialog: a catalog file, an optional store profile and a currency."""
+
+        def check(values: list[str]) -> str | None:
+            catalog, store = values[0], values[1]
+            if not catalog:
+                return "Enter the catalog file to load."
+            for given in (catalog, store):
+                if given and not Path(given).expanduser().is_file():
+                    return f"{given}: no such file."
+            return None
+
         def chosen(values: list[str] | None) -> None:
             if values and values[0]:
-                self.load_catalog(Path(values[0]).expanduser(), values[1].upper() or None)
+                store = Path(values[1]).expanduser() if values[1] else None
+                self.load_catalog(Path(values[0]).expanduser(), values[2].upper() or None, store)
 
-        fields = [("catalog file (Shopify products.json or a ChatPay list)", ""),
-                  ("currency, when the file has none (e.g. EUR)", self.currency or "")]
-        self.push_screen(PromptScreen(f"Load a catalog for {self.business_id}", fields), chosen)
+        fields = [("catalog file (Shopify products.json or a ChatPay product list)",
+                   str(self.catalog_file or "")),
+                  ("store profile, optional (store.json: name, currency, policies)", str(self.store_file or "")),
+                  ("currency, when neither file gives one (e.g. EUR)", self.currency or "")]
+        self.push_screen(PromptScreen(f"Load a catalog for {self.business_id}", fields, confirm="load",
+                                      check=check), chosen)
 
     @work(group="admin", exit_on_error=False)
-    async def load_catalog(self, path: Path, currency: str | None) -> None:
-        self.chat.set_status(f"importing {path}…")
+    async def load_catalog(self, path: Path, currency: str | None, store_file: Path | None = None) -> None:
+        """Import ``path`` (with the store profile ``store_file``) for the business; says how many products."""
+        self.chat.set_status(f"importing {short_path(path)}…")
         try:
-            catalog = await self.runtime.load_catalog_file(path, business_id=self.business_id, currency=currency)
-        except FileNotFoundError:
-            self._error(f"{path}: no such file")
-            return
+            catalog = await self.runtime.load_catalog_file(path, business_id=self.business_id, currency=currency,
+                                                           store_file=store_file)
         except (ChatPayError, OSError, ValueError) as exc:
-            self._error(f"{path}: {exc}")
+            self._error(f"could not load the catalog: {error_text(exc, path)}")
             return
         finally:
             self.chat.set_status("")
-        self.notify(f"Imported {len(catalog)} products into {self.business_id}.", title="Catalog")
+        self.catalog_file, self.store_file = path, store_file
+        message = loaded_text(catalog, path, store_file)
+        self.notify(message + ".", title="Catalog")
+        await self.action_new_thread()  # the old thread's cart and trace were about the old catalog
+        self.chat.info(message + ".")
         await self._describe_store()
-        await self.action_new_thread()
 
     def action_switch_engine(self) -> None:
         self.switch_engine()
@@ -415,18 +589,49 @@ class ChatPayApp(App[None]):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chatpay-tui", description="ChatPay's debugging UI.")
-    p.add_argument("--business", help="business id (default: BUSINESS_ID or demo)")
-    p.add_argument("--catalog", type=Path, help="a catalog file to import for the business at start")
-    p.add_argument("--currency", help="currency for a catalog file without one (e.g. EUR)")
+    p = argparse.ArgumentParser(
+        prog="chatpay-tui",
+        description="ChatPay's debugging UI: chat as a shopper and see each reply as Telegram shows it, "
+                    "with the trace, costs and cart.",
+        epilog="It needs a terminal (80x24 or larger); for piped use try `chatpay chat`. Settings come "
+               "from the environment or .env: with no MONGODB_URI the data stays in the embedded store "
+               "(CHATPAY_DATA_DIR), with no OPENAI_API_KEY the offline engine answers.",
+    )
+    p.add_argument("--business", metavar="ID",
+                   help="the business id to talk to (default: BUSINESS_ID from the environment, else demo)")
+    p.add_argument("--catalog", type=Path, metavar="FILE",
+                   help="a catalog file (Shopify products.json or a ChatPay product list) to import for the "
+                        "business at start (default: none; the business's stored catalog, or the bundled "
+                        "demo store when it has none)")
+    p.add_argument("--store", type=Path, metavar="FILE",
+                   help="a store.json (store name, currency, policies) for the --catalog file, so policy "
+                        "questions are answered from the first message (default: none)")
+    p.add_argument("--currency", metavar="CUR",
+                   help="the currency for a catalog file whose prices carry none, e.g. EUR (default: none; "
+                        "the --store profile's currency when given)")
     return p
 
 
+def has_terminal() -> bool:
+    """Whether stdin and stdout are both a terminal (a full-screen UI cannot run otherwise)."""
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script ``chatpay-tui``. Returns 0, 2 for bad input, 1 for a failure."""
+    """Console script ``chatpay-tui``. Returns 0, 2 for bad input or no terminal, 1 for a failure."""
     args = _parser().parse_args(argv)
-    if args.catalog is not None and not args.catalog.is_file():
-        print(f"chatpay-tui: {args.catalog}: no such file", file=sys.stderr)
+    for option, path in (("--catalog", args.catalog), ("--store", args.store)):
+        if path is not None and not path.is_file():
+            print(f"chatpay-tui: {option} {path}: no such file", file=sys.stderr)
+            return 2
+    if args.store is not None and args.catalog is None:
+        print("chatpay-tui: --store is the profile of a --catalog file; give --catalog too", file=sys.stderr)
+        return 2
+    if not has_terminal():
+        print(NO_TERMINAL, file=sys.stderr)
         return 2
     try:
         settings = load_settings()
@@ -442,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     currency = args.currency.upper() if args.currency else None
     # Logs go to the Textual devtools console (`textual console`), never over the screen.
     logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
-    ChatPayApp(runtime, catalog_file=args.catalog, currency=currency).run()
+    ChatPayApp(runtime, catalog_file=args.catalog, store_file=args.store, currency=currency).run()
     return 0
 
 
