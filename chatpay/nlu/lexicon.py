@@ -98,7 +98,9 @@ class CatalogLexicon:
             name_stems: set[str] = set()
             for f, text in enumerate(product_fields(product)):
                 for tok in tokens(text):
-                    if is_stopword(tok):
+                    # A name may hold a function word ("Watering Can", "All-Weather"): kept there, so
+                    # "cans" finds it, while the query side drops the bare function word ("can I...").
+                    if f == DESCRIPTION and is_stopword(tok):
                         continue
                     s = stem(tok)
                     surfaces.setdefault(tok, s)
@@ -108,7 +110,7 @@ class CatalogLexicon:
                     slot[0] += float(FIELD_WEIGHTS[f])
                     slot[1] = float(int(slot[1]) | (1 << f))
                     lengths[doc] += float(FIELD_WEIGHTS[f])
-                    if f == NAME:
+                    if f == NAME and not is_stopword(tok):
                         name_stems.add(s)
             self.name_sizes[doc] = max(1, len(name_stems))
         avg = float(lengths.mean()) if self.size else 1.0
