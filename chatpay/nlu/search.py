@@ -249,7 +249,8 @@ class CatalogSearch:
                 first = next(h for h in hits if h.handle == picked)
                 rest = tuple(h for h in hits if h is not first)
                 return RetrievalResult(query, corrected, "products", (first, *rest), (), round(float(first.score), 4))
-        if not hits or scored.p_not_sold >= self.models.abstain_threshold:
+        names_nothing = q.has_budget and not q.content  # "something under 30": nothing to not sell
+        if not hits or (scored.p_not_sold >= self.models.abstain_threshold and not names_nothing):
             return RetrievalResult(query, corrected, "none", (), (), round(scored.p_not_sold, 4))
         confidence = float(scored.probs[order[0]]) * (1.0 - scored.p_not_sold)
         return RetrievalResult(query, corrected, "products", hits, (), round(confidence, 4))
