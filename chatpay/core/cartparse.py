@@ -173,9 +173,55 @@ def count_in(words: Sequence[str], product: Product | None, *, values: frozenset
     return parse_quantity([w for i, w in enumerate(words) if i not in skip and w not in values and w not in name_words])
 
 
+# Units of measure as shoppers and merchants spell them, to one canonical name each, so "10 inch"
+# meets an option "10 in", "1.8 metre" meets "1.8m" and "200 мл" meets "200 ml". General
+# measurement words of the two languages the engine reads; nothing here names a product.
+UNIT_ALIASES: dict[str, str] = {
+    alias: unit for unit, aliases in {
+        "in": "in inch inches \"", "ft": "ft foot feet '", "m": "m metre metres meter meters м метр метра метров",
+        "cm": "cm centimetre centimetres centimeter centimeters см", "mm": "mm millimetre millimetres мм",
+        "l": "l litre litres liter liters ltr л литр литра литров", "ml": "ml millilitre millilitres мл",
+        "qt": "qt quart quarts", "gal": "gal gallon gallons", "oz": "oz ounce ounces",
+        "lb": "lb lbs pound pounds", "g": "g gram grams gr г гр грамм", "kg": "kg kilo kilos kilogram kilograms кг",
+        "w": "w watt watts вт", "v": "v volt volts", "mah": "mah", "pack": "pack packs pk",
+        "pc": "pc pcs piece pieces шт", "step": "step steps", "port": "port ports", "bulb": "bulb bulbs",
+        "gb": "gb", "tb": "tb",
+    }.items() for alias in aliases.split()
+}
+_GLUED = re.compile(r"^(\d+(?:\.\d+)?)([^\d.]+)$")
+
+
+def _number(text: str) -> str:
+    """A number as one spelling: "1.50" and "1.5" are one, "10" stays "10"."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def unit_pairs(words: Sequence[str]) -> set[tuple[str, str]]:
+    """Measurements in ``words``: (number, canonical unit) for "10 inch", "1.8 m", "50ml", "10-pack"."""
+    out: set[tuple[str, str]] = set()
+    for i, w in enumerate(words):
+        glued = _GLUED.match(w)
+        if glued and glued.group(2) in UNIT_ALIASES:
+            out.add((_number(glued.group(1)), UNIT_ALIASES[glued.group(2)]))
+        elif re.fullmatch(r"\d+(?:\.\d+)?", w) and i + 1 < len(words) and words[i + 1] in UNIT_ALIASES:
+            out.add((_number(w), UNIT_ALIASES[words[i + 1]]))
+    return out
+
+
+def _plural_of(word: str, present: set[str]) -> bool:
+    """An English plural of ``word`` is in ``present`` ("paperbacks" for an option "Paperback")."""
+    return word.isascii() and word.isalpha() and (word + "s" in present or word + "es" in present)
+
+
 def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
-    """The product's variant named by ``words`` ("1kg", "black", "ground", "бордовые"), if any."""
+    """The product's variant named by ``words`` ("1kg", "black", "ground", "бордовые", "10 inch"), if any.
+
+    A measurement counts twice as much as a word, so "the 10 inch" picks the 10 in option over
+    one that only shares a word.
+    """
     present = set(_split_units(words))
+    measured = unit_pairs(words)
+    separated = {w for i, w in enumerate(words) if i + 1 < len(words) and words[i + 1] in UNIT_ALIASES}
     # A bare number meets the number inside a title's "5kg" only when it picks ("the 5 one"),
     # never when it counts ("add 2 of the cable" with a "2m" option).
     picks = {w for i, w in enumerate(words) if w.isdigit() and i + 1 < len(words) and words[i + 1] in ("one", "ones")}
@@ -186,9 +232,14 @@ def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, t
         # The shopper's "16oz" meets a title's "16 fl oz"; a title's "2m" is met by "the 2 one" only.
         own = [t for t in tokens(_normalise_units(v.title)) if t not in NEVER_NAMES]
         vt = own + [t for t in _split_units(own) if t not in own and t in picks]
-        hit = tuple(t for t in vt if t in present or _inflected(t, present))
-        if len(hit) > best[0] or (len(hit) == best[0] and hit and len(vt) == len(hit)):
-            best = (len(hit), v.id, hit)
+        hit = tuple(t for t in vt if t in present or _inflected(t, present) or _plural_of(t, present))
+        pairs = measured & unit_pairs(tokens(v.title)) if measured else set()
+        # A number written apart from its unit ("10 inch") is the option's, not a quantity; one
+        # glued to it ("2m") is never read as a quantity anyway, and "add 2 ... 2m" keeps its 2.
+        hit = hit + tuple(n for n, _ in pairs if n not in hit and n in separated)
+        score = len(hit) + len(pairs)
+        if score > best[0] or (score == best[0] and hit and len(vt) == len(hit)):
+            best = (score, v.id, hit)
     return (best[1], best[2]) if best[0] else (None, ())
 
 

@@ -66,3 +66,21 @@ def test_unknown_phrases_are_reported_not_guessed() -> None:
     cmd = PARSER.parse("add a lawnmower", "add")
     assert cmd.targets == ()
     assert cmd.unresolved == ("add a lawnmower",)
+
+
+def test_a_measurement_meets_its_option_however_the_unit_is_spelled() -> None:
+    from chatpay.core.cartparse import match_variant, unit_pairs
+    from chatpay.core.catalog import Product, Variant
+    from chatpay.core.money import Money
+    from chatpay.core.text import tokens
+
+    assert unit_pairs(tokens("switch it to the 10 inch")) == {("10", "in")}
+    assert unit_pairs(tokens("1.80 metre")) == unit_pairs(tokens("1.8m")) == {("1.8", "m")}
+    assert unit_pairs(tokens("200 мл")) == unit_pairs(tokens("200ml")) == {("200", "ml")}
+    skillet = Product("skillet", "Cast Iron Skillet", "", tuple(
+        Variant(vid, title, Money(price, "USD")) for vid, title, price in
+        (("s8", "8 in", 2900), ("s10", "10 in", 3900), ("s12", "12 in", 4900))))
+    assert match_variant(skillet, tokens("switch it to the 10 inch"))[0] == "s10"
+    books = Product("novel", "A Novel", "", (Variant("pb", "Paperback", Money(999, "GBP")),
+                                             Variant("hb", "Hardback", Money(1699, "GBP"))))
+    assert match_variant(books, tokens("add 2 paperbacks"))[0] == "pb"

@@ -275,3 +275,27 @@ async def test_a_count_is_not_an_option_that_merely_contains_the_number() -> Non
     rt = await runtime_with()
     r = await say(rt, "add 5 of the rose fertiliser")  # options 1kg and 5kg: 5 counts here
     assert r.cart.quantities() == {"rose-fertiliser": 5}
+
+
+async def test_switch_it_to_a_measurement_changes_the_cart_line_not_a_product_named_with_it() -> None:
+    """'switch it to the 10 inch' replaces the skillet's option; a knife called '... 10 in' is not added."""
+    from chatpay.adapters.memory import FixedClock, in_memory_stores
+    from chatpay.bootstrap import build
+    from chatpay.config import Settings
+    from chatpay.core.catalog import Catalog, Product, Variant
+    from chatpay.core.money import Money
+
+    def usd(cents: int) -> Money:
+        return Money(cents, "USD")
+
+    catalog = Catalog.of("kitchen", "USD", [
+        Product("skillet", "Cast Iron Skillet", "Pre-seasoned.", (Variant("s8", "8 in", usd(2900)),
+                                                                 Variant("s10", "10 in", usd(3900)))),
+        Product("bread-knife", "Serrated Bread Knife 10 in", "For crusty loaves.", (Variant("bk", "Default Title",
+                                                                                             usd(4500)),)),
+    ])
+    rt = build(Settings(business_id="kitchen"), stores=in_memory_stores(), no_embedder=True, clock=FixedClock())
+    await rt.import_catalog(catalog)
+    await rt.service.handle(rt.turn("add the cast iron skillet", thread_id="t"))
+    r = await rt.service.handle(rt.turn("switch it to the 10 inch", thread_id="t"))
+    assert r.cart.quantities() == {"skillet": 1} and r.cart.lines[0].variant_id == "s10", r.reply.text

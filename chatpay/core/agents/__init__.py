@@ -22,7 +22,7 @@ from chatpay.core.negation import asks_about_not_for, mentions_the_cart, negated
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
-from chatpay.core.text import normalise
+from chatpay.core.text import normalise, tokens
 from chatpay.core.turns import Button, Message, Reply, Turn
 
 Agent = Callable[["AgentContext"], Awaitable[Reply]]
@@ -87,12 +87,28 @@ NEGATABLE = frozenset({"cart_add", "cart_remove", "cart_clear", "payments"})
 
 def _switch_request(ctx: AgentContext) -> RouteDecision | None:
     """ "switch it to white", "поменяй на 200х220": a new option for a line already in the cart."""
-    if ctx.cart.is_empty or ctx.delex is None or not ctx.delex.variant_words:
+    if ctx.cart.is_empty or ctx.delex is None:
         return None
     words = set(ctx.delex.tokens)
     if not words & SWITCH_WORDS or "?" in ctx.turn.text:
         return None
+    if not ctx.delex.variant_words and not _measures_a_cart_option(ctx):
+        return None
     return RouteDecision("cart_add", 0.9, reason="a new option for a line in the cart", layer="context")
+
+
+def _measures_a_cart_option(ctx: AgentContext) -> bool:
+    """ "switch it to the 10 inch": a measurement that is an option of a product in the cart."""
+    from chatpay.core.cartparse import unit_pairs
+
+    said = unit_pairs(ctx.delex.tokens) if ctx.delex is not None else set()
+    if not said or ctx.catalog is None:
+        return False
+    for line in ctx.cart.lines:
+        product = ctx.catalog.get(line.handle)
+        if product is not None and any(said & unit_pairs(tokens(v.title)) for v in product.variants):
+            return True
+    return False
 
 
 def _actionable(ctx: AgentContext, decision: RouteDecision) -> bool:

@@ -120,6 +120,11 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
         cart_handles=list(ctx.cart.quantities()),
     )
     targets = list(command.targets)
+    switched = _cart_switch(ctx, catalog, words)
+    in_cart = set(ctx.cart.quantities())
+    if switched is not None and (not targets or (all(t.handle not in in_cart for t in targets)
+                                                 and set(words) & REFERRING)):
+        targets = [switched]  # "switch it to the 10 inch": the cart's line, not a product named "... 10 in"
     if not targets and ("both" in words or ("all" in words and "them" in words)) and ctx.last_shown:
         targets = [Target(h, 1, "add", via="reference") for h in ctx.last_shown[:MAX_QUANTITY]]
     return await _apply(ctx, targets, price_talk=command.price_talk, unresolved=list(command.unresolved))
@@ -188,6 +193,25 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
     if not said:
         said.append("What would you like to add? Tell me a product name, or ask me what we sell.")
     return _finish(ctx, said, buttons=buttons)
+
+
+REFERRING = frozenset({"it", "that", "this", "them", "those", "one", "его", "её", "ее", "их", "это"})
+
+
+def _cart_switch(ctx: AgentContext, catalog: Catalog, words: list[str]) -> Target | None:
+    """The one cart line whose product has another option the message names, when it asks to switch."""
+    if not set(words) & SWITCH_CUES:
+        return None
+    fits = []
+    for handle in ctx.cart.quantities():
+        product = catalog.get(handle)
+        held = _line_variants(ctx, handle)
+        if product is None or len(held) != 1:
+            continue
+        variant_id, vwords = match_variant(product, words)
+        if variant_id is not None and variant_id != held[0]:
+            fits.append(Target(handle, None, "add", variant_id, vwords, via="switch"))
+    return fits[0] if len(fits) == 1 else None
 
 
 def _line_variants(ctx: AgentContext, handle: str) -> list[str]:
