@@ -1,6 +1,6 @@
 """Catalog and store files that merchants bring, validated at the edge.
 
-Two catalog formats are told apart by their content (see CONTRACTS.md):
+Two catalog formats are told apart by their content (see docs/formats.md):
 
 - Shopify's ``products.json`` export, ``{"products": [...]}`` with variants and price
   strings. It carries no currency, so the caller must give one.

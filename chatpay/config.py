@@ -19,7 +19,7 @@ DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_QUEUE = "chatpay_queue"
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 
-# What each payment provider needs to start (shared/CONTRACTS.md, "Payments and orders").
+# What each payment provider needs to start (docs/payments.md, "Providers").
 PAYMENT_NEEDS: dict[str, tuple[str, ...]] = {
     "sandbox": (),
     "telegram": ("TELEGRAM_PROVIDER_TOKEN", "TELEGRAM_BOT_TOKEN"),

@@ -1,6 +1,6 @@
 """``chatpay orders list|show|refund|export``: the merchant's view of the order store.
 
-``list`` and ``show`` print rich tables (``--json`` for the contract's JSON, shared/CONTRACTS.md);
+``list`` and ``show`` print rich tables (``--json`` for the documented JSON, docs/formats.md);
 ``export`` writes CSV with one row per order line, so a spreadsheet sums any column exactly;
 ``refund`` gives the money back through the order's provider and records it on the order.
 """

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024
 EXIT_FAIL, EXIT_BAD_INPUT = 1, 2
-# The update kinds ChatPay serves (CONTRACTS.md, "Telegram intake"); Telegram sends no others.
+# The update kinds ChatPay serves (docs/formats.md, "Telegram updates on the queue"); Telegram sends no others.
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "pre_checkout_query")
 _SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 

@@ -2,7 +2,7 @@
 
 :class:`TelegramChannel` satisfies :class:`chatpay.core.ports.Channel`. It sends the
 :class:`OutgoingMessage` list a presenter produced, in order, and keeps the promises of
-DESIGN.md ("Telegram rendering facts", "Queue and worker guarantees"):
+docs/architecture.md ("Telegram rendering facts") and docs/operations.md ("Queue and worker guarantees"):
 
 - HTML that Telegram refuses ("can't parse entities") is sent again as plain text;
 - a 429 is honoured: every worker pauses for ``retry_after`` (through the shared rate limiter)

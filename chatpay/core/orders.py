@@ -141,7 +141,7 @@ def order_id(business_id: str, thread_id: str, cart_version: int, created_at: da
 
 
 def order_as_json(order: Order) -> dict[str, Any]:
-    """The order as ``chatpay orders --json`` prints it (shared/CONTRACTS.md, "Payments and orders")."""
+    """The order as ``chatpay orders --json`` prints it (docs/formats.md, "Orders: JSON and CSV")."""
     money = lambda minor: Money(minor, order.currency).amount_str()  # noqa: E731
     return {
         "id": order.id,

@@ -1,6 +1,6 @@
 """Raw Telegram ``Update`` objects in, :class:`Turn` out.
 
-The queue holds updates exactly as Telegram sent them (see CONTRACTS.md, "Telegram intake").
+The queue holds updates exactly as Telegram sent them (see docs/formats.md, "Telegram updates on the queue").
 :func:`parse_raw` reads one from JSON text, :func:`parse_update` from a decoded object:
 
 - ``message`` and ``edited_message`` with text (or a caption) become a text turn; a message

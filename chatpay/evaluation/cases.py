@@ -1,4 +1,4 @@
-"""Eval cases: loading and validating the JSON Lines files of CONTRACTS.md.
+"""Eval cases: loading and validating the JSON Lines files of docs/formats.md.
 
 One case per line; blank lines and lines starting with ``#`` are skipped. A bad case
 raises :class:`~chatpay.core.errors.InvalidInput` naming the file, the line and the

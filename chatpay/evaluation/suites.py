@@ -2,7 +2,7 @@
 
 Each runner takes validated cases and a prepared runtime (see
 :mod:`chatpay.evaluation.harness`), runs every case on a thread of its own, and returns
-the JSON summary of CONTRACTS.md plus ``model_share`` (the share of evaluated turns whose
+the JSON summary of docs/formats.md plus ``model_share`` (the share of evaluated turns whose
 router would call a model in LLM mode) and suite-specific extras.
 """
 

@@ -1,7 +1,7 @@
 """``chatpay-worker``: consumes the Redis queue, runs turns, answers through the Bot API.
 
 For each raw update: parse it, claim its update id, run the turn, render the reply, record
-the outcome, send it, acknowledge it. The guarantees (DESIGN.md, "Queue and worker
+the outcome, send it, acknowledge it. The guarantees (docs/operations.md, "Queue and worker
 guarantees") come from :mod:`chatpay.adapters.redis`:
 
 - nothing accepted is lost: an update leaves Redis only after its replies went out, and the

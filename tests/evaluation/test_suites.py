@@ -1,4 +1,4 @@
-"""The suite runners score what the engine did, per CONTRACTS.md."""
+"""The suite runners score what the engine did, per docs/formats.md."""
 
 from __future__ import annotations
 
