@@ -103,7 +103,7 @@ class Settings:
             "business": self.business_id,
             "engine": self.engine,
             "mongo": "embedded (mongomock)" if self.embedded_mongo else str(redact_url(self.mongodb_uri)),
-            "redis": "embedded (fakeredis)" if self.embedded_redis else str(redact_url(self.redis_url)),
+            "redis": "not used (turns run in this process)" if self.embedded_redis else str(redact_url(self.redis_url)),
             "telegram": "configured" if self.telegram_bot_token else "sending disabled",
             "payments": self.payments,
             **({"data": str(self.data_dir)} if self.embedded_mongo and self.data_dir else {}),

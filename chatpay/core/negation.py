@@ -42,6 +42,31 @@ def asks_about_not_for(text: str) -> bool:
     return False
 
 
+ADVICE = frozenset("should shall".split())
+YES_NO = frozenset("will does do is are did was were has have".split())  # "should I get the 50ml or the 100ml?" asks for advice
+SHOP = frozenset("you u".split())
+
+
+def asks_rather_than_requests(text: str) -> bool:
+    """A question about products ("will the battery fit the saw?", "does it charge my phone?",
+    "should I get A or B?"), not a polite request to act ("can I get four of them?", "could you
+    add it?"). Russian yes/no questions carry "ли" ("подойдёт ли ...?")."""
+    words = tokens(text)
+    while words and words[0] in ("ok", "okay", "so", "and", "hmm", "um", "also", "actually", "but", "ну", "а", "и"):
+        words = words[1:]
+    if not words:
+        return False
+    if "ли" in words:
+        return True
+    first, subject = words[0], (words[1] if len(words) > 1 else "")
+    if first in ADVICE:
+        return subject not in SHOP
+    if first in ("can", "could", "may", "would"):
+        return False  # "can I get two?", "could you add it?", "would you remove it?": requests
+    # Yes/no questions only: "how do I pay?" and "what do I click to check out?" ask to act.
+    return first in YES_NO and subject not in SHOP or first in ("do", "does") and subject in SHOP
+
+
 def mentions_the_cart(text: str) -> bool:
     return any(w in CART_WORDS for w in tokens(text))
 

@@ -66,6 +66,10 @@ def _stores(settings: Settings, state: RedisStateStores | None) -> Stores | None
 
         client: Any = pymongo.MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
         base = mongo_stores(client[settings.mongodb_db], offload=True)
+    elif settings.data_dir is not None:  # the embedded default: catalogs imported by `chatpay catalog import`
+        from chatpay.adapters.mongo.filestore import FileBackedDatabase
+
+        base = mongo_stores(FileBackedDatabase(settings.data_dir, settings.mongodb_db))  # type: ignore[arg-type]
     else:
         base = mongo_stores(embedded_database(settings.mongodb_db))
     return replace(base, carts=state.carts, conversations=state.conversations, turns=state.turns)

@@ -299,3 +299,19 @@ async def test_switch_it_to_a_measurement_changes_the_cart_line_not_a_product_na
     await rt.service.handle(rt.turn("add the cast iron skillet", thread_id="t"))
     r = await rt.service.handle(rt.turn("switch it to the 10 inch", thread_id="t"))
     assert r.cart.quantities() == {"skillet": 1} and r.cart.lines[0].variant_id == "s10", r.reply.text
+
+
+@pytest.mark.parametrize(("text", "asks"), [
+    ("will the battery from the kit fit the saw too", True),
+    ("should i get the clay mask or the sleep mask", True),
+    ("does it charge my phone through the case?", True),
+    ("подойдёт ли крышка к сковороде?", True),
+    ("can i get four screen protectors", False),  # a polite request
+    ("could you add two more", False),
+    ("how do i pay for this lot", False),  # asks to act
+    ("add 2 more", False),
+])
+def test_a_yes_no_question_about_products_is_told_from_a_request(text: str, asks: bool) -> None:
+    from chatpay.core.negation import asks_rather_than_requests
+
+    assert asks_rather_than_requests(text) is asks

@@ -6,11 +6,11 @@ make cart versions and turn claims safe.
 
 Collections: ``catalogs`` (one pointer per business), ``products`` (per catalog
 version), ``conversations`` and ``carts`` (one per thread), ``events``, ``usage``,
-``turns`` (claims, 48 h TTL), ``payments`` and ``orders`` (unique provider charge id).
+``turns`` (claims, 48 h TTL), ``catalog_vectors`` and ``orders``.
 
-A payment or order leaves ``provider_charge_id`` out until the provider gives one: the
-index is sparse (mongomock ignores partial indexes), so absent ids never collide but two
-explicit ``null`` values would.
+An order is unique per ``(business_id, id)`` and per ``(business_id, payment_key)``, where the
+payment key is ``<provider>:<payment id>`` once paid and ``order:<id>`` before, so a payment
+delivered twice pays one order once (see :mod:`chatpay.adapters.mongo.orders`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,12 @@ from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
 from chatpay.core.evidence import SWITCH_WORDS, stands
 from chatpay.core.mentions import Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
-from chatpay.core.negation import asks_about_not_for, mentions_the_cart, negated_action
+from chatpay.core.negation import (
+    asks_about_not_for,
+    asks_rather_than_requests,
+    mentions_the_cart,
+    negated_action,
+)
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
@@ -235,7 +240,14 @@ class Engine:
                 and not cue_check(text, decision.intent) and not stands(text, decision.intent)):
             return replace(decision, intent="enquiry", runner_up=decision.intent,
                            reason=f"{decision.reason}; no words for {decision.intent}: a product question")
+        if (decision.layer in ("classifier", "model") and decision.intent in ("cart_add", "payments")
+                and asks_rather_than_requests(text)):
+            # "will the battery fit the saw?", "does it charge my phone?": answered, not acted on.
+            return replace(decision, intent="enquiry", runner_up=decision.intent,
+                           reason=f"{decision.reason}; a question, not a request to {decision.intent}")
         ask_margin = getattr(self.router.classifier, "meta", {}).get("ask_margin")
+        if decision.intent == "enquiry" and asks_rather_than_requests(text):
+            ask_margin = None  # a product question with an action's verb in it is answered, not queried
         if (ask_margin and decision.layer == "classifier" and _actionable(ctx, decision)
                 and decision.confidence - decision.runner_up_confidence < float(ask_margin)):
             # Two readings the classifier cannot tell apart, one of them changing the cart: ask.

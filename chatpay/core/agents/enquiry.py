@@ -155,7 +155,11 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
     top = products[0]
     best = scores.get(top.handle, 0.0)
     shown = [p for p in products if scores.get(p.handle, 0.0) >= best * 0.75][:MAX_CARDS] or [top]
-    if len(shown) == 1 or result.confidence >= 0.8 and best - scores.get(shown[1].handle, 0) > 0.15:
+    named = _named_in_order(ctx)
+    if len(named) >= 2:  # "should I get A or B?": both, in the shopper's order, so "the second one" is B
+        shown = (named + [p for p in shown if p not in named])[:MAX_CARDS]
+        top = shown[0]
+    if len(shown) == 1 or len(named) < 2 and result.confidence >= 0.8 and best - scores.get(shown[1].handle, 0) > 0.15:
         composed = product_answer(top, tokens(ctx.turn.text))
         if top.available:
             composed += "\nWould you like me to add it to your cart?"
@@ -168,6 +172,27 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
     context = [_product_context(p) for p in shown]
     text = await _generate(ctx, composed, shown, context)
     return Reply(text, cards=tuple(card(p, scores.get(p.handle)) for p in shown))
+
+
+NAMED_SCORE = 0.6
+
+
+def _named_in_order(ctx: AgentContext) -> list[Product]:
+    """The products the message names, in the order it names them (each once)."""
+    if ctx.delex is None or ctx.catalog is None:
+        return []
+    out: list[Product] = []
+    # Where a mention sits is the middle of its words (names share words: "... mask or the sleep
+    # mask"). A lone rare word scores MentionIndex.find's floor of 0.5; above 0.6 a mention holds
+    # more of the name than that, which is what ordering by it needs.
+    strong = [m for m in ctx.delex.mentions if m.score >= NAMED_SCORE]
+    if len({m.positions for m in strong}) < len(strong):
+        return []  # two names read off the same words ("usb-c" and "usb-a" alike): no order to keep
+    for m in sorted(strong, key=lambda m: (sum(m.positions or (m.start,)) / len(m.positions or (m.start,)), -m.score)):
+        product = ctx.catalog.get(m.handle)
+        if product is not None and product not in out:
+            out.append(product)
+    return out
 
 
 def _about(ctx: AgentContext, product: Product, words: Sequence[str]) -> Reply:

@@ -32,7 +32,8 @@ ORDERS_SHOWN = 5
 ORDER_QUESTIONS: tuple[tuple[str, ...], ...] = tuple(tuple(p.split()) for p in (
     "where is my order", "where's my order", "wheres my order", "my orders", "order status",
     "status of my order", "track my order", "did my payment", "payment go through", "payment went through",
-    "did i pay", "was i charged", "have i paid", "has my order", "did my order",
+    "did i pay", "was i charged", "have i paid", "has my order", "did my order", "has my payment",
+    "payment gone through", "gone through yet",
     "где мой заказ", "мои заказы", "статус заказа", "оплата прошла", "платеж прошел", "платёж прошёл",
     "прошла ли оплата",
 ))
