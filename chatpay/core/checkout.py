@@ -19,7 +19,7 @@ of rules decides what a payment does:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from chatpay.core.cart import Cart
@@ -173,3 +173,27 @@ async def refund(orders: OrderStore, provider: PaymentProvider, order: Order, at
     note = await provider.refund(order)
     done = order.to("refunded", at, note)
     return await orders.update(done, order.state), note
+
+
+# Stripe Checkout sessions expire after 24 hours by default, and a Telegram invoice is only worth
+# paying while the cart it froze is current; after a day an unpaid order is expired, so the
+# merchant's list shows what is really open. (A payment that still arrives is recorded: expired
+# orders can become paid.)
+PENDING_FOR = timedelta(hours=24)
+
+
+async def expire_stale(orders: OrderStore, *, now: datetime, older_than: timedelta = PENDING_FOR,
+                       providers: frozenset[str] | None = None) -> list[str]:
+    """Expire pending orders created before ``now - older_than``; the ids expired."""
+    done: list[str] = []
+    for order in await orders.list(state="pending", limit=10_000):
+        if providers is not None and order.provider not in providers:
+            continue
+        if order.created_at > now - older_than:
+            continue
+        try:
+            await orders.update(order.to("expired", now, f"unpaid after {older_than}"), "pending")
+        except ConcurrencyConflict:
+            continue  # paid (or expired) by someone else meanwhile
+        done.append(order.id)
+    return done

@@ -80,3 +80,25 @@ async def poll_forever(poller: Any, closed: asyncio.Event, every: float) -> None
             await asyncio.wait_for(closed.wait(), timeout=every)
         except TimeoutError:
             pass
+
+
+SWEEP_SECONDS = 600.0  # orders expire by the day; looking every ten minutes is plenty
+
+
+async def sweep_forever(runtime: Any, closed: asyncio.Event, every: float = SWEEP_SECONDS) -> None:
+    """Expire unpaid Telegram and Stripe orders older than a day (USDC orders expire in the poller)."""
+    from chatpay.core.checkout import expire_stale
+
+    orders = runtime.stores.orders
+    while orders is not None and not closed.is_set():
+        try:
+            expired = await expire_stale(orders, now=runtime.clock.now(),
+                                         providers=frozenset({"telegram", "stars", "stripe"}))
+            if expired:
+                log.info("expired unpaid orders", extra={"orders": expired})
+        except ChatPayError as exc:
+            log.warning("order sweep failed; retrying", extra={"error": str(exc)})
+        try:
+            await asyncio.wait_for(closed.wait(), timeout=every)
+        except TimeoutError:
+            pass

@@ -115,11 +115,12 @@ class Worker:
         liveness = asyncio.create_task(self._liveness(), name="liveness")
         work = [asyncio.create_task(self._route(), name="router"), asyncio.create_task(self._fast_lane(), name="fast")]
         work += [asyncio.create_task(self._slot(), name=f"slot-{i}") for i in range(self.options.concurrency)]
-        from chatpay.worker.payments import poll_forever, usdc_poller
+        from chatpay.worker.payments import poll_forever, sweep_forever, usdc_poller
 
         poller = usdc_poller(self.runtime, self.queue, self.queue.client)
         polling = ([asyncio.create_task(poll_forever(poller, self._stopping, self.options.usdc_poll), name="usdc")]
                    if poller else [])
+        polling.append(asyncio.create_task(sweep_forever(self.runtime, self._stopping), name="order-sweep"))
         await stop.wait()
         log.info("stopping: no new work; finishing in-flight turns", extra={"worker": self.queue.worker_id})
         self._stopping.set()

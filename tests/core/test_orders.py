@@ -185,3 +185,23 @@ async def test_payments_in_any_order_never_double_an_order_and_totals_equal_line
     for _, charge in paid_events:
         holder = await orders.by_payment("garden", "telegram", charge)
         assert holder is None or holder.id == stored.id
+
+
+async def test_unpaid_orders_expire_after_a_day_and_a_late_payment_is_still_recorded() -> None:
+    from datetime import timedelta
+
+    from chatpay.core.checkout import expire_stale
+
+    orders = InMemoryOrderStore()
+    catalog = garden_shop()
+    cart = Cart("garden", "t").add(catalog.get("basil-seeds"), None, 2)  # type: ignore[arg-type]
+    old = await orders.create(order_from_cart(cart, catalog, provider="telegram", at=NOW))
+    young = await orders.create(order_from_cart(replace(cart, version=5), catalog, provider="telegram",
+                                                at=NOW + timedelta(hours=23)))
+    later = NOW + timedelta(hours=25)
+    assert await expire_stale(orders, now=later, providers=frozenset({"telegram"})) == [old.id]
+    assert (await orders.get("garden", young.id)).state == "pending"  # type: ignore[union-attr]
+    result = await settle(orders, ConfirmedPayment("telegram", old.id, "late-1", "EUR", 560), business_id="garden",
+                          catalog=catalog, at=later)
+    assert result.outcome == "paid" and result.order is not None and result.order.state == "paid"
+    assert "after it expired" in result.order.history[-1].reason
