@@ -69,10 +69,15 @@ def _normalise_units(text: str) -> str:
     return _UNIT.sub(lambda m: f"{m.group(1).replace(',', '.')}{m.group(2).lower().rstrip('s')}", text)
 
 
+DESCRIBING = frozenset({"the", "those", "these"})  # not "that": "make that 2" counts
+
+
 def parse_quantity(words: Sequence[str]) -> tuple[int | None, bool]:
     """A quantity in the words and whether it is relative ("2 more", "another")."""
     relative = any(w in RELATIVE for w in words)
     for i, w in enumerate(words):
+        if i > 0 and words[i - 1] in DESCRIBING:
+            continue  # "the 3 person one", "the 20000 one": a number that describes, not counts
         if w.isdigit():
             return int(w), relative
         if w in ("x",) and i + 1 < len(words) and words[i + 1].isdigit():

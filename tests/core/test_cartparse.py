@@ -84,3 +84,12 @@ def test_a_measurement_meets_its_option_however_the_unit_is_spelled() -> None:
     books = Product("novel", "A Novel", "", (Variant("pb", "Paperback", Money(999, "GBP")),
                                              Variant("hb", "Hardback", Money(1699, "GBP"))))
     assert match_variant(books, tokens("add 2 paperbacks"))[0] == "pb"
+
+
+def test_a_number_after_the_describes_rather_than_counts() -> None:
+    from chatpay.core.cartparse import parse_quantity
+    from chatpay.core.text import tokens
+
+    assert parse_quantity(tokens("add the 3 person one"))[0] != 3  # "the 3 person tent", not three tents
+    assert parse_quantity(tokens("make that 2"))[0] == 2
+    assert parse_quantity(tokens("add 2 of the 3 person tents"))[0] == 2
