@@ -105,7 +105,9 @@ def _print_table(orders: list[Order]) -> None:
 
     table = Table(title=f"{len(orders)} order{'s' if len(orders) != 1 else ''}")
     for col in ("order", "business", "shopper", "state", "items", "total", "provider", "created", "flags"):
-        table.add_column(col, justify="right" if col in ("items", "total") else "left")
+        # The order number is what a merchant copies into `orders show`: never cut or wrapped.
+        table.add_column(col, justify="right" if col in ("items", "total") else "left",
+                         no_wrap=col in ("order", "total"), min_width=12 if col == "order" else None)
     for o in orders:
         table.add_row(o.number, o.business_id, o.thread_id, o.state, str(o.item_count), o.total.format(), o.provider,
                       o.created_at.strftime("%Y-%m-%d %H:%M"), ", ".join(o.flags))
