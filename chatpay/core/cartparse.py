@@ -466,16 +466,18 @@ class CartParser:
         if len(last_shown) < at_least or not content:
             return None
         scores = []
+        shown_names: set[str] = set()
         for handle in last_shown:
             product = self.index.catalog.get(handle)
             if product is None:
                 continue
-            if strong:
-                options = " ".join(v.title for v in product.variants if not v.is_default)
-                text = set(tokens(f"{product.name} {product.product_type} {' '.join(product.tags)} {options}"))
-            else:
-                text = set(tokens(product.searchable_text()))
+            options = " ".join(v.title for v in product.variants if not v.is_default)
+            is_words = set(tokens(f"{product.name} {product.product_type} {' '.join(product.tags)} {options}"))
+            shown_names |= is_words
+            text = is_words if strong else set(tokens(product.searchable_text()))
             scores.append((sum(1 for w in content if w in text or w.rstrip("s") in text), handle))
+        if not strong and any(w in self.index.by_token and w not in shown_names for w in content):
+            return None  # "an oil" after four serums names another kind of product, not one of them
         scores.sort(reverse=True)
         if scores and scores[0][0] > 0 and (len(scores) == 1 or scores[0][0] > scores[1][0]):
             return scores[0][1]

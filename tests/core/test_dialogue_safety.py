@@ -315,3 +315,15 @@ def test_a_yes_no_question_about_products_is_told_from_a_request(text: str, asks
     from chatpay.core.negation import asks_rather_than_requests
 
     assert asks_rather_than_requests(text) is asks
+
+
+async def test_a_kind_of_product_asks_which_one_and_adds_nothing_on_a_guess() -> None:
+    """'add some seeds' in a shop with two seed packets asks which; it neither refuses nor picks one."""
+    from tests.core.test_service import runtime_with, say
+
+    rt = await runtime_with()
+    r = await say(rt, "add some seeds")
+    assert r.cart.is_empty and r.reply.text.startswith("Which one")
+    assert "Tomato Seeds" in r.reply.text and "Basil Seeds" in r.reply.text
+    labels = [b.label for row in r.reply.buttons for b in row]
+    assert any("Tomato" in label for label in labels) and any("Basil" in label for label in labels)

@@ -18,7 +18,7 @@ from chatpay.core.agents import (
     add_button,
     product_key,
 )
-from chatpay.core.agents.finding import alternatives, resolve_unknown, suggestions
+from chatpay.core.agents.finding import alternatives, resolve_unknown, says_what_it_is, searched, suggestions
 from chatpay.core.buttons import Action, decode, encode, resolve
 from chatpay.core.cart import MAX_QUANTITY, Cart
 from chatpay.core.cartparse import (
@@ -159,7 +159,12 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
                 hint, rows = suggestions(ctx, handles, "Did you mean")
                 buttons += rows
                 suggestion = hint
-        if not_found:  # named once, however long the message: a reply stays a few messages at most
+        kinds = _one_kind(ctx, missing) if len(not_found) == 1 and not targets else []
+        if kinds:  # "add a notebook": several products are one, so the shopper picks
+            hint, rows = suggestions(ctx, kinds, "Which one would you like:")
+            said.append(hint)
+            buttons = rows
+        elif not_found:  # named once, however long the message: a reply stays a few messages at most
             shown = ", ".join(f"“{p}”" for p in not_found[:MAX_NAMED])
             more = f" and {len(not_found) - MAX_NAMED} more" if len(not_found) > MAX_NAMED else ""
             hint = suggestion if buttons else ""
@@ -212,6 +217,15 @@ def _cart_switch(ctx: AgentContext, catalog: Catalog, words: list[str]) -> Targe
         if variant_id is not None and variant_id != held[0]:
             fits.append(Target(handle, None, "add", variant_id, vwords, via="switch"))
     return fits[0] if len(fits) == 1 else None
+
+
+def _one_kind(ctx: AgentContext, missing: list[tuple[str, list[str]]]) -> list[str]:
+    """The found products that each are what the one unresolved phrase names ("a notebook"), if two or more."""
+    assert ctx.catalog is not None
+    [(phrase, handles)] = missing
+    what = searched(phrase)
+    kinds = [h for h in handles if (p := ctx.catalog.get(h)) is not None and says_what_it_is(p, what)]
+    return kinds if len(kinds) >= 2 else []
 
 
 def _line_variants(ctx: AgentContext, handle: str) -> list[str]:

@@ -18,6 +18,11 @@ from chatpay.core.turns import Button
 
 log = logging.getLogger(__name__)
 MODEL_CHOICES = 8
+# The verbs of a cart command, which name no product ("add a notebook" searches "notebook"). Only
+# verbs and politeness: nouns a cue list holds ("bag", "basket") can be products ("sleeping bag").
+COMMAND_WORDS = frozenset("""add adding added put throw chuck stick pop include buy buying grab take taking want
+    order get getting gimme please i'll ill i'd remove removing delete drop cancel
+    добавь добавьте добавить положи положите закинь кинь возьму беру хочу куплю купить убери удали""".split())
 LLM_MAX_QTY = 10
 
 
@@ -53,11 +58,29 @@ def _best_named(catalog: Catalog, phrase: str, handles: list[str]) -> Product | 
     return None
 
 
+def searched(phrase: str) -> str:
+    """What of a cart phrase names a thing: without counts and command verbs."""
+    return " ".join(w for w in tokens(phrase)
+                    if not (w.isdigit() or w in NUMBER_WORDS or w in COMMAND_WORDS)) or phrase
+
+
+def says_what_it_is(product: Product, phrase: str) -> bool:
+    """Whether the product's name, type or tags hold every word of the phrase (plurals aside).
+
+    A search may rank "a serum for oily skin" first for "an oil"; adding it on that guess would put
+    a product in the cart that the shopper never named, so then the shopper is asked instead.
+    """
+    own = {w.rstrip("s") for w in tokens(" ".join((product.name, product.product_type, *product.tags)))}
+    wanted = {w.rstrip("s") for w in tokens(phrase) if len(w) > 2}
+    return bool(wanted) and wanted <= own
+
+
 async def resolve_unknown(ctx: AgentContext, phrase: str) -> tuple[Product | None, list[str]]:
     """Retrieval, then (LLM only) the model, for a phrase the parser could not tie to a product."""
     assert ctx.catalog is not None
-    # "2 packs of the no-show socks": the count is the cart's business, not the search's.
-    what = " ".join(w for w in tokens(phrase) if not (w.isdigit() or w in NUMBER_WORDS)) or phrase
+    # "add 2 packs of the no-show socks": the count and the command are the cart's business, not the
+    # search's ("add" read as a thing the shop might not sell made it decline "add a notebook").
+    what = searched(phrase)
     result = await ctx.engine.retriever.search(ctx.catalog, what, k=MODEL_CHOICES)
     handles = [h.handle for h in result.products]
     named = _best_named(ctx.catalog, what, handles)
@@ -66,8 +89,9 @@ async def resolve_unknown(ctx: AgentContext, phrase: str) -> tuple[Product | Non
     if result.kind == "products" and handles and result.confidence >= 0.75:
         top = result.products[0]
         runner = result.products[1].score if len(result.products) > 1 else 0.0
-        if top.score - runner >= 0.1:
-            return ctx.catalog.get(top.handle), handles
+        product = ctx.catalog.get(top.handle)
+        if top.score - runner >= 0.1 and product is not None and says_what_it_is(product, what):
+            return product, handles
     model = ctx.engine.model
     if model is None or not handles:
         return None, handles if result.kind != "none" else []
