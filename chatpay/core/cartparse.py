@@ -188,8 +188,9 @@ UNIT_ALIASES: dict[str, str] = {
         "l": "l litre litres liter liters ltr л литр литра литров", "ml": "ml millilitre millilitres мл",
         "qt": "qt quart quarts", "gal": "gal gallon gallons", "oz": "oz ounce ounces",
         "lb": "lb lbs pound pounds", "g": "g gram grams gr г гр грамм", "kg": "kg kilo kilos kilogram kilograms кг",
-        "w": "w watt watts вт", "v": "v volt volts", "mah": "mah", "pack": "pack packs pk",
-        "pc": "pc pcs piece pieces шт", "step": "step steps", "port": "port ports", "bulb": "bulb bulbs",
+        "w": "w watt watts вт", "v": "v volt volts", "mah": "mah",
+        # Counted things are one unit: a "10 pack" of bulbs is the option "10 bulbs" or "10 pcs".
+        "n": "pack packs pk pc pcs piece pieces шт step steps port ports bulb bulbs count ct",
         "gb": "gb", "tb": "tb",
     }.items() for alias in aliases.split()
 }
@@ -231,11 +232,14 @@ def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, t
     # never when it counts ("add 2 of the cable" with a "2m" option).
     picks = {w for i, w in enumerate(words) if w.isdigit() and i + 1 < len(words) and words[i + 1] in ("one", "ones")}
     best: tuple[int, str | None, tuple[str, ...]] = (0, None, ())
+    titled = [set(tokens(_normalise_units(v.title))) for v in product.variants if not v.is_default]
+    # A word every option shares ("step" in "0.9m (3 step)", "1.5m (5 step)") tells none apart.
+    shared = set.intersection(*titled) if len(titled) > 1 else set()
     for v in product.variants:
         if v.is_default:
             continue
         # The shopper's "16oz" meets a title's "16 fl oz"; a title's "2m" is met by "the 2 one" only.
-        own = [t for t in tokens(_normalise_units(v.title)) if t not in NEVER_NAMES]
+        own = [t for t in tokens(_normalise_units(v.title)) if t not in NEVER_NAMES and t not in shared]
         vt = own + [t for t in _split_units(own) if t not in own and t in picks]
         hit = tuple(t for t in vt if t in present or _inflected(t, present) or _plural_of(t, present))
         pairs = measured & unit_pairs(tokens(v.title)) if measured else set()
@@ -409,7 +413,8 @@ class CartParser:
         described = self._described(words, last_shown)
         if described is not None:
             return target(described, "described")
-        if mode == "remove":  # "I don't want the helmet anymore": the cart's only helmet
+        # "I don't want the helmet anymore", "2 more of the socks": the cart's only helmet, socks.
+        if mode == "remove" or relative:
             in_cart = self._described(words, cart_handles, at_least=1, strong=True)
             if in_cart is not None:
                 return target(in_cart, "cart")

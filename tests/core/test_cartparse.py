@@ -93,3 +93,19 @@ def test_a_number_after_the_describes_rather_than_counts() -> None:
     assert parse_quantity(tokens("add the 3 person one"))[0] != 3  # "the 3 person tent", not three tents
     assert parse_quantity(tokens("make that 2"))[0] == 2
     assert parse_quantity(tokens("add 2 of the 3 person tents"))[0] == 2
+
+
+def test_a_word_every_option_shares_picks_none_so_a_later_clause_can() -> None:
+    from chatpay.core.cartparse import match_variant
+    from chatpay.core.catalog import Product, Variant
+    from chatpay.core.money import Money
+    from chatpay.core.text import tokens
+
+    ladder = Product("ladder", "Aluminium Step Ladder", "", tuple(
+        Variant(vid, title, Money(price, "AUD")) for vid, title, price in
+        (("l3", "0.9m (3 step)", 8900), ("l5", "1.5m (5 step)", 13900), ("l6", "1.8m (6 step)", 15900))))
+    assert match_variant(ladder, tokens("add the step ladder"))[0] is None  # "step" is in every option
+    assert match_variant(ladder, tokens("1.5m"))[0] == "l5"
+    bulbs = Product("tulips", "Tulip Bulbs", "", tuple(
+        Variant(vid, title, Money(price, "EUR")) for vid, title, price in (("b10", "10 bulbs", 690), ("b25", "25 bulbs", 1490))))
+    assert match_variant(bulbs, tokens("switch it to the 10 pack"))[0] == "b10"  # counted things are one unit
