@@ -327,3 +327,15 @@ async def test_a_kind_of_product_asks_which_one_and_adds_nothing_on_a_guess() ->
     assert "Tomato Seeds" in r.reply.text and "Basil Seeds" in r.reply.text
     labels = [b.label for row in r.reply.buttons for b in row]
     assert any("Tomato" in label for label in labels) and any("Basil" in label for label in labels)
+
+
+async def test_the_option_asked_about_is_the_one_added() -> None:
+    """'is the 5kg one ...?' after the rose feed was shown, then 'ok add that': the 5kg, not the default 1kg."""
+    from tests.core.test_service import runtime_with, say
+
+    rt = await runtime_with()
+    await say(rt, "do you have rose fertiliser?")
+    r = await say(rt, "is the 5kg one enough for a big garden?")
+    assert r.intent == "enquiry" and "Rose Fertiliser" in r.reply.text
+    r = await say(rt, "ok add that")
+    assert r.cart.quantities() == {"rose-fertiliser": 1} and r.cart.lines[0].variant_id == "rf-5", r.reply.text

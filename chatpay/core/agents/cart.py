@@ -253,6 +253,10 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[st
     if t.variant_id is None and len(in_cart) == 1:
         # "one more", "make it 2 cables": the line already in the cart, not a new default variant
         t = Target(t.handle, t.quantity, t.mode, in_cart[0], t.variant_words, t.via, t.phrase, t.candidates)
+    focus = ctx.state.get("focus_variant")
+    if t.variant_id is None and not in_cart and isinstance(focus, list) and focus[:1] == [product.handle]:
+        # "is the 12 inch one big enough?" ... "ok add that": the option the shopper asked about
+        t = Target(t.handle, t.quantity, t.mode, str(focus[1]), t.variant_words, t.via, t.phrase, t.candidates)
     try:
         variant = product.variant(t.variant_id)
     except KeyError:

@@ -81,10 +81,20 @@ def product_answer(product: Product, words: Sequence[str] = ()) -> str:
 
 
 def referenced_products(ctx: AgentContext) -> list[Product]:
-    """Products a follow-up question points at ("how much is it?", "the second one")."""
-    if ctx.catalog is None or ctx.delex is None or ctx.delex.mentions:
+    """Products a follow-up question points at ("how much is it?", "the second one", "is the 12
+    inch one big enough?")."""
+    if ctx.catalog is None or ctx.delex is None:
         return []
     words = tokens(ctx.turn.text)
+    if FOLLOW_UP_WORDS.intersection(words) and (ctx.last_shown or ctx.last_product):
+        # An option of exactly one product just talked about names it, whatever else matches.
+        pool = [p for h in dict.fromkeys([*ctx.last_shown, *([ctx.last_product] if ctx.last_product else [])])
+                if (p := ctx.catalog.get(h)) is not None]
+        with_option = [p for p in pool if match_variant(p, words)[0]]
+        if len(with_option) == 1:
+            return with_option
+    if ctx.delex.mentions:
+        return []
     if not FOLLOW_UP_WORDS.intersection(words) or not ctx.last_shown:
         return []
     shown = [p for h in ctx.last_shown if (p := ctx.catalog.get(h)) is not None]
@@ -197,6 +207,9 @@ def _named_in_order(ctx: AgentContext) -> list[Product]:
 
 def _about(ctx: AgentContext, product: Product, words: Sequence[str]) -> Reply:
     ctx.remember(last_product=product.handle, offer=product.handle if product.available else None)
+    # "is the 12 inch one big enough?": that option is the one in focus, so "add that" adds it.
+    variant_id, _ = match_variant(product, words) if words else (None, ())
+    ctx.remember(focus_variant=[product.handle, variant_id] if variant_id else None)
     text = product_answer(product, words)
     if product.available:
         text += "\nWould you like me to add it to your cart?"
