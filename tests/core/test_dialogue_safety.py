@@ -339,3 +339,13 @@ async def test_the_option_asked_about_is_the_one_added() -> None:
     assert r.intent == "enquiry" and "Rose Fertiliser" in r.reply.text
     r = await say(rt, "ok add that")
     assert r.cart.quantities() == {"rose-fertiliser": 1} and r.cart.lines[0].variant_id == "rf-5", r.reply.text
+
+
+async def test_the_second_one_after_a_products_options_were_listed_is_the_second_option() -> None:
+    from tests.core.test_service import runtime_with, say
+
+    rt = await runtime_with()
+    r = await say(rt, "what sizes does the rose fertiliser come in?")
+    assert "1kg" in r.reply.text and "5kg" in r.reply.text
+    r = await say(rt, "add the second one")
+    assert r.cart.quantities() == {"rose-fertiliser": 1} and r.cart.lines[0].variant_id == "rf-5", r.reply.text

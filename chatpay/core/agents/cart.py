@@ -33,7 +33,7 @@ from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import is_affirmative
 from chatpay.core.errors import CartError, ConcurrencyConflict, OutOfStock, QuantityError
 from chatpay.core.evidence import SWITCH_CUES, has_cue
-from chatpay.core.text import normalise, tokens
+from chatpay.core.text import ORDINALS, normalise, tokens
 from chatpay.core.turns import Button, CartLineView, CartView, Reply
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,9 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
         return await _apply(ctx, targets, price_talk=False, unresolved=[])
     parser = CartParser(ctx.engine.mention_index(catalog))
     words = tokens(ctx.turn.text)
+    listed = _listed_option(ctx, catalog, words)
+    if listed is not None:  # "what sizes does it come in?" ... "add the second one"
+        return await _apply(ctx, [listed], price_talk=False, unresolved=[])
     command = parser.parse(
         ctx.turn.text, "add", last_shown=ctx.last_shown, last_product=ctx.last_product,
         cart_handles=list(ctx.cart.quantities()),
@@ -217,6 +220,24 @@ def _cart_switch(ctx: AgentContext, catalog: Catalog, words: list[str]) -> Targe
         if variant_id is not None and variant_id != held[0]:
             fits.append(Target(handle, None, "add", variant_id, vwords, via="switch"))
     return fits[0] if len(fits) == 1 else None
+
+
+def _listed_option(ctx: AgentContext, catalog: Catalog, words: list[str]) -> Target | None:
+    """The option an ordinal picks when the last answer listed one product's options in order."""
+    listed = ctx.state.get("shown_variants")
+    ordinals = [ORDINALS[w] for w in words if w in ORDINALS]
+    if not isinstance(listed, list) or len(listed) != 2 or len(ordinals) != 1 or len(ctx.last_shown) > 1:
+        return None
+    handle, variant_ids = listed
+    product = catalog.get(str(handle))
+    if product is None or not isinstance(variant_ids, list) or (ctx.last_shown and ctx.last_shown[0] != handle):
+        return None
+    n = ordinals[0]
+    idx = len(variant_ids) - 1 if n == -1 else n - 1
+    if not 0 <= idx < len(variant_ids):
+        return None
+    quantity, _ = count_in(words, product)
+    return Target(product.handle, quantity, "add", str(variant_ids[idx]), via="ordinal")
 
 
 def _one_kind(ctx: AgentContext, missing: list[tuple[str, list[str]]]) -> list[str]:

@@ -171,6 +171,8 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
         top = shown[0]
     if len(shown) == 1 or len(named) < 2 and result.confidence >= 0.8 and best - scores.get(shown[1].handle, 0) > 0.15:
         composed = product_answer(top, tokens(ctx.turn.text))
+        if top.has_options:  # the answer lists its options in order: "the second one" is the second
+            ctx.remember(shown_variants=[top.handle, [v.id for v in top.variants]])
         if top.available:
             composed += "\nWould you like me to add it to your cart?"
             ctx.remember(offer=top.handle)
@@ -209,7 +211,9 @@ def _about(ctx: AgentContext, product: Product, words: Sequence[str]) -> Reply:
     ctx.remember(last_product=product.handle, offer=product.handle if product.available else None)
     # "is the 12 inch one big enough?": that option is the one in focus, so "add that" adds it.
     variant_id, _ = match_variant(product, words) if words else (None, ())
-    ctx.remember(focus_variant=[product.handle, variant_id] if variant_id else None)
+    ctx.remember(focus_variant=[product.handle, variant_id] if variant_id else None,
+                 shown_variants=[product.handle, [v.id for v in product.variants]]
+                 if product.has_options and not variant_id else None)
     text = product_answer(product, words)
     if product.available:
         text += "\nWould you like me to add it to your cart?"
