@@ -194,6 +194,9 @@ UNIT_ALIASES: dict[str, str] = {
         "gb": "gb", "tb": "tb",
     }.items() for alias in aliases.split()
 }
+_DIMENSIONS = re.compile(r"^(\d+(?:\.\d+)?)[xх×](\d+(?:\.\d+)?)$")  # "30x20", "160х200" (Cyrillic х)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_BY = frozenset({"x", "х", "×", "by", "на"})
 _GLUED = re.compile(r"^(\d+(?:\.\d+)?)([^\d.]+)$")
 
 
@@ -211,6 +214,11 @@ def unit_pairs(words: Sequence[str]) -> set[tuple[str, str]]:
             out.add((_number(glued.group(1)), UNIT_ALIASES[glued.group(2)]))
         elif re.fullmatch(r"\d+(?:\.\d+)?", w) and i + 1 < len(words) and words[i + 1] in UNIT_ALIASES:
             out.add((_number(w), UNIT_ALIASES[words[i + 1]]))
+        elif dims := _DIMENSIONS.match(w):  # "160х200 см": two sides; their unit never tells options apart
+            out.add((f"{_number(dims.group(1))}x{_number(dims.group(2))}", "dim"))
+        elif (_NUMBER.fullmatch(w) and i + 2 < len(words) and words[i + 1] in _BY
+              and _NUMBER.fullmatch(words[i + 2])):  # "160 на 200", "30 by 20"
+            out.add((f"{_number(w)}x{_number(words[i + 2])}", "dim"))
     return out
 
 
@@ -249,7 +257,51 @@ def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, t
         score = len(hit) + len(pairs)
         if score > best[0] or (score == best[0] and hit and len(vt) == len(hit)):
             best = (score, v.id, hit)
-    return (best[1], best[2]) if best[0] else (None, ())
+    if best[0]:
+        return best[1], best[2]
+    return _by_size(product, words)
+
+
+# Size words pick among options that are measurements of one kind ("the big one" of 200 and 400 ml
+# candles is the 400 ml). English words, and Russian stems (their endings vary).
+_SIZE_WORDS = {"large": 1, "big": 1, "bigger": 1, "biggest": 1, "largest": 1, "larger": 1, "huge": 1,
+               "small": -1, "smaller": -1, "smallest": -1, "little": -1, "tiny": -1, "mini": -1,
+               "medium": 0, "middle": 0, "mid": 0}
+_SIZE_STEMS = {"больш": 1, "крупн": 1, "маленьк": -1, "мален": -1, "небольш": -1, "средн": 0}
+
+
+def _size_word(words: Sequence[str]) -> int | None:
+    for w in words:
+        if w in _SIZE_WORDS:
+            return _SIZE_WORDS[w]
+        for stem_, value in _SIZE_STEMS.items():
+            if w.startswith(stem_) and not (stem_ == "больш" and w.startswith("небольш")):
+                return value
+    return None
+
+
+def _by_size(product: Product, words: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
+    """The smallest, middle or largest option when the shopper says so and the options are sizes."""
+    wanted = _size_word(words)
+    if wanted is None:
+        return None, ()
+    sized: list[tuple[float, str]] = []
+    units: set[str] = set()
+    for v in product.variants:
+        pairs = sorted(unit_pairs(tokens(_normalise_units(v.title))))
+        if v.is_default or not pairs:
+            return None, ()
+        number, unit = pairs[0]
+        units.add(unit)
+        size = 1.0
+        for part in number.split("x"):  # a "30x20 cm" board is sized by its area
+            size *= float(part)
+        sized.append((size, v.id))
+    if len(units) != 1 or len(sized) < 2:
+        return None, ()
+    sized.sort()
+    pick = sized[-1] if wanted > 0 else sized[0] if wanted < 0 else sized[len(sized) // 2]
+    return pick[1], ()
 
 
 class CartParser:

@@ -109,3 +109,20 @@ def test_a_word_every_option_shares_picks_none_so_a_later_clause_can() -> None:
     bulbs = Product("tulips", "Tulip Bulbs", "", tuple(
         Variant(vid, title, Money(price, "EUR")) for vid, title, price in (("b10", "10 bulbs", 690), ("b25", "25 bulbs", 1490))))
     assert match_variant(bulbs, tokens("switch it to the 10 pack"))[0] == "b10"  # counted things are one unit
+
+
+def test_big_small_and_medium_pick_among_options_that_are_sizes() -> None:
+    from chatpay.core.cartparse import match_variant
+    from chatpay.core.catalog import Product, Variant
+    from chatpay.core.money import Money
+    from chatpay.core.text import tokens
+
+    boards = Product("board", "Bamboo Board", "", tuple(
+        Variant(vid, title, Money(price, "RUB")) for vid, title, price in
+        (("s", "30х20 см", 59000), ("m", "35х25 см", 79000), ("l", "40х30 см", 99000))))
+    assert match_variant(boards, tokens("три доски средние"))[0] == "m"
+    assert match_variant(boards, tokens("the big one"))[0] == "l"
+    assert match_variant(boards, tokens("the smallest board"))[0] == "s"
+    assert match_variant(boards, tokens("35 на 25"))[0] == "m"
+    colours = Product("mug", "Mug", "", (Variant("r", "Red", Money(900, "EUR")), Variant("b", "Blue", Money(900, "EUR"))))
+    assert match_variant(colours, tokens("the big one"))[0] is None  # not sizes: nothing to pick by

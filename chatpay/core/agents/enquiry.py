@@ -90,7 +90,7 @@ def referenced_products(ctx: AgentContext) -> list[Product]:
         # An option of exactly one product just talked about names it, whatever else matches.
         pool = [p for h in dict.fromkeys([*ctx.last_shown, *([ctx.last_product] if ctx.last_product else [])])
                 if (p := ctx.catalog.get(h)) is not None]
-        with_option = [p for p in pool if match_variant(p, words)[0]]
+        with_option = [p for p in pool if match_variant(p, words)[1]]  # named options, not "the big one"
         if len(with_option) == 1:
             return with_option
     if ctx.delex.mentions:
