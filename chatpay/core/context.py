@@ -116,7 +116,8 @@ def last_user_intent(history: Sequence[Message]) -> str | None:
 
 
 def context_intent(
-    delex: Delexicalised, history: Sequence[Message], classify: Classify
+    delex: Delexicalised, history: Sequence[Message], classify: Classify,
+    names: Callable[[str], bool] | None = None,
 ) -> tuple[str, float, str] | None:
     """An intent read from the previous assistant message, with confidence and reason, or None."""
     previous = last_assistant(history)
@@ -141,7 +142,9 @@ def context_intent(
         return "chitchat", 0.9, "declined"
     previous_intent = last_user_intent(history)
     names_something = "PRODUCT" in delex.text.split() or any(
-        w.isdigit() or w in NUMBER_WORDS for w in said.split()[1:])
+        w.isdigit() or w in NUMBER_WORDS for w in said.split()[1:]) or (
+        # "and some jeans": a word of the shop's product names, when several products share it
+        names is not None and "?" not in delex.original and any(names(w) for w in said.split()[1:]))
     if said.startswith(CONTINUATION) and previous_intent in ("cart_add", "cart_remove") and names_something:
         rest = said.split()[1:]
         counted = bool(rest) and (rest[0].isdigit() or rest[0] in NUMBER_WORDS)  # "and 2 packs of ..."

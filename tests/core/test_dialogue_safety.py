@@ -349,3 +349,14 @@ async def test_the_second_one_after_a_products_options_were_listed_is_the_second
     assert "1kg" in r.reply.text and "5kg" in r.reply.text
     r = await say(rt, "add the second one")
     assert r.cart.quantities() == {"rose-fertiliser": 1} and r.cart.lines[0].variant_id == "rf-5", r.reply.text
+
+
+async def test_and_some_of_a_kind_after_an_add_continues_adding() -> None:
+    """'and some seeds' right after an add is another add (several seeds: it asks which), not a search."""
+    from tests.core.test_service import runtime_with, say
+
+    rt = await runtime_with()
+    await say(rt, "add a watering can")
+    r = await say(rt, "and some seeds")
+    assert r.intent == "cart_add" and r.reply.text.startswith("Which one"), r.reply.text
+    assert r.cart.quantities() == {"watering-can": 1}

@@ -16,7 +16,7 @@ from chatpay.core.cart import Cart
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
 from chatpay.core.evidence import SWITCH_WORDS, stands
-from chatpay.core.mentions import Delexicalised, MentionIndex
+from chatpay.core.mentions import NEVER_NAMES, Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.negation import (
     asks_about_not_for,
@@ -218,7 +218,9 @@ class Engine:
         switched = _switch_request(ctx)
         if switched is not None:
             return switched
-        read = context_intent(ctx.delex, ctx.history, self.router.classifier.predict)
+        index = self.mention_index(ctx.catalog) if ctx.catalog is not None else None
+        names = (lambda w: w in index.by_token and w not in NEVER_NAMES) if index is not None else None
+        read = context_intent(ctx.delex, ctx.history, self.router.classifier.predict, names)
         if read is not None:
             intent, confidence, why = read
             return RouteDecision(intent, confidence, reason=why, layer="context")
