@@ -360,3 +360,12 @@ async def test_and_some_of_a_kind_after_an_add_continues_adding() -> None:
     r = await say(rt, "and some seeds")
     assert r.intent == "cart_add" and r.reply.text.startswith("Which one"), r.reply.text
     assert r.cart.quantities() == {"watering-can": 1}
+
+
+async def test_a_question_in_the_shops_own_policy_words_is_answered_from_the_policy() -> None:
+    """The garden shop's shipping policy names 'shipping': 'is shipping free?' is no small talk."""
+    from tests.core.test_service import runtime_with, say
+
+    rt = await runtime_with()
+    r = await say(rt, "hey, is shipping free?")
+    assert r.intent == "enquiry", r.decision.reason

@@ -102,6 +102,26 @@ def _switch_request(ctx: AgentContext) -> RouteDecision | None:
     return RouteDecision("cart_add", 0.9, reason="a new option for a line in the cart", layer="context")
 
 
+QUESTION_WORDS = frozenset("""what which how when where why who do does is are can could will would
+    какой какая какие как когда где почему сколько можно есть""".split())
+
+
+def _names_a_policy(ctx: AgentContext) -> bool:
+    """Whether the message holds a keyword of one of the store's policies (whole words)."""
+    if ctx.catalog is None or not ctx.catalog.policies:
+        return False
+    words = tokens(ctx.turn.text)
+    if "?" not in ctx.turn.text and not (words and words[0] in QUESTION_WORDS):
+        return False  # "I love this shop": praise that happens to hold a policy word, not a question
+    said = f" {' '.join(words)} "
+    for policy in ctx.catalog.policies:
+        for keyword in (*policy.keywords, policy.title):
+            phrase = " ".join(tokens(keyword))
+            if phrase and f" {phrase} " in said:
+                return True
+    return False
+
+
 def _measures_a_cart_option(ctx: AgentContext) -> bool:
     """ "switch it to the 10 inch": a measurement that is an option of a product in the cart."""
     from chatpay.core.cartparse import unit_pairs
@@ -236,6 +256,11 @@ class Engine:
         apart get a question; a question that borrows an action's verb is answered, not acted on.
         """
         text = ctx.turn.text
+        if (decision.intent == "chitchat" and decision.layer in ("classifier", "model")
+                and _names_a_policy(ctx)):
+            # "do you ship for free?": the shop's own policy words make it a question for the shop.
+            return replace(decision, intent="enquiry", runner_up="chitchat",
+                           reason=f"{decision.reason}; names the shop's policy: an enquiry")
         picks_option = decision.intent == "cart_add" and bool(ctx.delex and ctx.delex.variant_words)
         cue_check = getattr(self.router.classifier, "stands", None)  # the fitted classifier's learned cues
         if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option
