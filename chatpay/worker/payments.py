@@ -66,6 +66,14 @@ def usdc_poller(runtime: Any, queue: Any, client: Any) -> Any | None:
                       on_problem=on_problem, on_expired=on_expired)
 
 
+async def _pause(closed: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less when ``closed`` is set meanwhile."""
+    try:
+        await asyncio.wait_for(closed.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
 async def poll_forever(poller: Any, closed: asyncio.Event, every: float) -> None:
     """Run ``poller`` every ``every`` seconds until ``closed`` is set; a failed run is logged and retried."""
     while not closed.is_set():
@@ -76,10 +84,7 @@ async def poll_forever(poller: Any, closed: asyncio.Event, every: float) -> None
                                              "expired": report.expired, "failed": report.failed})
         except ChatPayError as exc:
             log.warning("usdc poll failed; retrying", extra={"error": str(exc)})
-        try:
-            await asyncio.wait_for(closed.wait(), timeout=every)
-        except TimeoutError:
-            pass
+        await _pause(closed, every)
 
 
 SWEEP_SECONDS = 600.0  # orders expire by the day; looking every ten minutes is plenty
@@ -98,7 +103,4 @@ async def sweep_forever(runtime: Any, closed: asyncio.Event, every: float = SWEE
                 log.info("expired unpaid orders", extra={"orders": expired})
         except ChatPayError as exc:
             log.warning("order sweep failed; retrying", extra={"error": str(exc)})
-        try:
-            await asyncio.wait_for(closed.wait(), timeout=every)
-        except TimeoutError:
-            pass
+        await _pause(closed, every)
