@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chatpay.core.checkout import refund
+from chatpay.core.checkout import refund, transition_event
 from chatpay.core.errors import InvalidInput
 from chatpay.core.money import Money
 from chatpay.core.orders import STATES, Order, order_as_json
@@ -81,6 +81,8 @@ async def run(args: argparse.Namespace, runtime: Any) -> int:
     if provider is None:
         raise InvalidInput("no payment provider is configured (CHATPAY_PAYMENTS)")
     done, note = await refund(orders, provider, order, runtime.clock.now())
+    await runtime.stores.events.record(transition_event(done, source="chatpay-orders"))
+    runtime.flush()
     print(f"order {done.number}: {done.state}. {note}")
     return 0
 

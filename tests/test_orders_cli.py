@@ -57,6 +57,8 @@ async def test_the_table_show_and_refund(shop: Any, capsys: pytest.CaptureFixtur
     assert await run("orders", "refund", ann.id) == 0
     assert "refunded" in capsys.readouterr().out
     assert (await shop.stores.orders.get("garden", ann.id)).state == "refunded"
+    refunded = [e for e in await shop.stores.events.list("garden", "ann") if e.name == "OrderRefunded"]
+    assert len(refunded) == 1 and refunded[0].data["order"] == ann.id  # the transition is an event
     assert await run("orders", "refund", ann.id) == 2  # twice: refused, naming why
     assert "a refunded order cannot be refunded" in capsys.readouterr().err
     assert await run("orders", "show", "nope") == 2

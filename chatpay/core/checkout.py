@@ -28,6 +28,7 @@ from chatpay.core.errors import ConcurrencyConflict, DuplicatePayment
 from chatpay.core.money import Money
 from chatpay.core.orders import REFUND_NEEDED, ConfirmedPayment, Order, OrderError, OrderLine, order_id
 from chatpay.core.ports import OrderStore, PaymentProvider
+from chatpay.core.telemetry import Event
 
 PAYMENT_MISMATCH = "payment_mismatch"
 SECOND_PAYMENT = "second_payment"
@@ -183,17 +184,25 @@ PENDING_FOR = timedelta(hours=24)
 
 
 async def expire_stale(orders: OrderStore, *, now: datetime, older_than: timedelta = PENDING_FOR,
-                       providers: frozenset[str] | None = None) -> list[str]:
-    """Expire pending orders created before ``now - older_than``; the ids expired."""
-    done: list[str] = []
+                       providers: frozenset[str] | None = None) -> list[Order]:
+    """Expire pending orders created before ``now - older_than``; the orders expired."""
+    done: list[Order] = []
     for order in await orders.list(state="pending", limit=10_000):
         if providers is not None and order.provider not in providers:
             continue
         if order.created_at > now - older_than:
             continue
         try:
-            await orders.update(order.to("expired", now, f"unpaid after {older_than}"), "pending")
+            done.append(await orders.update(order.to("expired", now, f"unpaid after {older_than}"), "pending"))
         except ConcurrencyConflict:
             continue  # paid (or expired) by someone else meanwhile
-        done.append(order.id)
     return done
+
+
+def transition_event(order: Order, *, source: str) -> Event:
+    """The event an order's latest transition is, for the event log (``OrderExpired``, ``OrderRefunded``)."""
+    last = order.history[-1] if order.history else None
+    return Event(order.business_id, order.thread_id, source, f"Order{order.state.capitalize()}",
+                 {"order": order.id, "state": order.state, "reason": last.reason if last else "",
+                  "total_minor": order.total_minor, "currency": order.currency, "provider": order.provider},
+                 last.at if last else None)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from chatpay.core.checkout import transition_event
 from chatpay.core.errors import ChatPayError, ConcurrencyConflict
 from chatpay.core.orders import ConfirmedPayment, Order
 from chatpay.core.telemetry import Event
@@ -57,10 +58,11 @@ def usdc_poller(runtime: Any, queue: Any, client: Any) -> Any | None:
 
     async def on_expired(order: Order) -> None:
         try:
-            await orders.update(order.to("expired", runtime.clock.now(), "no matching USDC transfer in time"),
-                                "pending")
+            done = await orders.update(order.to("expired", runtime.clock.now(), "no matching USDC transfer in time"),
+                                       "pending")
         except ConcurrencyConflict:
-            pass  # paid or expired by another run meanwhile
+            return  # paid or expired by another run meanwhile
+        await runtime.stores.events.record(transition_event(done, source="usdc-poller"))
 
     return UsdcPoller(provider, orders, runtime.clock, lock=RedisLock(client), on_payment=on_payment,
                       on_problem=on_problem, on_expired=on_expired)
@@ -99,8 +101,10 @@ async def sweep_forever(runtime: Any, closed: asyncio.Event, every: float = SWEE
         try:
             expired = await expire_stale(orders, now=runtime.clock.now(),
                                          providers=frozenset({"telegram", "stars", "stripe"}))
+            for order in expired:
+                await runtime.stores.events.record(transition_event(order, source="order-sweep"))
             if expired:
-                log.info("expired unpaid orders", extra={"orders": expired})
+                log.info("expired unpaid orders", extra={"orders": [o.id for o in expired]})
         except ChatPayError as exc:
             log.warning("order sweep failed; retrying", extra={"error": str(exc)})
         await _pause(closed, every)

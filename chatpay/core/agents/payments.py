@@ -94,6 +94,7 @@ async def payments_agent(ctx: AgentContext) -> Reply:
     except PaymentError as exc:
         ctx.emit("PaymentAttempted", outcome="refused", order=order.id, error=str(exc))
         await _orders(ctx).update(order.to("cancelled", ctx.clock.now(), f"the provider refused: {exc}"), "pending")
+        ctx.emit("OrderCancelled", order=order.id, reason=str(exc))
         return Reply(f"{summary}\n\nSorry, I couldn't start the payment: {exc}. Your cart is unchanged.",
                      buttons=((VIEW_CART,),), cart=view)
     if start.checkout_ref and start.checkout_ref != order.checkout_ref:
