@@ -109,7 +109,8 @@ class Bubble(Vertical):
         if method == "sendMessage":
             yield Static(telegram_html(str(params.get("text", ""))), classes="text")
         elif method == "sendPhoto":
-            yield PhotoPlaceholder(str(params.get("photo", "")))
+            photo = params.get("photo", "")
+            yield PhotoPlaceholder("an uploaded image (QR code)" if isinstance(photo, dict) else str(photo))
             if params.get("caption"):
                 yield Static(telegram_html(str(params["caption"])), classes="caption")
         elif method == "sendMediaGroup":

@@ -25,6 +25,7 @@ redacted.
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import logging
 import re
@@ -34,7 +35,15 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
-from telegram import Bot, InputMedia, InputMediaAudio, InputMediaDocument, InputMediaPhoto, InputMediaVideo
+from telegram import (
+    Bot,
+    InputFile,
+    InputMedia,
+    InputMediaAudio,
+    InputMediaDocument,
+    InputMediaPhoto,
+    InputMediaVideo,
+)
 from telegram import error as tg
 from telegram.request import BaseRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
@@ -42,6 +51,7 @@ from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 from chatpay.config import Settings
 from chatpay.core.errors import ChannelError, ConfigError, RetryAfter
 from chatpay.core.ports import OutgoingMessage
+from chatpay.core.presenter import UPLOAD
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +121,9 @@ def _bot_params(params: Mapping[str, Any]) -> dict[str, Any]:
     PTB serialises dict and list values to JSON itself, except ``media``, which it expects typed.
     """
     out = dict(params)
+    photo = out.get("photo")
+    if isinstance(photo, Mapping) and UPLOAD in photo:  # bytes to upload (a payment QR code)
+        out["photo"] = InputFile(base64.b64decode(str(photo[UPLOAD])), filename="pay.png")
     media = out.get("media")
     if isinstance(media, list):
         items: list[Any] = []

@@ -9,6 +9,7 @@ units (an emoji counts twice), the stricter of the readings Telegram is known by
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from typing import Any
@@ -153,6 +154,9 @@ def card_caption(card: ProductCard) -> str:
     return f"{head}\n\n{html.escape(body, quote=False)}" if body else head
 
 
+UPLOAD = "png_base64"  # a photo parameter holding image bytes rather than a URL
+
+
 class TelegramPresenter:
     """Turns replies into Bot API calls (``sendMessage``, ``sendPhoto``, ``sendMediaGroup``, ``sendInvoice``)."""
 
@@ -168,6 +172,10 @@ class TelegramPresenter:
             out.append(OutgoingMessage("sendMessage", params))
         if cards:
             out.extend(self._cards(chat_id, cards, reply))
+        if reply.image_png:  # uploaded, not linked: the Bot API adapter sends it as a file
+            out.append(OutgoingMessage("sendPhoto", {
+                "chat_id": chat_id, "photo": {UPLOAD: base64.b64encode(reply.image_png).decode("ascii")},
+                "caption": "Scan to pay with a Solana wallet."}))
         if reply.invoice:
             inv = reply.invoice
             params = {

@@ -144,3 +144,4 @@ class Reply:
     invoice: InvoiceRequest | None = None
     callback_answer: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    image_png: bytes | None = None  # an image to upload with the reply (a payment QR code)

@@ -153,6 +153,8 @@ async def test_usdc_a_matching_transfer_confirms_and_an_underpayment_does_not(
             assert query["spl-token"] == [USDC_MINT]
             orders = {o.thread_id: o for o in await runtime.stores.orders.list("forge-usd")}  # type: ignore[union-attr]
             assert query["reference"] == [orders["801"].checkout_ref]
+            [qr] = [c for c in bot_api.delivered("sendPhoto") if str(c.params.get("chat_id")) == "801"]
+            assert qr.params["photo"] == "<file pay.png>"  # the QR code, uploaded as a file
             shopper = new_key()
             node.pay(orders["801"].checkout_ref or "", Transfer(payer=shopper, to=shop_wallet, mint=USDC_MINT,
                                                                 amount=37_350_000))
@@ -168,6 +170,7 @@ async def test_usdc_a_matching_transfer_confirms_and_an_underpayment_does_not(
     assert paid is not None and (paid.state, paid.paid_minor) == ("paid", 3735)
     assert short is not None and short.state == "pending" and "underpaid: 37.00 of 37.35" in short.extra["problem"]
     assert Decimal(query["amount"][0]) * 100 == paid.total_minor
+    assert bot_api.violations == []
 
 
 async def _flagged(runtime: Any, thread: str) -> bool:

@@ -111,8 +111,10 @@ async def payments_agent(ctx: AgentContext) -> Reply:
     text = f"{summary}\n\nOrder **{order.number}**. {start.text}".strip()
     if start.url and start.url.startswith(("https://", "http://")):
         return Reply(text, buttons=((Button(start.label or "Pay", url=start.url),),), cart=view)
-    # Telegram's link buttons open web and tg:// links only; a wallet link (solana:) goes in the text.
-    return Reply(f"{text}\n\n{start.label}: {start.url}" if start.url else text, cart=view)
+    # Telegram's link buttons open web and tg:// links only; a wallet link (solana:) goes in the text,
+    # with its QR code for a wallet on another device.
+    return Reply(f"{text}\n\n{start.label}: {start.url}" if start.url else text, cart=view,
+                 image_png=start.image_png)
 
 
 def _with_ref(order: Order, start: CheckoutStart) -> Order:
