@@ -251,7 +251,8 @@ async def run_conversations(
             problems, got = check_turn(expected, result)
             problems = pressed + problems + await order_problems(expected, result, runtime)
             after = dict(result.cart.quantities())
-            if is_destructive(expected.cart, before, after):
+            asked_to_empty = expected.intent == "cart_clear" and outcome(result.decision) == "cart_clear"
+            if not asked_to_empty and is_destructive(expected.cart, before, after):
                 destructive += 1
                 problems = [*problems, "destructive: the cart lost what the shopper did not ask to remove"]
             before = after
@@ -302,7 +303,10 @@ def is_destructive(expected: Any, before: dict[str, int], after: dict[str, int])
     """The turn took away a line, or some of one, that the case says should still be there.
 
     Per line the case expects: the cart now holds less of it than expected, and less than it
-    held before the turn (a line the engine never added is a miss, not a destruction).
+    held before the turn (a line the engine never added is a miss, not a destruction). The runner
+    does not call it for a turn where the shopper asked to empty the cart and the engine read that:
+    what that turn removes was asked for (a one-line cart, emptied without the question a case
+    with more lines expects, is no harm).
     """
     if expected is None:
         return False

@@ -117,3 +117,22 @@ async def test_conversations_check_whole_cart_decimal_subtotal_and_reply_text() 
 
 def test_the_fake_catalog_prices_are_what_the_checks_expect() -> None:
     assert CATALOG.get("mug").price.amount_str() == "8.50"  # type: ignore[union-attr]
+
+
+async def test_emptying_a_cart_when_asked_is_no_destructive_error_but_a_removal_on_a_guess_is() -> None:
+    rt = FakeRuntime({
+        "add two mugs": Outcome("cart_add", cart={"mug": 2}),
+        "empty my cart": Outcome("cart_clear", cart={}),
+        "what mugs do you have": Outcome("enquiry", cart={}),
+    })
+    asked = Conversation("asked", (
+        ConversationTurn("add two mugs", "cart_add", {"mug": 2}),
+        # The case expected a question first; a one-line cart is emptied at once, as asked.
+        ConversationTurn("empty my cart", "cart_clear", {"mug": 2}),
+    ))
+    guessed = Conversation("guessed", (
+        ConversationTurn("add two mugs", "cart_add", {"mug": 2}),
+        ConversationTurn("what mugs do you have", "enquiry", {"mug": 2}),
+    ))
+    assert (await run_conversations([asked], rt))["destructive_errors"] == 0
+    assert (await run_conversations([guessed], rt))["destructive_errors"] == 1
