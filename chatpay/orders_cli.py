@@ -1,4 +1,4 @@
-"""``chatpay orders list|show|refund|export``: the merchant's view of the order store.
+"""``chatpay orders list|show|refund|fulfil|export``: the merchant's view of the order store.
 
 ``list`` and ``show`` print rich tables (``--json`` for the documented JSON, docs/formats.md);
 ``export`` writes CSV with one row per order line, so a spreadsheet sums any column exactly;
@@ -18,7 +18,7 @@ from typing import Any
 from chatpay.core.checkout import refund, transition_event
 from chatpay.core.errors import InvalidInput
 from chatpay.core.money import Money
-from chatpay.core.orders import STATES, Order, order_as_json
+from chatpay.core.orders import STATES, Order, OrderError, order_as_json
 from chatpay.core.ports import OrderStore
 
 CSV_COLUMNS = ("order_id", "business_id", "thread_id", "state", "created_at", "provider", "provider_payment_id",
@@ -40,6 +40,12 @@ def add_parser(sub: Any) -> None:
     show.add_argument("--json", action="store_true", help="print the order as JSON")
     rf = osub.add_parser("refund", help="refund a paid order through its provider")
     rf.add_argument("id", help="the order's id, e.g. o1a2b3c4d5e6 (`chatpay orders list --json` shows it)")
+    rf.add_argument("--outside", metavar="NOTE",
+                    help="record a refund made outside ChatPay (a USDC refund sent from your wallet, a card "
+                         "refund in the provider's dashboard) without asking the provider; NOTE says what was done")
+    ff = osub.add_parser("fulfil", help="mark a paid order as sent to the shopper")
+    ff.add_argument("id", help="the order's id")
+    ff.add_argument("--note", default="sent", help="what was sent, e.g. a tracking number (default: sent)")
     ex = osub.add_parser("export", help="every order line, for a spreadsheet or an accounting import")
     ex.add_argument("--format", choices=("csv", "json"), default="csv",
                     help="csv (one row per order line) or json")
@@ -77,10 +83,19 @@ async def run(args: argparse.Namespace, runtime: Any) -> int:
         else:
             _print_order(order)
         return 0
-    provider = runtime.engine.payments
-    if provider is None:
-        raise InvalidInput("no payment provider is configured (CHATPAY_PAYMENTS)")
-    done, note = await refund(orders, provider, order, runtime.clock.now())
+    now = runtime.clock.now()
+    if command == "fulfil":
+        done, note = await orders.update(order.to("fulfilled", now, args.note), order.state), args.note
+    elif args.outside:
+        if not order.can_become("refunded"):
+            raise OrderError(order.id, f"a {order.state} order cannot be refunded")
+        done, note = await orders.update(order.to("refunded", now, f"refunded outside ChatPay: {args.outside}"),
+                                         order.state), f"recorded: {args.outside}"
+    else:
+        provider = runtime.engine.payments
+        if provider is None:
+            raise InvalidInput("no payment provider is configured (CHATPAY_PAYMENTS)")
+        done, note = await refund(orders, provider, order, now)
     await runtime.stores.events.record(transition_event(done, source="chatpay-orders"))
     runtime.flush()
     print(f"order {done.number}: {done.state}. {note}")

@@ -75,3 +75,15 @@ async def test_export_writes_one_csv_row_per_line_with_exact_amounts(shop: Any, 
         lines = [r for r in rows if r["order_id"] == order_id]
         assert sum(Decimal(r["line_total"]) for r in lines) == Decimal(lines[0]["order_total"])
     assert "exported 2 orders" in capsys.readouterr().err
+
+
+async def test_fulfil_and_a_refund_made_outside_chatpay_are_recorded(shop: Any,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    [bob] = await shop.stores.orders.list("garden", thread_id="bob")
+    assert await run("orders", "fulfil", bob.id, "--note", "tracking 1Z999") == 0
+    assert await run("orders", "refund", bob.id, "--outside", "sent 9.60 USDC from the shop wallet") == 0
+    stored = await shop.stores.orders.get("garden", bob.id)
+    assert [t.state for t in stored.history][-2:] == ["fulfilled", "refunded"]
+    assert "sent 9.60 USDC" in stored.history[-1].reason
+    assert await run("orders", "fulfil", bob.id) == 2  # a refunded order cannot be sent
+    assert "cannot go from refunded to fulfilled" in capsys.readouterr().err
