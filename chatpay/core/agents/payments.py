@@ -33,7 +33,8 @@ ORDER_QUESTIONS: tuple[tuple[str, ...], ...] = tuple(tuple(p.split()) for p in (
     "where is my order", "where's my order", "wheres my order", "my orders", "order status",
     "status of my order", "track my order", "did my payment", "payment go through", "payment went through",
     "did i pay", "was i charged", "have i paid", "has my order", "did my order", "has my payment",
-    "payment gone through", "gone through yet",
+    "payment gone through", "gone through yet", "been shipped", "shipped yet", "my card charged",
+    "card been charged", "my refund", "order been",
     "где мой заказ", "мои заказы", "статус заказа", "оплата прошла", "платеж прошел", "платёж прошёл",
     "прошла ли оплата",
 ))
