@@ -42,7 +42,8 @@ def add_parser(sub: Any) -> None:
     rf.add_argument("id", help="the order's id, e.g. o1a2b3c4d5e6 (`chatpay orders list --json` shows it)")
     rf.add_argument("--outside", metavar="NOTE",
                     help="record a refund made outside ChatPay (a USDC refund sent from your wallet, a card "
-                         "refund in the provider's dashboard) without asking the provider; NOTE says what was done")
+                         "refund in the provider's dashboard) without asking the provider; NOTE says what was done "
+                         "(default: refund through the order's provider)")
     ff = osub.add_parser("fulfil", help="mark a paid order as sent to the shopper")
     ff.add_argument("id", help="the order's id")
     ff.add_argument("--note", default="sent", help="what was sent, e.g. a tracking number (default: sent)")
