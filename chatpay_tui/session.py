@@ -128,7 +128,7 @@ def button_as_text(data: str, catalog: Catalog | None) -> str:
 
 
 def conversation_case(name: str, results: Sequence[TurnResult]) -> dict[str, Any]:
-    """The turns of one thread as a ``conversations`` eval case (see CONTRACTS.md).
+    """The turns of one thread as a ``conversations`` eval case (see docs/formats.md).
 
     Each turn records the intent the router chose and the whole cart after it, with the
     subtotal as a decimal string, so replaying the case checks this session's behaviour.
