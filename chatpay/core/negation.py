@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from chatpay.core.text import tokens
+from chatpay.core.text import normalise, tokens
 
 NEGATORS = frozenset({"don't", "dont", "do not", "never", "not", "no need to", "do n't", "не", "никогда", "нельзя"})
 ACTIONS = frozenset(
@@ -25,6 +25,10 @@ _CLAUSE = re.compile(r"[.!?;,]+|\bbut\b|\bно\b", re.IGNORECASE)
 
 
 QUESTION_STARTERS = frozenset("will does do is are how what why which would when where should".split())
+# Words that open a question, English and Russian: the starters above, and the ones that may also
+# open a request ("can you ...") where a question is all that matters.
+QUESTION_OPENERS = QUESTION_STARTERS | frozenset(
+    "who can could какой какая какие как когда где почему сколько можно есть".split())
 SHOPPER_SUBJECTS = frozenset("i we it they she he my our this that these those".split())
 CART_WORDS = frozenset("cart basket bag trolley order корзину корзина корзине корзины заказ".split())
 
@@ -65,6 +69,23 @@ def asks_rather_than_requests(text: str) -> bool:
         return False  # "can I get two?", "could you add it?", "would you remove it?": requests
     # Yes/no questions only: "how do I pay?" and "what do I click to check out?" ask to act.
     return first in YES_NO and subject not in SHOP or first in ("do", "does") and subject in SHOP
+
+
+# Phrases that ask about one's own orders or payments rather than to pay or to change the cart.
+# Matched as whole-word runs on the normalised text; the router sends them to the payments agent. A bare "my order" is not one: "drop the pans from my order" means
+# the cart (a development shop's routing case caught that).
+ORDER_QUESTIONS: tuple[tuple[str, ...], ...] = tuple(tuple(p.split()) for p in (
+    "where is my order", "where's my order", "wheres my order", "my orders", "order status",
+    "status of my order", "track my order", "did my payment", "payment go through", "payment went through",
+    "did i pay", "was i charged", "have i paid", "has my order", "did my order", "has my payment",
+    "payment gone through", "gone through yet", "been shipped", "shipped yet", "my card charged",
+    "card been charged", "my refund", "order been",
+    "где мой заказ", "мои заказы", "статус заказа", "оплата прошла", "платеж прошел", "платёж прошёл",
+    "прошла ли оплата",
+))
+def asks_about_orders(text: str) -> bool:
+    words = normalise(text).split()
+    return any(tuple(words[i : i + len(p)]) == p for p in ORDER_QUESTIONS for i in range(len(words) - len(p) + 1))
 
 
 def mentions_the_cart(text: str) -> bool:

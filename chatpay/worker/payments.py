@@ -25,7 +25,8 @@ PROBLEM_FLAG = "payment_problem"
 
 def usdc_poller(runtime: Any, queue: Any, client: Any) -> Any | None:
     """The poller for this runtime's USDC provider, or None when the shop takes no USDC."""
-    from chatpay.adapters.payments.solana_pay import RedisLock, SolanaPayProvider, UsdcPoller
+    from chatpay.adapters.payments.solana_pay import SolanaPayProvider
+    from chatpay.adapters.payments.solana_poller import RedisLock, UsdcPoller
 
     provider = runtime.engine.payments
     orders = runtime.stores.orders

@@ -69,9 +69,9 @@ def test_unknown_phrases_are_reported_not_guessed() -> None:
 
 
 def test_a_measurement_meets_its_option_however_the_unit_is_spelled() -> None:
-    from chatpay.core.cartparse import match_variant, unit_pairs
     from chatpay.core.catalog import Product, Variant
     from chatpay.core.money import Money
+    from chatpay.core.options import match_variant, unit_pairs
     from chatpay.core.text import tokens
 
     assert unit_pairs(tokens("switch it to the 10 inch")) == {("10", "in")}
@@ -96,9 +96,9 @@ def test_a_number_after_the_describes_rather_than_counts() -> None:
 
 
 def test_a_word_every_option_shares_picks_none_so_a_later_clause_can() -> None:
-    from chatpay.core.cartparse import match_variant
     from chatpay.core.catalog import Product, Variant
     from chatpay.core.money import Money
+    from chatpay.core.options import match_variant
     from chatpay.core.text import tokens
 
     ladder = Product("ladder", "Aluminium Step Ladder", "", tuple(
@@ -112,9 +112,9 @@ def test_a_word_every_option_shares_picks_none_so_a_later_clause_can() -> None:
 
 
 def test_big_small_and_medium_pick_among_options_that_are_sizes() -> None:
-    from chatpay.core.cartparse import match_variant
     from chatpay.core.catalog import Product, Variant
     from chatpay.core.money import Money
+    from chatpay.core.options import match_variant
     from chatpay.core.text import tokens
 
     boards = Product("board", "Bamboo Board", "", tuple(

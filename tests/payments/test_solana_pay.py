@@ -22,15 +22,12 @@ from solders.pubkey import Pubkey
 from chatpay.adapters.memory import FixedClock
 from chatpay.adapters.payments.solana_pay import (
     USDC_MINT,
-    InMemoryLock,
     PaymentProblem,
-    PollReport,
-    RedisLock,
     SolanaPayProvider,
-    UsdcPoller,
     from_env,
     ui_amount,
 )
+from chatpay.adapters.payments.solana_poller import InMemoryLock, PollReport, RedisLock, UsdcPoller
 from chatpay.adapters.redis import connect
 from chatpay.core.errors import ConcurrencyConflict, ConfigError, PaymentError
 from chatpay.core.orders import ConfirmedPayment, Order, OrderLine

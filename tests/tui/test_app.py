@@ -18,7 +18,8 @@ from chatpay.core.telemetry import Usage
 from chatpay.core.turns import INTENTS
 from chatpay.evaluation.cases import load_cases
 from chatpay.resources import demo_store
-from chatpay_tui.app import ChatPayApp, main
+from chatpay_tui.app import ChatPayApp
+from chatpay_tui.cli import main
 from chatpay_tui.preview import KeyboardButton
 from chatpay_tui.screens import HelpScreen, JsonScreen, PromptScreen
 

@@ -12,8 +12,9 @@ import pytest
 from chatpay.adapters.memory import in_memory_stores
 from chatpay.bootstrap import build
 from chatpay.resources import demo_store
-from chatpay_tui import app as tui_app
-from chatpay_tui.app import ChatPayApp, main
+from chatpay_tui import cli as tui_app
+from chatpay_tui.app import ChatPayApp
+from chatpay_tui.cli import main
 
 from .conftest import bare_runtime, make_app, settle
 
@@ -23,7 +24,7 @@ OPTIONS = ("--business", "--catalog", "--store", "--currency")
 def command() -> list[str]:
     """The installed console script, else the module (a checkout that was not installed)."""
     script = Path(sys.executable).with_name("chatpay-tui")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "chatpay_tui.app"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "chatpay_tui.cli"]
 
 
 def test_help_describes_every_option_and_its_default(capsys: pytest.CaptureFixture[str]) -> None:

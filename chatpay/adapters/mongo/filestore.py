@@ -17,6 +17,7 @@ import atexit
 import logging
 import os
 import tempfile
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,7 @@ WRITES = frozenset({
     "insert_one", "insert_many", "replace_one", "update_one", "update_many", "delete_one", "delete_many",
     "find_one_and_update", "find_one_and_replace", "find_one_and_delete", "bulk_write", "drop",
 })
-JSON_OPTIONS = json_util.JSONOptions(json_mode=json_util.JSONMode.CANONICAL, tz_aware=True,
-                                     tzinfo=__import__("datetime").timezone.utc)
+JSON_OPTIONS = json_util.JSONOptions(json_mode=json_util.JSONMode.CANONICAL, tz_aware=True, tzinfo=UTC)
 
 
 class _TrackedCollection:

@@ -19,11 +19,14 @@ from chatpay.core.evidence import SWITCH_WORDS, stands
 from chatpay.core.mentions import NEVER_NAMES, Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.negation import (
+    QUESTION_OPENERS,
     asks_about_not_for,
+    asks_about_orders,
     asks_rather_than_requests,
     mentions_the_cart,
     negated_action,
 )
+from chatpay.core.options import unit_pairs
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
@@ -102,16 +105,12 @@ def _switch_request(ctx: AgentContext) -> RouteDecision | None:
     return RouteDecision("cart_add", 0.9, reason="a new option for a line in the cart", layer="context")
 
 
-QUESTION_WORDS = frozenset("""what which how when where why who do does is are can could will would
-    какой какая какие как когда где почему сколько можно есть""".split())
-
-
 def _names_a_policy(ctx: AgentContext) -> bool:
     """Whether the message holds a keyword of one of the store's policies (whole words)."""
     if ctx.catalog is None or not ctx.catalog.policies:
         return False
     words = tokens(ctx.turn.text)
-    if "?" not in ctx.turn.text and not (words and words[0] in QUESTION_WORDS):
+    if "?" not in ctx.turn.text and not (words and words[0] in QUESTION_OPENERS):
         return False  # "I love this shop": praise that happens to hold a policy word, not a question
     said = f" {' '.join(words)} "
     for policy in ctx.catalog.policies:
@@ -124,8 +123,6 @@ def _names_a_policy(ctx: AgentContext) -> bool:
 
 def _measures_a_cart_option(ctx: AgentContext) -> bool:
     """ "switch it to the 10 inch": a measurement that is an option of a product in the cart."""
-    from chatpay.core.cartparse import unit_pairs
-
     said = unit_pairs(ctx.delex.tokens) if ctx.delex is not None else set()
     if not said or ctx.catalog is None:
         return False
@@ -231,8 +228,6 @@ class Engine:
             if decision.intent in NEGATABLE:
                 return replace(decision, negated=True, reason=f"{decision.reason}; negated ({verb!r})")
             return decision
-        from chatpay.core.agents.payments import asks_about_orders
-
         if asks_about_orders(text):
             return RouteDecision("payments", 0.95, reason="asks about their orders or payment", layer="context")
         switched = _switch_request(ctx)

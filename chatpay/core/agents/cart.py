@@ -25,7 +25,6 @@ from chatpay.core.cartparse import (
     CartParser,
     Target,
     count_in,
-    match_variant,
     name_head,
     quantity_problem,
 )
@@ -33,6 +32,7 @@ from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import is_affirmative
 from chatpay.core.errors import CartError, ConcurrencyConflict, OutOfStock, QuantityError
 from chatpay.core.evidence import SWITCH_CUES, has_cue
+from chatpay.core.options import match_variant
 from chatpay.core.text import ORDINALS, normalise, tokens
 from chatpay.core.turns import Button, CartLineView, CartView, Reply
 

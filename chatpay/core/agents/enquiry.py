@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from chatpay.core.agents import VIEW_CART, AgentContext, add_button
 from chatpay.core.buttons import decode, resolve
-from chatpay.core.cartparse import match_variant
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.errors import ModelError
+from chatpay.core.options import match_variant
 from chatpay.core.ports import ChatMessage, ChatRequest
 from chatpay.core.text import ORDINALS, tokens
 from chatpay.core.turns import ProductCard, Reply

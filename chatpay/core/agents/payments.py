@@ -11,40 +11,24 @@ pays an order once however often the payment is delivered.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from chatpay.core.agents import CHECKOUT, VIEW_CART, AgentContext
 from chatpay.core.agents.cart import cart_text, cart_view
 from chatpay.core.buttons import Action, decode, encode
 from chatpay.core.checkout import Settlement, cart_after, order_from_cart, precheck, settle
-from chatpay.core.errors import ConfigError, PaymentError
+from chatpay.core.errors import ConfigError, MoneyError, PaymentError
 from chatpay.core.money import Money
+from chatpay.core.negation import asks_about_orders
 from chatpay.core.orders import REFUND_NEEDED, ConfirmedPayment, Order
-from chatpay.core.ports import CheckoutStart, OrderStore
-from chatpay.core.text import normalise
+from chatpay.core.ports import OrderStore
 from chatpay.core.turns import Button, PaymentEvent, Reply
 
 MY_ORDERS = Button("📦 My orders", encode(Action("orders")))
 ORDERS_SHOWN = 5
 
-# Phrases that ask about one's own orders or payments rather than to pay or to change the cart.
-# Matched as whole-word runs on the normalised text; the router sends them here (see
-# :func:`asks_about_orders`). A bare "my order" is not one: "drop the pans from my order" means
-# the cart (a development shop's routing case caught that).
-ORDER_QUESTIONS: tuple[tuple[str, ...], ...] = tuple(tuple(p.split()) for p in (
-    "where is my order", "where's my order", "wheres my order", "my orders", "order status",
-    "status of my order", "track my order", "did my payment", "payment go through", "payment went through",
-    "did i pay", "was i charged", "have i paid", "has my order", "did my order", "has my payment",
-    "payment gone through", "gone through yet", "been shipped", "shipped yet", "my card charged",
-    "card been charged", "my refund", "order been",
-    "где мой заказ", "мои заказы", "статус заказа", "оплата прошла", "платеж прошел", "платёж прошёл",
-    "прошла ли оплата",
-))
 STATE_WORDS = {"pending": "waiting for payment", "paid": "paid", "fulfilled": "sent", "refunded": "refunded",
                "cancelled": "cancelled", "expired": "expired unpaid"}
-
-
-def asks_about_orders(text: str) -> bool:
-    words = normalise(text).split()
-    return any(tuple(words[i : i + len(p)]) == p for p in ORDER_QUESTIONS for i in range(len(words) - len(p) + 1))
 
 
 def _orders(ctx: AgentContext) -> OrderStore:
@@ -99,7 +83,7 @@ async def payments_agent(ctx: AgentContext) -> Reply:
         return Reply(f"{summary}\n\nSorry, I couldn't start the payment: {exc}. Your cart is unchanged.",
                      buttons=((VIEW_CART,),), cart=view)
     if start.checkout_ref and start.checkout_ref != order.checkout_ref:
-        order = await _orders(ctx).update(_with_ref(order, start), "pending")
+        order = await _orders(ctx).update(replace(order, checkout_ref=start.checkout_ref), "pending")
     ctx.emit("OrderCreated", order=order.id, total_minor=order.total_minor, currency=order.currency,
              provider=order.provider)
     if start.completes:  # the sandbox: paid at once, for the order's own total
@@ -116,12 +100,6 @@ async def payments_agent(ctx: AgentContext) -> Reply:
     # with its QR code for a wallet on another device.
     return Reply(f"{text}\n\n{start.label}: {start.url}" if start.url else text, cart=view,
                  image_png=start.image_png)
-
-
-def _with_ref(order: Order, start: CheckoutStart) -> Order:
-    from dataclasses import replace
-
-    return replace(order, checkout_ref=start.checkout_ref)
 
 
 async def _payment_update(ctx: AgentContext, event: PaymentEvent) -> Reply:
@@ -147,8 +125,7 @@ async def _settled(ctx: AgentContext, payment: ConfirmedPayment) -> Reply:
     result: Settlement = await settle(_orders(ctx), payment, business_id=ctx.turn.business_id,
                                       catalog=ctx.catalog, at=ctx.clock.now())
     order = result.order
-    money = Money(payment.total_minor, payment.currency).format() if payment.currency.isalpha() and len(
-        payment.currency) == 3 else f"{payment.total_minor} {payment.currency}"
+    money = _amount(payment)
     if result.outcome == "duplicate":
         ctx.emit("PaymentRepeated", order=order.id if order else payment.order_id, payment_id=payment.payment_id)
         return Reply("")  # already recorded and receipted: nothing new to say
@@ -178,6 +155,14 @@ async def _settled(ctx: AgentContext, payment: ConfirmedPayment) -> Reply:
     return Reply(receipt(order, sandbox=bool(ctx.engine.payments and ctx.engine.payments.sandbox)
                          and order.provider == "sandbox", problems=result.problems),
                  buttons=((MY_ORDERS,),), cart=cart_view(ctx.cart, ctx.catalog) if ctx.catalog else None)
+
+
+def _amount(payment: ConfirmedPayment) -> str:
+    """The paid amount as the shopper reads it; a currency code that is no ISO code is shown raw."""
+    try:
+        return Money(payment.total_minor, payment.currency).format()
+    except MoneyError:
+        return f"{payment.total_minor} {payment.currency}"
 
 
 def receipt(order: Order, *, sandbox: bool = False, problems: tuple[str, ...] = ()) -> str:
