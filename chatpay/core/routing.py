@@ -95,6 +95,12 @@ ROUTER_PROMPT = (
 )
 
 
+def command_of(text: str) -> str:
+    """The bot command a message starts with ("/orders@shop_bot 2" is "/orders"), or ""."""
+    text = text.strip()
+    return text.split()[0].split("@")[0].lower() if text.startswith("/") else ""
+
+
 class IntentModel(Protocol):
     """A local intent classifier: every intent with its probability, best first."""
 
@@ -117,8 +123,8 @@ class Router:
                 return RouteDecision(action.intent, 1.0, reason=f"button {action.kind}", layer="rule")
             return RouteDecision("chitchat", 1.0, reason="a button this version does not send", layer="rule")
         text = turn.text.strip()
-        if text.startswith("/"):
-            command = text.split()[0].split("@")[0].lower()
+        command = command_of(text)
+        if command:
             if command in COMMANDS:
                 return RouteDecision(COMMANDS[command], 1.0, reason=f"command {command}", layer="rule")
         if not normalise(text):

@@ -206,8 +206,9 @@ class Engine:
 
     async def route(self, ctx: AgentContext) -> RouteDecision:
         text = ctx.turn.text
-        if ctx.catalog is not None:
-            ctx.delex = self.mention_index(ctx.catalog).delexicalise(text)
+        index = self.mention_index(ctx.catalog) if ctx.catalog is not None else None
+        if index is not None:
+            ctx.delex = index.delexicalise(text)
         else:
             ctx.delex = Delexicalised(text, normalise(text), tuple(), ())
         ruled = self.router.rule(ctx.turn)
@@ -233,7 +234,6 @@ class Engine:
         switched = _switch_request(ctx)
         if switched is not None:
             return switched
-        index = self.mention_index(ctx.catalog) if ctx.catalog is not None else None
         names = (lambda w: w in index.by_token and w not in NEVER_NAMES) if index is not None else None
         read = context_intent(ctx.delex, ctx.history, self.router.classifier.predict, names)
         if read is not None:

@@ -22,6 +22,7 @@ from chatpay.core.money import Money
 from chatpay.core.negation import asks_about_orders
 from chatpay.core.orders import REFUND_NEEDED, ConfirmedPayment, Order
 from chatpay.core.ports import OrderStore
+from chatpay.core.routing import command_of
 from chatpay.core.turns import Button, PaymentEvent, Reply
 
 MY_ORDERS = Button("📦 My orders", encode(Action("orders")))
@@ -41,7 +42,7 @@ async def payments_agent(ctx: AgentContext) -> Reply:
     turn = ctx.turn
     if turn.payment is not None:
         return await _payment_update(ctx, turn.payment)
-    command = turn.text.strip().split()[0].split("@")[0].lower() if turn.text.strip().startswith("/") else ""
+    command = command_of(turn.text)
     if command == "/paysupport":
         return Reply(_policy_text(ctx, ("payment", "support", "contact"), _PAYSUPPORT), buttons=((MY_ORDERS,),))
     if command == "/terms":
