@@ -154,9 +154,11 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("url", help="the public HTTPS URL of `chatpay webhook`, "
                                 "e.g. https://shop.example/telegram/webhook")
 
+    from chatpay.business_cli import add_parser as add_business
     from chatpay.orders_cli import add_parser as add_orders
 
     add_orders(sub)
+    add_business(sub)
     _describe_commands(p)
     return p
 
@@ -248,6 +250,11 @@ def _main(argv: Sequence[str] | None) -> int:
             return serve(host=args.host, port=args.port)
         if args.command == "orders":
             return asyncio.run(_orders(args))
+        if args.command == "business":
+            from chatpay.business_cli import run as run_business
+            from chatpay.config import load_settings
+
+            return run_business(args, load_settings())
         if args.command == "set-webhook":
             from chatpay.webhook import set_webhook
 

@@ -83,6 +83,10 @@ class Settings:
     data_dir: Path | None = None  # where the embedded default keeps its data; None: nothing is kept
     telegram_provider_token: str | None = field(default=None, repr=False)
     payment_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # STRIPE_*, USDC_*, SOLANA_*
+    redis_cluster: bool = False  # REDIS_CLUSTER=1: every Redis client is a cluster client
+    businesses_file: Path | None = None  # CHATPAY_BUSINESSES: the businesses one deployment serves
+    retention_days: int = 30  # CHATPAY_RETENTION_DAYS: idle carts and conversations in Redis expire after this
+    persona: str = ""  # how the bot introduces the shop (per business in CHATPAY_BUSINESSES)
 
     @property
     def engine(self) -> str:
@@ -159,6 +163,12 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: Path | 
     if missing:
         raise ConfigError("CHATPAY_PAYMENTS", f"{payments!r} needs {', '.join(missing)}")
     payment_env = {k: v for k in PAYMENT_VARIABLES if (v := get(k))}
+    cluster = (get("REDIS_CLUSTER") or "0").lower()
+    if cluster not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError("REDIS_CLUSTER", f"must be 1 or 0, got {cluster!r}")
+    businesses = get("CHATPAY_BUSINESSES")
+    if businesses and not Path(businesses).expanduser().is_file():
+        raise ConfigError("CHATPAY_BUSINESSES", f"names {businesses!r}, which is not a file")
     nlu = (get("CHATPAY_NLU") or "legacy").lower()
     if nlu not in ("legacy", "fitted"):
         raise ConfigError("CHATPAY_NLU", f"must be 'legacy' or 'fitted', got {nlu!r}")
@@ -184,4 +194,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: Path | 
         data_dir=None if get("MONGODB_URI") else data_dir(env),
         telegram_provider_token=get("TELEGRAM_PROVIDER_TOKEN"),
         payment_env=payment_env,
+        redis_cluster=cluster in ("1", "true", "yes"),
+        businesses_file=Path(businesses).expanduser() if businesses else None,
+        retention_days=_int(env, "CHATPAY_RETENTION_DAYS", 30),
     )
