@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,23 @@ from chatpay.core.orders import ConfirmedPayment
 from chatpay.core.turns import PaymentEvent, Turn
 
 SOURCE = "update"
+MAX_TEXT = 4096
+"""Telegram's own limit on a message's text; longer input (a forged update) is cut to it."""
+
+
+def clean_text(text: str | None) -> str | None:
+    """``text`` safe to keep, send and log: invalid Unicode replaced, at most :data:`MAX_TEXT` characters.
+
+    JSON may carry lone surrogates (``"\\ud800"``), which decode to a ``str`` that no encoder
+    accepts: every later send or store of the reply would fail. They become U+FFFD here, at the edge.
+    """
+    if text is None:
+        return None
+    return _SURROGATE.sub("\ufffd", text)[:MAX_TEXT]
+
+
+# json.loads joins a valid surrogate pair into one code point, so any surrogate left is a lone one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MESSAGE_KINDS = ("message", "edited_message")
 
 
@@ -189,7 +207,7 @@ def _message_turn(f: _Fields, message: Mapping[str, Any], kind: str, base: dict[
         if reply_text is None:
             reply_text = f.opt_string(reply_to, "caption", f"{kind}.reply_to_message.caption")
     message_id = f.opt_whole(message, "message_id", f"{kind}.message_id")
-    return Turn(**common, text=text, reply_to_text=reply_text, message_id=message_id,
+    return Turn(**common, text=clean_text(text) or "", reply_to_text=clean_text(reply_text), message_id=message_id,
                 edited=kind == "edited_message")
 
 

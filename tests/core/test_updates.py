@@ -168,10 +168,10 @@ ODD = "Zalgo z̴̡̛a̸͚͝l̵g̷o — 🧦👩🏽‍💻 \u200b\u202e RTL \U00
 
 
 @pytest.mark.parametrize("text", ["x" * 10_000, ODD * 200, "🧦" * 5000, ""])
-def test_long_and_odd_texts_pass_through_intact(text: str) -> None:
+def test_odd_texts_pass_through_intact_up_to_telegrams_limit(text: str) -> None:
     raw = json.dumps(message_update(text=text))
     turn = parse_raw(raw.encode("utf-8"), business_id="shop", turn_id="t")
-    assert turn is not None and turn.text == text
+    assert turn is not None and turn.text == text[:4096]
     assert parse_raw(json.dumps(message_update(text=text), ensure_ascii=False), business_id="shop",
                      turn_id="t") == turn
 
@@ -223,3 +223,14 @@ def test_any_text_from_any_chat_survives_intact(text: str, chat_id: int) -> None
     update = message_update(text=text, chat={"id": chat_id, "type": "group"})
     turn = parse_raw(json.dumps(update), business_id="shop", turn_id="t")
     assert turn is not None and turn.text == text and turn.chat_id == str(chat_id)
+
+
+def test_lone_surrogates_and_overlong_text_are_cleaned_at_the_edge() -> None:
+    """A forged update with a lone surrogate used to make every send of the reply fail; now it reads as U+FFFD."""
+    raw = ('{"update_id": 9, "message": {"message_id": 1, "date": 1, "chat": {"id": 5, "type": "private"}, '
+           '"from": {"id": 5}, "text": "hi \\ud800 there \\ud83d\\ude00' + "x" * 5000 + '", '
+           '"reply_to_message": {"message_id": 0, "date": 1, "chat": {"id": 5}, "text": "\\udfff"}}}')
+    turn = parse_raw(raw, business_id="shop", turn_id="t1")
+    assert turn is not None and turn.text.startswith("hi \ufffd there \U0001F600x")
+    assert len(turn.text) == 4096 and turn.reply_to_text == "\ufffd"
+    turn.text.encode("utf-8")  # no UnicodeEncodeError on the way to Telegram
