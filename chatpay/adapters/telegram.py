@@ -49,7 +49,7 @@ from telegram.request import BaseRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from chatpay.config import Settings
-from chatpay.core.errors import ChannelError, ConfigError, RetryAfter
+from chatpay.core.errors import ChannelError, ChannelUnavailable, ConfigError, RetryAfter
 from chatpay.core.ports import OutgoingMessage
 from chatpay.core.presenter import UPLOAD
 
@@ -306,7 +306,7 @@ class TelegramChannel:
                 raise ChannelError(f"{method} refused: {self._clean(exc)}") from exc
             except tg.NetworkError as exc:  # 5xx, timeouts, connection failures
                 if not retries or failures >= len(self._retry_delays):
-                    raise ChannelError(f"{method} failed after {failures + 1} tries: {self._clean(exc)}") from exc
+                    raise ChannelUnavailable(f"{method} failed after {failures + 1} tries: {self._clean(exc)}") from exc
                 delay = self._retry_delays[failures]
                 failures += 1
                 log.warning("Bot API call failed; retrying", extra={"method": method, "attempt": failures,

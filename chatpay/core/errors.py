@@ -19,6 +19,7 @@ the data a caller needs to act on it::
     │   ├── ModelRateLimited        the provider said 429 (``retry_after``)
     │   └── BudgetExceeded          the business spent its token budget
     ├── ChannelError                the chat channel refused or failed
+    │   ├── ChannelUnavailable      an outage (5xx, timeouts): back off and keep the update
     │   └── RetryAfter              the channel asked us to wait (``retry_after``)
     └── QueueError                  the queue could not be reached
 
@@ -182,6 +183,13 @@ class BudgetExceeded(ModelError):
 
 class ChannelError(ChatPayError):
     """The chat channel refused a request or failed."""
+
+
+class ChannelUnavailable(ChannelError):
+    """The channel could not be reached or kept failing (5xx, timeouts): an outage, not a bad message.
+
+    The worker keeps the update and backs off; dead letters are for poison, never for outages.
+    """
 
 
 class RetryAfter(ChannelError):
