@@ -7,7 +7,7 @@ import copy
 import json
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -429,11 +429,3 @@ class FixedClock:
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
-
-
-class SystemClock:
-    def __init__(self, tz: Callable[[], Any] | None = None) -> None:
-        self._tz = UTC
-
-    def now(self) -> datetime:
-        return datetime.now(self._tz)
