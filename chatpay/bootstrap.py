@@ -243,7 +243,7 @@ def build(
         embedder: an embedder to use instead of the local model; ``no_embedder`` runs lexical-only.
         stores: stores to use instead of MongoDB / the embedded mongomock.
     """
-    from chatpay.adapters.memory import SystemClock
+    from chatpay.adapters.clock import SystemClock
 
     settings = settings or load_settings()
     clock = clock or SystemClock()
