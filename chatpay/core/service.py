@@ -8,6 +8,7 @@ The turn boundary is the only place that catches broadly, and it records what it
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -98,6 +99,7 @@ class TurnService:
         return ("", True)
 
     async def _run(self, turn: Turn, trace: Trace, forced: str | None = None) -> TurnResult:
+        started = time.perf_counter()
         with trace.span("load") as span:
             catalog = await self.stores.catalogs.get(turn.business_id)
             cart = await self.stores.carts.get(turn.business_id, turn.thread_id)
@@ -166,9 +168,16 @@ class TurnService:
                 await self.stores.conversations.update_state(turn.business_id, turn.thread_id, ctx.state_changes)
             for event in ctx.events:
                 await self.stores.events.record(event)
+            ms = round((time.perf_counter() - started) * 1000, 2)
+            engine = self.engine.name if ctx.model_calls else "offline"
+            # One record per turn, committed with its other writes, that `chatpay report` reads for
+            # turns, latency and errors (no message text: the conversation store holds that).
+            await self.stores.events.record(Event(turn.business_id, turn.thread_id, turn.turn_id, "TurnCompleted",
+                                                  {"intent": decision.intent, "ms": ms, "error": error,
+                                                   "engine": engine}, now))
             if not ctx.model_calls:
                 await self.engine.meter.record(kind="offline", model="offline", prompt=0, completion=0,
-                                               latency_ms=trace.root.ms)
+                                               latency_ms=ms)
         return TurnResult(
             turn=turn, reply=reply, decision=decision, trace=trace, cart=ctx.cart, catalog=catalog,
             engine=self.engine.name if ctx.model_calls else "offline", events=list(ctx.events),
