@@ -6,7 +6,9 @@ make cart versions and turn claims safe.
 
 Collections: ``catalogs`` (one pointer per business), ``products`` (per catalog
 version), ``conversations`` and ``carts`` (one per thread), ``events``, ``usage``,
-``turns`` (claims, 48 h TTL), ``catalog_vectors`` and ``orders``.
+``turns`` (claims, outcomes and turn journals, 48 h TTL), ``catalog_vectors`` and ``orders``.
+A worker commits each turn through :class:`MongoJournal` (see :mod:`chatpay.adapters.mongo.journal`),
+whose journal is the update's ``turns`` document, under the same TTL index.
 
 An order is unique per ``(business_id, id)`` and per ``(business_id, payment_key)``, where the
 payment key is ``<provider>:<payment id>`` once paid and ``order:<id>`` before, so a payment
@@ -35,6 +37,7 @@ from chatpay.adapters.mongo._base import (
     Runner,
 )
 from chatpay.adapters.mongo.catalog import MongoCatalogStore
+from chatpay.adapters.mongo.journal import MongoJournal, MongoStagedTurn, TurnUsageLog, route_usage
 from chatpay.adapters.mongo.logs import MongoEventLog, MongoTurnStore, MongoUsageLog
 from chatpay.adapters.mongo.orders import MongoOrderStore
 from chatpay.adapters.mongo.threads import MAX_MESSAGES, MongoCartStore, MongoConversationStore
@@ -48,11 +51,15 @@ __all__ = [
     "MongoCatalogStore",
     "MongoConversationStore",
     "MongoEventLog",
+    "MongoJournal",
+    "MongoStagedTurn",
     "MongoTurnStore",
     "MongoUsageLog",
+    "TurnUsageLog",
     "embedded_database",
     "ensure_indexes",
     "mongo_stores",
+    "route_usage",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,7 +140,13 @@ def mongo_stores(db: Database[Any], *, offload: bool = False, max_messages: int 
 
 def embedded_database(name: str = "chatpay") -> Database[Any]:
     """A fresh in-process database (mongomock): nothing shared, nothing on disk."""
-    import mongomock
+    try:
+        import mongomock
+    except ImportError:  # a server install (`pip install chatpay`): production runs on MongoDB
+        from chatpay.core.errors import ConfigError
+
+        raise ConfigError("MONGODB_URI", "is not set, and the embedded store is not installed: set MONGODB_URI, or "
+                                         "install the embedded default with `pip install \"chatpay[embedded]\"`") from None
 
     db: Database[Any] = mongomock.MongoClient(tz_aware=True)[name]
     return db
