@@ -11,6 +11,16 @@ its ``lua`` extra) starts from the latest of now, the chat's next slot and the p
 the earliest time at least one global interval away from every taken slot (so a busy chat's
 future slot does not hold the other chats back), takes it, and returns how long to wait. Times
 come from Redis's clock, so workers on different machines agree. Keys expire once idle.
+
+The limits are Telegram's per bot, so the keys are per bot, and carry the bot as a Redis
+Cluster hash tag (one slot for each script)::
+
+    chatpay:tg:{bot<id>}:chat:<chat>   the chat's next free slot
+    chatpay:tg:{bot<id>}:all           slots taken by all of the bot's chats
+    chatpay:tg:{bot<id>}:paused        until when a 429 holds the bot's sends
+
+``<id>`` is the bot's numeric id, the part of its token before ``:`` (:func:`bot_id_of`); the
+secret part never becomes a key. Businesses with bots of their own never wait for each other.
 """
 
 from __future__ import annotations
@@ -66,37 +76,66 @@ return 0
 """
 
 
+def bot_id_of(token: str) -> str:
+    """The bot's numeric id: the part of its token before ``:`` (the secret part is never used).
+
+    Raises:
+        ValueError: the token does not start with a numeric id.
+    """
+    bot_id = token.split(":", 1)[0].strip()
+    if not bot_id.isdigit():
+        raise ValueError("a Telegram bot token starts with the bot's numeric id and ':'")
+    return bot_id
+
+
 class RedisRateLimiter:
     """Sending slots for Telegram, shared through one Redis by every worker.
 
     Args:
-        client: A ``redis.asyncio.Redis`` (or fakeredis ``FakeAsyncRedis``) client.
+        client: A ``redis.asyncio.Redis``, ``RedisCluster`` (or fakeredis ``FakeAsyncRedis``) client.
+        bot_id: The bot's numeric id (:func:`bot_id_of` its token); limiters of one bot share
+            the limits and the pauses, other bots' limiters never see them.
         per_chat: Messages per second to one chat (Telegram: 1).
         overall: Messages per second in all (Telegram: about 30).
-        prefix: Key prefix; limiters that share it share the limits (one per bot token).
+        prefix: Key prefix, before the bot's hash tag.
         sleep: How to wait (tests may pass their own).
+
+    Raises:
+        ValueError: a rate is not positive, or ``bot_id`` is not a bot's numeric id (a whole
+            token is refused: its secret must not end up in a key name).
     """
 
     def __init__(
         self,
         client: Any,
         *,
+        bot_id: str | int,
         per_chat: float = 1.0,
         overall: float = 30.0,
-        prefix: str = "chatpay:ratelimit",
+        prefix: str = "chatpay:tg",
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         if per_chat <= 0 or overall <= 0:
             raise ValueError("rates must be positive")
+        if not str(bot_id).isdigit():
+            raise ValueError("bot_id is the numeric part of the bot token before ':' (use bot_id_of)")
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError(f"a Redis key prefix must be non-empty and hold no braces: {prefix!r}")
         self.per_chat = per_chat
         self.overall = overall
-        # One hash tag keeps the keys of a script in one Redis Cluster slot.
-        self._prefix = f"{prefix}:{{tg}}"
+        self.bot_id = str(bot_id)
+        # One hash tag per bot keeps the keys of a script in one Redis Cluster slot.
+        self._prefix = f"{prefix}:{{bot{self.bot_id}}}"
         self._chat_us = round(1_000_000 / per_chat)
         self._global_us = round(1_000_000 / overall)
         self._acquire = client.register_script(_ACQUIRE)
         self._pause = client.register_script(_PAUSE)
         self._sleep = sleep
+
+    @property
+    def key_prefix(self) -> str:
+        """``chatpay:tg:{bot<id>}``: every key of this bot's limits starts with it."""
+        return self._prefix
 
     @property
     def _pause_key(self) -> str:

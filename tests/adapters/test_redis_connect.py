@@ -1,4 +1,4 @@
-"""``connect``: a client that rides out a Redis restart without failing commands afterwards."""
+"""``connect``: a client that rides out a Redis restart without failing commands afterwards, or a cluster client."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import redis.exceptions
 
 from chatpay.adapters.redis import HEALTH_CHECK_INTERVAL, connect
 from tests.production.helpers import PersistentRedis
+from tests.support.redis_cluster import LocalCluster
+from tests.support.redis_cluster import redis_cluster as redis_cluster  # (fixture)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,3 +42,25 @@ async def test_a_command_while_redis_is_down_still_fails_at_once() -> None:
                 await client.get("k")
         finally:
             await client.aclose()
+
+
+async def test_a_cluster_client_is_found_from_any_node_and_never_retries_on_its_own(redis_cluster: LocalCluster) -> None:
+    from redis.asyncio.cluster import RedisCluster
+
+    redis_cluster.flushall()
+    client = connect(f"redis://127.0.0.1:{redis_cluster.ports[-1]}/0", cluster=True)
+    try:
+        assert isinstance(client, RedisCluster)
+        assert client.retry.get_retries() == 0  # a script is never silently run twice
+        for i in range(30):  # keys on every node: the client routes each by its slot
+            assert await client.incr(f"k{i}") == 1
+        nodes = {client.get_node_from_key(f"k{i}").name for i in range(30)}
+        assert len(nodes) == 3
+        assert await client.get("k0") == "1"  # decoded
+    finally:
+        await client.aclose()
+
+
+def test_a_cluster_url_with_a_database_other_than_0_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        connect("redis://127.0.0.1:1/3", cluster=True)

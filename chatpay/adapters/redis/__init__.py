@@ -1,11 +1,22 @@
 """Redis adapters: the reliable update queue and the state shared across worker processes.
 
 - :class:`RedisQueue`: raw Telegram updates in per-user lanes, with heartbeats, reclaim of a
-  dead worker's updates, dead letters and a fast path for pre-checkout queries.
+  dead worker's updates, dead letters and a fast path for pre-checkout queries. One queue per
+  business, named by :func:`queue_name`.
 - :class:`RedisStateStores`: carts, conversations and turn claims on Redis.
 - :class:`StagedTurn`: one turn's writes, committed atomically with its outcome.
 
-:func:`connect` makes a client the way these adapters need it.
+Many businesses share one Redis (or one Redis Cluster) and nothing else: every key of a
+business carries the hash tag ``{<business>}``::
+
+    <CHATPAY_QUEUE>:{<business>}              the inbound list the webhook LPUSHes onto
+    <CHATPAY_QUEUE>:{<business>}:<...>        the rest of the queue (chatpay.adapters.redis.scripts)
+    chatpay:{<business>}:cart:<thread>        carts, conversations, claims (chatpay.adapters.redis.stores)
+    chatpay:tg:{bot<id>}:<...>                Telegram's sending limits, per bot (chatpay.adapters.redis_ratelimit)
+
+so each script and multi-key command touches one cluster slot.
+
+:func:`connect` makes a client the way these adapters need it, for one server or a cluster.
 """
 
 from __future__ import annotations
@@ -13,22 +24,26 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from chatpay.adapters.redis.queue import MAX_ATTEMPTS, MAX_FAILURES, Receipt, RedisQueue
+from chatpay.adapters.redis.queue import MAX_ATTEMPTS, MAX_DEAD, MAX_FAILURES, Receipt, RedisQueue, queue_name
 from chatpay.adapters.redis.staging import CommitStatus, StagedTurn
 from chatpay.adapters.redis.stores import (
     CLAIM_TTL_SECONDS,
+    RETENTION_SECONDS,
     RedisCartStore,
     RedisConversationStore,
     RedisKeys,
     RedisStateStores,
     RedisTurnStore,
+    hash_tag,
 )
 
 __all__ = [
     "CLAIM_TTL_SECONDS",
-    "MAX_ATTEMPTS",
-    "MAX_FAILURES",
     "HEALTH_CHECK_INTERVAL",
+    "MAX_ATTEMPTS",
+    "MAX_DEAD",
+    "MAX_FAILURES",
+    "RETENTION_SECONDS",
     "CommitStatus",
     "Receipt",
     "RedisCartStore",
@@ -39,6 +54,8 @@ __all__ = [
     "RedisTurnStore",
     "StagedTurn",
     "connect",
+    "hash_tag",
+    "queue_name",
 ]
 
 
@@ -78,23 +95,45 @@ def _fresh_connection_class() -> type:
     return FreshConnection
 
 
-def connect(url: str, **options: Any) -> Any:
-    """A ``redis.asyncio.Redis`` for ``url`` that decodes replies and never retries on its own.
+def connect(url: str, *, cluster: bool = False, **options: Any) -> Any:
+    """A client for ``url`` that decodes replies and never retries a command on its own.
 
     The queue's scripts are not all idempotent, so a command must not be silently re-sent
-    after a dropped connection; callers retry whole steps instead. A connection idle for over
-    :data:`HEALTH_CHECK_INTERVAL` is checked before it carries a command and made again if its
-    server went away (a restart), which is safe: nothing was sent on it. Nothing connects
-    until the first command.
+    after a dropped connection; callers retry whole steps instead. Nothing connects until the
+    first command.
+
+    With ``cluster=False`` (one server) it is a ``redis.asyncio.Redis``: a connection idle for
+    over :data:`HEALTH_CHECK_INTERVAL` is checked before it carries a command and made again if
+    its server went away (a restart), which is safe: nothing was sent on it.
+
+    With ``cluster=True`` (``REDIS_CLUSTER=1``) it is a ``redis.asyncio.cluster.RedisCluster``
+    that discovers the cluster from ``url``, any one node. It routes each command and script by
+    its keys (one business's keys share a slot) and follows MOVED/ASK redirections, which are
+    safe (the node did not run the command); a connection error or timeout is not retried but
+    raised, and the next command reloads the cluster's layout first (a failover, a restart).
+
+    Raises:
+        ValueError: ``url`` is not a redis://, rediss:// (or, for one server, unix://) URL, or
+            names a database other than 0 for a cluster.
     """
-    from redis.asyncio import Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
     settings: dict[str, Any] = {
         "decode_responses": True, "retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 5.0,
         "socket_timeout": 15.0, "health_check_interval": HEALTH_CHECK_INTERVAL,
-        "connection_class": _fresh_connection_class(),
     }
+    if cluster:
+        from redis.asyncio.cluster import RedisCluster
+        from redis.exceptions import RedisClusterException
+
+        settings.update(options)
+        try:
+            return RedisCluster.from_url(url, **settings)
+        except RedisClusterException as exc:  # e.g. a database other than 0, or a unix socket
+            raise ValueError(str(exc)) from None
+    from redis.asyncio import Redis
+
+    settings["connection_class"] = _fresh_connection_class()
     settings.update(options)
     return Redis.from_url(url, **settings)

@@ -1,7 +1,10 @@
 """A reliable, per-shopper ordered queue of raw Telegram updates on Redis.
 
-The webhook (or any handler) ``LPUSH``es raw updates onto the list ``Q`` (``chatpay_queue``).
-Workers then move them, never copy them, so an update leaves Redis only when its turn is
+The webhook (or any handler) ``LPUSH``es raw updates onto the list ``Q``, one per business:
+``queue_name(CHATPAY_QUEUE, business_id)``, e.g. ``chatpay_queue:{demo}``. Every other key is
+``Q:<something>``, so all of a business's queue keys carry its Redis Cluster hash tag
+``{<business>}`` (one slot, one node per script) and two businesses share nothing.
+Workers then move updates, never copy them, so an update leaves Redis only when its turn is
 done (see :mod:`chatpay.adapters.redis.scripts` for the keys):
 
 1. Routing: a worker blocks on ``BRPOPLPUSH Q Q:staging`` (moves keep their order), then one
@@ -17,10 +20,14 @@ done (see :mod:`chatpay.adapters.redis.scripts` for the keys):
    lanes and pre-checkouts of a worker whose heartbeat expired back to ``Q:ready``/``Q:fast``.
    A head that failed ``max_failures`` times, or was started ``max_attempts`` times without
    finishing (the worker kept dying), goes to ``Q:dead`` with the reason.
+4. Dead letters: the newest ``MAX_DEAD`` per business are kept; an operator lists them
+   (:meth:`RedisQueue.dead_letters`), queues them again (:meth:`RedisQueue.requeue_dead`) or
+   drops them (:meth:`RedisQueue.purge_dead`).
 
 Redis errors become :class:`~chatpay.core.errors.QueueError`; callers retry with backoff.
-The client must be made with ``decode_responses=True`` and should not retry commands on its
-own (a retried script could run twice); fakeredis needs its ``lua`` extra.
+The client (``redis.asyncio.Redis`` or ``RedisCluster``, see :func:`chatpay.adapters.redis.connect`)
+must be made with ``decode_responses=True`` and should not retry commands on its own (a
+retried script could run twice); fakeredis needs its ``lua`` extra.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from chatpay.adapters.redis import scripts
+from chatpay.adapters.redis.stores import hash_tag
 from chatpay.core.errors import QueueError
 from chatpay.core.ports import Delivery
 
@@ -47,6 +55,29 @@ T = TypeVar("T")
 MAX_FAILURES = 3
 MAX_ATTEMPTS = 10
 ROUTE_BATCH = 200
+MAX_DEAD = 10_000
+"""Dead letters kept per business; the oldest is dropped when one more arrives."""
+
+
+def queue_name(base: str, business_id: str) -> str:
+    """The inbound list of ``business_id``'s queue: ``<base>:{<business>}``, e.g. ``chatpay_queue:{demo}``.
+
+    The webhook ``LPUSH``es a business's updates onto exactly this list, and :class:`RedisQueue`
+    derives every other key from it. The business is the Redis Cluster hash tag (encoded as in
+    :func:`chatpay.adapters.redis.stores.hash_tag`, the same tag as the business's state keys).
+
+    Raises:
+        ValueError: ``base`` is empty or holds a brace, or ``business_id`` is empty.
+    """
+    if not base or "{" in base or "}" in base:
+        raise ValueError(f"a queue name must be non-empty and hold no braces: {base!r}")
+    return f"{base}:{hash_tag(business_id)}"
+
+
+def _has_hash_tag(name: str) -> bool:
+    """True when Redis Cluster hashes ``name`` by a tag: its first ``{`` and the next ``}``, not empty."""
+    opening = name.find("{")
+    return opening >= 0 and name.find("}", opening + 1) > opening + 1
 
 
 @dataclass(frozen=True)
@@ -74,22 +105,56 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _age(at: Any, now: datetime) -> int | None:
+    """Whole seconds since the ISO 8601 time ``at`` (None when it cannot be read)."""
+    try:
+        when = datetime.fromisoformat(str(at))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0, int((now - when).total_seconds()))
+
+
+def _positions(positions: list[int] | None) -> list[Any]:
+    """The scripts' ARGV for a choice of dead letters: ``['1']`` for all, else ``['0', *positions]``."""
+    if positions is None:
+        return ["1"]
+    if any(p < 0 for p in positions):
+        raise ValueError("dead-letter positions count from 0 (the newest)")
+    return ["0", *sorted(set(positions))]
+
+
 class RedisQueue:
     """The :class:`~chatpay.core.ports.Queue` port on Redis, with lanes, heartbeats and dead letters.
 
     Args:
-        client: ``redis.asyncio.Redis`` or ``fakeredis.FakeAsyncRedis`` with ``decode_responses=True``.
-        name: the list raw updates are pushed to (``CHATPAY_QUEUE``).
+        client: ``redis.asyncio.Redis``, ``redis.asyncio.cluster.RedisCluster`` or
+            ``fakeredis.FakeAsyncRedis`` with ``decode_responses=True``.
+        name: the list raw updates are pushed to, and the start of every key of this queue:
+            :func:`queue_name` of ``CHATPAY_QUEUE`` and the business.
         worker_id: this worker's name in heartbeats and logs.
         heartbeat_ttl: seconds without a heartbeat after which a worker counts as dead.
         max_failures: failed turns after which an update is dead-lettered.
         max_attempts: starts without an outcome (the worker died) after which it is dead-lettered.
+        max_dead: dead letters kept; the oldest is dropped when one more arrives.
+
+    Raises:
+        ValueError: on a cluster client, ``name`` has no hash tag (its keys would be spread
+            over slots that no script can touch at once): use :func:`queue_name`.
     """
 
     def __init__(
         self, client: Redis, name: str = "chatpay_queue", *, worker_id: str = "worker",
         heartbeat_ttl: float = 15.0, max_failures: int = MAX_FAILURES, max_attempts: int = MAX_ATTEMPTS,
+        max_dead: int = MAX_DEAD,
     ) -> None:
+        from redis.asyncio.cluster import RedisCluster
+
+        if isinstance(client, RedisCluster) and not _has_hash_tag(name):
+            raise ValueError(f"on Redis Cluster the queue name needs a hash tag (use queue_name()): {name!r}")
+        if max_dead < 1:
+            raise ValueError("max_dead must be at least 1")
         self.client: Any = client
         self.name = name
         self.base_id = worker_id
@@ -97,6 +162,7 @@ class RedisQueue:
         self.heartbeat_ttl = heartbeat_ttl
         self.max_failures = max_failures
         self.max_attempts = max_attempts
+        self.max_dead = max_dead
         self.dead_key = f"{name}:dead"
         self._k = {s: f"{name}:{s}" for s in ("staging", "ready", "fast", "workers", "attempts", "failures",
                                                "errors", "fastattempts")}
@@ -109,14 +175,29 @@ class RedisQueue:
             name: client.register_script(source) for name, source in (
                 ("route", scripts.ROUTE), ("begin", scripts.BEGIN), ("finish", scripts.FINISH),
                 ("release", scripts.RELEASE), ("reap", scripts.REAP), ("heartbeat", scripts.HEARTBEAT),
-                ("finish_fast", scripts.FINISH_FAST),
+                ("finish_fast", scripts.FINISH_FAST), ("depth", scripts.DEPTH),
+                ("requeue_dead", scripts.REQUEUE_DEAD), ("purge_dead", scripts.PURGE_DEAD),
             )
         }
 
     # ------------------------------------------------------------------ keys
 
     def lane_key(self, lane: str) -> str:
-        return f"{self.name}:lane:{lane}"
+        return f"{self.lane_prefix}{lane}"
+
+    @property
+    def lane_prefix(self) -> str:
+        """``Q:lane:``; scripts that name a lane only once they run build its key from this."""
+        return f"{self.name}:lane:"
+
+    @property
+    def prefix(self) -> str:
+        """``Q:``; scripts that walk the registered workers build their keys from this."""
+        return f"{self.name}:"
+
+    @property
+    def heartbeat_key(self) -> str:
+        return f"{self.name}:hb:{self.worker_id}"
 
     @property
     def owned_key(self) -> str:
@@ -154,7 +235,7 @@ class RedisQueue:
         """Sort up to ``limit`` waiting updates into lanes, oldest first; returns how many."""
         k = self._k
         routed = await _queue_call("route", self._scripts["route"](
-            keys=[self.name, k["staging"], k["ready"], k["fast"]], args=[f"{self.name}:lane:", limit]))
+            keys=[self.name, k["staging"], k["ready"], k["fast"], self.lane_prefix], args=[limit]))
         return int(routed)
 
     async def wait_inbound(self, timeout: float) -> bool:  # noqa: ASYNC109 (a server-side block)
@@ -164,9 +245,15 @@ class RedisQueue:
 
     # ------------------------------------------------------------------ lanes
 
-    async def reserve(self, timeout: float) -> Delivery | None:  # noqa: ASYNC109 (the Queue port)
-        """Take a free lane and return its head, or None when no lane is ready within ``timeout``."""
-        lane = await _queue_call("reserve", self.client.brpoplpush(self._k["ready"], self.owned_key, timeout))
+    async def reserve(self, timeout: float | None) -> Delivery | None:  # noqa: ASYNC109 (the Queue port)
+        """Take a free lane and return its head, or None when no lane is ready within ``timeout``.
+
+        ``timeout=None`` does not wait at all (a worker serving many businesses looks at each in turn).
+        """
+        if timeout is None:
+            lane = await _queue_call("reserve", self.client.rpoplpush(self._k["ready"], self.owned_key))
+        else:
+            lane = await _queue_call("reserve", self.client.brpoplpush(self._k["ready"], self.owned_key, timeout))
         if lane is None:
             return None
         self._active[lane] += 1
@@ -199,7 +286,10 @@ class RedisQueue:
         return await self._finish(delivery, "")
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Move an update to ``<queue>:dead`` with ``reason``; the rest of its lane flows on."""
+        """Move an update to ``<queue>:dead`` with ``reason``; the rest of its lane flows on.
+
+        When ``max_dead`` letters are kept already, the oldest is dropped (and logged).
+        """
         await self._finish(delivery, self._dead_entry(delivery, reason))
 
     async def fail(self, delivery: Delivery, error: str) -> bool:
@@ -237,10 +327,16 @@ class RedisQueue:
             return await self._finish_fast(delivery, dead, retry=False)
         try:
             done = await _queue_call("ack", self._scripts["finish"](
-                keys=[*self._lane_keys(receipt), self.dead_key], args=[receipt.lane, delivery.raw, dead]))
+                keys=[*self._lane_keys(receipt), self.dead_key],
+                args=[receipt.lane, delivery.raw, dead, self.max_dead]))
         finally:
             self._untrack(receipt.lane)
-        return bool(done)
+        return self._done(done)
+
+    def _done(self, status: Any) -> bool:
+        if int(status) == 2:
+            log.error("dead letters full; dropped the oldest", extra={"queue": self.name, "kept": self.max_dead})
+        return bool(int(status))
 
     # ------------------------------------------------------------------ pre-checkout fast path
 
@@ -261,8 +357,8 @@ class RedisQueue:
         receipt: Receipt = delivery.receipt
         done = await _queue_call("finish fast", self._scripts["finish_fast"](
             keys=[receipt.owner, self._k["fast"], self.dead_key, self._k["fastattempts"]],
-            args=[delivery.raw, dead, "1" if retry else "0"]))
-        return bool(done)
+            args=[delivery.raw, dead, "1" if retry else "0", self.max_dead]))
+        return self._done(done)
 
     # ------------------------------------------------------------------ liveness
 
@@ -274,9 +370,8 @@ class RedisQueue:
         others, and their fenced commits and acknowledgements will be refused.
         """
         ttl_ms = max(int(self.heartbeat_ttl * 1000), 100)
-        hb = f"{self.name}:hb:{self.worker_id}"
         alive = await _queue_call("heartbeat", self._scripts["heartbeat"](
-            keys=[self._k["workers"], hb], args=[self.worker_id, ttl_ms, "1" if register else "0"]))
+            keys=[self._k["workers"], self.heartbeat_key], args=[self.worker_id, ttl_ms, "1" if register else "0"]))
         if int(alive):
             return True
         self._generation += 1
@@ -292,7 +387,7 @@ class RedisQueue:
         """Hand back the lanes and pre-checkouts of workers whose heartbeat expired."""
         k = self._k
         ids = await _queue_call("reap", self._scripts["reap"](
-            keys=[k["workers"], k["ready"], k["fast"]], args=[f"{self.name}:", ""]))
+            keys=[k["workers"], k["ready"], k["fast"], self.prefix], args=[""]))
         for worker in ids:
             log.warning("reclaimed the updates of a dead worker", extra={"dead_worker": worker})
         return [str(i) for i in ids]
@@ -301,7 +396,7 @@ class RedisQueue:
         """Hand back everything this worker still holds and deregister (clean shutdown)."""
         k = self._k
         await _queue_call("retire", self._scripts["reap"](
-            keys=[k["workers"], k["ready"], k["fast"]], args=[f"{self.name}:", self.worker_id]))
+            keys=[k["workers"], k["ready"], k["fast"], self.prefix], args=[self.worker_id]))
         self._active.clear()
 
     async def recover_orphans(self) -> list[str]:
@@ -323,22 +418,67 @@ class RedisQueue:
     # ------------------------------------------------------------------ inspection
 
     async def depth(self) -> dict[str, int]:
-        """How many updates wait where: inbound, staging, in lanes, fast, dead; and ready lanes."""
-        k = self._k
-        lanes = 0
-        async for key in self.client.scan_iter(match=f"{self.name}:lane:*", count=500):
-            lanes += int(await self.client.llen(key))
-        pipe = self.client.pipeline(transaction=False)
-        for key in (self.name, k["staging"], k["ready"], k["fast"], self.dead_key):
-            pipe.llen(key)
-        inbound, staging, ready, fast, dead = await _queue_call("depth", pipe.execute())
-        return {"inbound": int(inbound), "staging": int(staging), "lanes": lanes, "ready_lanes": int(ready),
-                "fast": int(fast), "dead": int(dead)}
+        """How many updates wait where: inbound, staging, in lanes, fast, dead; and ready lanes.
 
-    async def dead_letters(self) -> list[dict[str, Any]]:
-        """The dead letters, newest first, as ``{raw, reason, worker, attempts, at}``."""
-        raws = await _queue_call("dead letters", self.client.lrange(self.dead_key, 0, -1))
-        return [json.loads(r) for r in raws]
+        Lanes are counted through ``Q:ready`` and the registered workers' lists (one script,
+        one slot), never by scanning the key space, which on a cluster spans every node.
+        """
+        k = self._k
+        counts = await _queue_call("depth", self._scripts["depth"](
+            keys=[self.name, k["staging"], k["ready"], k["fast"], self.dead_key, k["workers"], self.prefix], args=[]))
+        inbound, staging, lanes, ready, fast, dead = (int(c) for c in counts)
+        return {"inbound": inbound, "staging": staging, "lanes": lanes, "ready_lanes": ready, "fast": fast,
+                "dead": dead}
+
+    # ------------------------------------------------------------------ dead letters (for the operator)
+
+    async def dead_count(self) -> int:
+        """How many dead letters this business's queue keeps."""
+        return int(await _queue_call("dead count", self.client.llen(self.dead_key)))
+
+    async def dead_letters(self, start: int = 0, count: int = 20) -> list[dict[str, Any]]:
+        """Up to ``count`` dead letters from ``start``, newest first (position 0 is the newest).
+
+        Each is ``{position, raw, reason, worker, attempts, at, age}``: ``raw`` the update as
+        Telegram sent it, ``at`` when it was dead-lettered (ISO 8601, UTC) and ``age`` how many
+        seconds ago. Positions are what :meth:`requeue_dead` and :meth:`purge_dead` take; a new
+        dead letter shifts them by one.
+        """
+        if start < 0 or count < 0:
+            raise ValueError("start and count must not be negative")
+        if count == 0:
+            return []
+        raws = await _queue_call("dead letters", self.client.lrange(self.dead_key, start, start + count - 1))
+        now = datetime.now(UTC)
+        letters = []
+        for position, raw in enumerate(raws, start=start):
+            try:
+                entry: dict[str, Any] = json.loads(raw)
+                if not isinstance(entry, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                entry = {"raw": raw, "reason": "unreadable dead letter", "worker": "", "attempts": 0, "at": ""}
+            letters.append({"position": position, **entry, "age": _age(entry.get("at"), now)})
+        return letters
+
+    async def requeue_dead(self, positions: list[int] | None = None) -> int:
+        """Queue dead letters again (all when ``positions`` is None), oldest first; returns how many.
+
+        In one script, each chosen entry leaves the dead letters and its raw update goes onto
+        this business's inbound list, where workers route and run it like a new arrival (its
+        failure counts start afresh). Positions are as :meth:`dead_letters` numbers them;
+        positions past the end are ignored.
+        """
+        args = _positions(positions)
+        moved = await _queue_call("requeue dead", self._scripts["requeue_dead"](
+            keys=[self.dead_key, self.name], args=args))
+        return int(moved)
+
+    async def purge_dead(self, positions: list[int] | None = None) -> int:
+        """Drop dead letters for good (all when ``positions`` is None); returns how many were dropped."""
+        args = _positions(positions)
+        dropped = await _queue_call("purge dead", self._scripts["purge_dead"](keys=[self.dead_key], args=args))
+        return int(dropped)
 
     async def workers(self) -> set[str]:
         return {str(w) for w in await _queue_call("workers", self.client.smembers(self._k["workers"]))}

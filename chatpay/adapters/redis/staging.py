@@ -35,43 +35,63 @@ log = logging.getLogger(__name__)
 
 CommitStatus = Literal["committed", "fenced", "duplicate"]
 
-# ARGV: fence list key ('' for none), fence member, outcome key, outcome JSON, ttl, then ops:
-#   cart  <key> <expected version> <new version> <lines JSON>
-#   clear <messages key> <state key>
-#   push  <messages key> <max messages> <message JSON>
-#   state <state key> <field> <JSON value>
+# KEYS: outcome, then the fence list when fenced, then every cart, messages and state key the
+# ops name (all of one business, so one hash tag and one Redis Cluster slot).
+# ARGV: '1' when fenced, fence member, outcome JSON, claim ttl, retention ttl ('0': none), then ops
+# that name keys by their index in KEYS:
+#   cart  <cart key #> <expected version> <new version> <lines JSON>
+#   clear <messages key #> <state key #>
+#   push  <messages key #> <state key #> <max messages> <message JSON>
+#   state <messages key #> <state key #> <field> <JSON value>
 # Returns 1 committed, 0 fenced (the caller no longer owns the update), -1 an outcome
-# already exists, -2 a cart changed since it was read. Checks run before any write.
+# already exists, -2 a cart changed since it was read. Checks run before any write. Every
+# cart and conversation written gets its retention expiry refreshed (a conversation's
+# messages and state together).
 COMMIT = """
-if ARGV[1] ~= '' and not redis.call('LPOS', ARGV[1], ARGV[2]) then return 0 end
-if redis.call('EXISTS', ARGV[3]) == 1 then return -1 end
-local width = {cart = 5, clear = 3, push = 4, state = 4}
+if ARGV[1] == '1' and not redis.call('LPOS', KEYS[2], ARGV[2]) then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local width = {cart = 5, clear = 3, push = 5, state = 5}
 local i = 6
 while i <= #ARGV do
   local op = ARGV[i]
   if not width[op] then return redis.error_reply('unknown commit op ' .. tostring(op)) end
   if op == 'cart' then
-    local current = tonumber(redis.call('HGET', ARGV[i + 1], 'version') or '0')
+    local current = tonumber(redis.call('HGET', KEYS[tonumber(ARGV[i + 1])], 'version') or '0')
     if current ~= tonumber(ARGV[i + 2]) then return -2 end
   end
   i = i + width[op]
 end
+local ttl = tonumber(ARGV[5])
+local conversations = {}
 i = 6
 while i <= #ARGV do
   local op = ARGV[i]
+  local key = KEYS[tonumber(ARGV[i + 1])]
   if op == 'cart' then
-    redis.call('HSET', ARGV[i + 1], 'version', ARGV[i + 3], 'lines', ARGV[i + 4])
-  elseif op == 'clear' then
-    redis.call('DEL', ARGV[i + 1], ARGV[i + 2])
-  elseif op == 'push' then
-    redis.call('RPUSH', ARGV[i + 1], ARGV[i + 3])
-    redis.call('LTRIM', ARGV[i + 1], -tonumber(ARGV[i + 2]), -1)
+    redis.call('HSET', key, 'version', ARGV[i + 3], 'lines', ARGV[i + 4])
+    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
   else
-    redis.call('HSET', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+    local state = KEYS[tonumber(ARGV[i + 2])]
+    if op == 'clear' then
+      redis.call('DEL', key, state)
+    elseif op == 'push' then
+      redis.call('RPUSH', key, ARGV[i + 4])
+      redis.call('LTRIM', key, -tonumber(ARGV[i + 3]), -1)
+      conversations[key] = state
+    else
+      redis.call('HSET', state, ARGV[i + 3], ARGV[i + 4])
+      conversations[key] = state
+    end
   end
   i = i + width[op]
 end
-redis.call('SET', ARGV[3], ARGV[4], 'EX', ARGV[5])
+if ttl > 0 then
+  for messages, state in pairs(conversations) do
+    redis.call('EXPIRE', messages, ttl)
+    redis.call('EXPIRE', state, ttl)
+  end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
 return 1
 """
 
@@ -161,6 +181,18 @@ class _BufferedEvents:
         return (stored + mine)[-limit:]
 
 
+def _one_slot(client: Any, keys: list[str]) -> None:
+    """On a cluster client, refuse keys that span slots with a clear message (not a retried error)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    if not isinstance(client, RedisCluster):
+        return
+    from redis.crc import key_slot
+
+    if len({key_slot(k.encode()) for k in keys}) > 1:
+        raise ValueError(f"a turn commit must stay in one business's hash tag; got keys {keys}")
+
+
 class StagedTurn:
     """Stores for one turn whose cart and conversation writes wait for :meth:`commit`.
 
@@ -191,21 +223,28 @@ class StagedTurn:
             self.staged.error = self.staged.error or exc
             raise
 
-    def _ops(self) -> list[Any]:
-        keys = self.state.keys
+    def _ops(self, keys: list[str]) -> list[Any]:
+        """The commit's ops; every key they name is appended to ``keys`` and named by its index."""
+        names = self.state.keys
+
+        def index(key: str) -> int:
+            if key not in keys:
+                keys.append(key)
+            return keys.index(key) + 1  # Lua counts from 1
+
         ops: list[Any] = []
         for (business_id, thread_id), cart in self.staged.carts.items():
             expected = self.staged.read_versions.get((business_id, thread_id), 0)
-            ops += ["cart", keys.cart(business_id, thread_id), expected, cart.version, lines_json(cart)]
+            ops += ["cart", index(names.cart(business_id, thread_id)), expected, cart.version, lines_json(cart)]
         touched = set(self.staged.cleared) | set(self.staged.appends) | set(self.staged.state)
         for key in sorted(touched):
-            messages, state = keys.messages(*key), keys.state(*key)
+            messages, state = index(names.messages(*key)), index(names.state(*key))
             if key in self.staged.cleared:
                 ops += ["clear", messages, state]
             for m in self.staged.appends.get(key, []):
-                ops += ["push", messages, self.state.conversations.max_messages, message_json(m)]
+                ops += ["push", messages, state, self.state.conversations.max_messages, message_json(m)]
             for name, value in self.staged.state.get(key, {}).items():
-                ops += ["state", state, name, json.dumps(value)]
+                ops += ["state", messages, state, name, json.dumps(value)]
         return ops
 
     async def commit(
@@ -224,13 +263,19 @@ class StagedTurn:
         Raises:
             StorageError: Redis failed, or a read during the turn failed (then nothing is sent).
             ConcurrencyConflict: a cart changed since the turn read it (nothing written).
+            ValueError: on Redis Cluster, the keys are not all in one slot (the fence's queue is
+                another business's, or its name has no hash tag): a configuration error.
         """
         if self.staged.error is not None:
             raise self.staged.error
-        fence_key, member = fence or ("", "")
-        args = [fence_key, member, self.state.keys.outcome(business_id, update_id), json.dumps(plain(outcome)),
-                self.state.turns.ttl_seconds, *self._ops()]
-        status = int(await translated("turn commit", self._commit(keys=[], args=args)))
+        keys = [self.state.keys.outcome(business_id, update_id)]
+        if fence is not None:
+            keys.append(fence[0])
+        ops = self._ops(keys)
+        _one_slot(self.state.client, keys)
+        args = ["1" if fence is not None else "0", fence[1] if fence is not None else "",
+                json.dumps(plain(outcome)), self.state.turns.ttl_seconds, self.state.ttl_seconds or 0, *ops]
+        status = int(await translated("turn commit", self._commit(keys=keys, args=args)))
         if status == -2:
             raise ConcurrencyConflict("cart changed during the turn", -1)
         if status == 1:

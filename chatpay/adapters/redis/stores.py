@@ -5,13 +5,20 @@ processes without MongoDB (the embedded store lives inside one process) still sh
 one shopper's cart, conversation and claimed update ids. Every write is atomic on the
 server: a cart is saved by a Lua script that compares its version, a claim is ``SET NX``.
 
-Keys, under a prefix (default ``chatpay``), with ``:`` and ``%`` in ids percent-encoded::
+Keys, under a prefix (default ``chatpay``), with ``%``, ``:``, ``{`` and ``}`` in ids
+percent-encoded. The business is a Redis Cluster hash tag, ``{<business>}``, so every key of
+one business (these and its queue's, see :func:`chatpay.adapters.redis.queue.queue_name`)
+lives in one slot and one script may touch them all; businesses share nothing::
 
-    <prefix>:cart:<business>:<thread>            hash {version, lines (JSON)}
-    <prefix>:conv:<business>:<thread>:messages   list of JSON messages (bounded)
-    <prefix>:conv:<business>:<thread>:state      hash field -> JSON value
-    <prefix>:turn:<business>:<update_id>:claim   the claiming turn id (48 h)
-    <prefix>:turn:<business>:<update_id>:outcome the recorded outcome, JSON (48 h)
+    <prefix>:{<business>}:cart:<thread>            hash {version, lines (JSON)}     retention
+    <prefix>:{<business>}:conv:<thread>:messages   list of JSON messages (bounded)  retention
+    <prefix>:{<business>}:conv:<thread>:state      hash field -> JSON value          retention
+    <prefix>:{<business>}:turn:<update_id>:claim   the claiming turn id              48 h
+    <prefix>:{<business>}:turn:<update_id>:outcome the recorded outcome, JSON        48 h
+
+Retention (``ttl_seconds``, the merchant's ``CHATPAY_RETENTION_DAYS``) is an expiry refreshed
+on every write of a cart or a conversation (messages and state together), so an idle
+shopper's data goes away by itself and an active one's never does.
 """
 
 from __future__ import annotations
@@ -38,40 +45,97 @@ T = TypeVar("T")
 MAX_MESSAGES = 50
 CLAIM_TTL_SECONDS = 48 * 3600
 """How long an update id stays claimed, and its outcome kept (Telegram redelivers for 24 h)."""
+RETENTION_SECONDS = 30 * 86400
+"""Default expiry of an idle cart or conversation (``CHATPAY_RETENTION_DAYS`` defaults to 30)."""
 
+# KEYS: cart.  ARGV: expected version, lines JSON, retention seconds ('0': no expiry).
 SAVE_CART = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if current ~= tonumber(ARGV[1]) then return -1 end
 redis.call('HSET', KEYS[1], 'version', current + 1, 'lines', ARGV[2])
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return current + 1
+"""
+
+# KEYS: messages, state.  ARGV: retention seconds, max messages, then message JSONs to append.
+APPEND = """
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+if tonumber(ARGV[1]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: messages, state.  ARGV: retention seconds, then field, JSON value pairs.
+UPDATE_STATE = """
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+if tonumber(ARGV[1]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
+return 1
 """
 
 
 def part(value: str) -> str:
-    """One key component, with ``%`` and ``:`` encoded so that ids never collide."""
-    return value.replace("%", "%25").replace(":", "%3A")
+    """One key component, with ``%``, ``:``, ``{`` and ``}`` encoded so that ids never collide.
+
+    Braces are encoded too: a brace in an id must never open or close a Redis Cluster hash tag.
+    """
+    return value.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
+
+
+def hash_tag(business_id: str) -> str:
+    """``{<business>}``: the Redis Cluster hash tag that keeps all of one business's keys in one slot.
+
+    The queue's keys and the state keys use this same tag, so that a turn's commit (its state
+    and outcome, fenced on the queue's lease list) is one script on one slot.
+
+    Raises:
+        ValueError: ``business_id`` is empty (``{}`` is no hash tag: the keys would scatter).
+    """
+    if not business_id:
+        raise ValueError("a business id is required to name its Redis keys")
+    return "{" + part(business_id) + "}"
+
+
+def _check_prefix(prefix: str) -> None:
+    if not prefix or "{" in prefix or "}" in prefix:
+        raise ValueError(f"a Redis key prefix must be non-empty and hold no braces: {prefix!r}")
 
 
 @dataclass(frozen=True)
 class RedisKeys:
-    """Names of every state key, in one place, so the stores and the turn commit agree."""
+    """Names of every state key, in one place, so the stores and the turn commit agree.
+
+    Every key starts ``<prefix>:{<business>}:``, one hash tag per business (see :func:`hash_tag`).
+    """
 
     prefix: str = "chatpay"
 
+    def __post_init__(self) -> None:
+        _check_prefix(self.prefix)
+
+    def business(self, business_id: str) -> str:
+        """The prefix every key of ``business_id`` starts with: ``<prefix>:{<business>}``."""
+        return f"{self.prefix}:{hash_tag(business_id)}"
+
     def cart(self, business_id: str, thread_id: str) -> str:
-        return f"{self.prefix}:cart:{part(business_id)}:{part(thread_id)}"
+        return f"{self.business(business_id)}:cart:{part(thread_id)}"
 
     def messages(self, business_id: str, thread_id: str) -> str:
-        return f"{self.prefix}:conv:{part(business_id)}:{part(thread_id)}:messages"
+        return f"{self.business(business_id)}:conv:{part(thread_id)}:messages"
 
     def state(self, business_id: str, thread_id: str) -> str:
-        return f"{self.prefix}:conv:{part(business_id)}:{part(thread_id)}:state"
+        return f"{self.business(business_id)}:conv:{part(thread_id)}:state"
 
     def claim(self, business_id: str, update_id: int) -> str:
-        return f"{self.prefix}:turn:{part(business_id)}:{update_id}:claim"
+        return f"{self.business(business_id)}:turn:{update_id}:claim"
 
     def outcome(self, business_id: str, update_id: int) -> str:
-        return f"{self.prefix}:turn:{part(business_id)}:{update_id}:outcome"
+        return f"{self.business(business_id)}:turn:{update_id}:outcome"
 
 
 async def translated(operation: str, call: Awaitable[T]) -> T:
@@ -113,11 +177,15 @@ def plain(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class RedisCartStore:
-    """:class:`~chatpay.core.ports.CartStore` on a Redis hash per thread, saved by version."""
+    """:class:`~chatpay.core.ports.CartStore` on a Redis hash per thread, saved by version.
 
-    def __init__(self, client: Redis, keys: RedisKeys) -> None:
+    ``ttl_seconds`` (None: kept for ever) is the cart's expiry, refreshed on every save.
+    """
+
+    def __init__(self, client: Redis, keys: RedisKeys, *, ttl_seconds: int | None = RETENTION_SECONDS) -> None:
         self._r: Any = client
         self._keys = keys
+        self.ttl_seconds = ttl_seconds
         self._save = client.register_script(SAVE_CART)
 
     async def get(self, business_id: str, thread_id: str) -> Cart:
@@ -126,26 +194,36 @@ class RedisCartStore:
 
     async def save(self, cart: Cart) -> Cart:
         key = self._keys.cart(cart.business_id, cart.thread_id)
-        version = await translated("cart save", self._save(keys=[key], args=[cart.version, lines_json(cart)]))
+        version = await translated("cart save", self._save(
+            keys=[key], args=[cart.version, lines_json(cart), self.ttl_seconds or 0]))
         if int(version) < 0:
             raise ConcurrencyConflict(f"cart {cart.thread_id}", cart.version)
         return replace(cart, version=int(version))
 
 
 class RedisConversationStore:
-    """:class:`~chatpay.core.ports.ConversationStore`: a bounded list and a state hash per thread."""
+    """:class:`~chatpay.core.ports.ConversationStore`: a bounded list and a state hash per thread.
 
-    def __init__(self, client: Redis, keys: RedisKeys, *, max_messages: int = MAX_MESSAGES) -> None:
+    Every write refreshes the expiry (``ttl_seconds``; None: kept for ever) of both keys, so a
+    conversation's messages and state go away together once it has been idle that long.
+    """
+
+    def __init__(self, client: Redis, keys: RedisKeys, *, max_messages: int = MAX_MESSAGES,
+                 ttl_seconds: int | None = RETENTION_SECONDS) -> None:
         self._r: Any = client
         self._keys = keys
         self.max_messages = max_messages
+        self.ttl_seconds = ttl_seconds
+        self._append = client.register_script(APPEND)
+        self._update_state = client.register_script(UPDATE_STATE)
+
+    def _both(self, business_id: str, thread_id: str) -> list[str]:
+        return [self._keys.messages(business_id, thread_id), self._keys.state(business_id, thread_id)]
 
     async def append(self, business_id: str, thread_id: str, message: Message) -> None:
-        key = self._keys.messages(business_id, thread_id)
-        pipe = self._r.pipeline(transaction=True)
-        pipe.rpush(key, message_json(message))
-        pipe.ltrim(key, -self.max_messages, -1)
-        await translated("conversation append", pipe.execute())
+        await translated("conversation append", self._append(
+            keys=self._both(business_id, thread_id),
+            args=[self.ttl_seconds or 0, self.max_messages, message_json(message)]))
 
     async def recent(self, business_id: str, thread_id: str, limit: int = 20) -> list[Message]:
         if limit <= 0:
@@ -160,14 +238,14 @@ class RedisConversationStore:
         return {k: json.loads(v) for k, v in doc.items()}
 
     async def update_state(self, business_id: str, thread_id: str, changes: Mapping[str, Any]) -> None:
-        fields = {k: json.dumps(v) for k, v in plain(changes).items()}
-        if fields:
-            await translated("conversation update_state",
-                             self._r.hset(self._keys.state(business_id, thread_id), mapping=fields))
+        pairs = [x for k, v in plain(changes).items() for x in (k, json.dumps(v))]
+        if pairs:
+            await translated("conversation update_state", self._update_state(
+                keys=self._both(business_id, thread_id), args=[self.ttl_seconds or 0, *pairs]))
 
     async def clear(self, business_id: str, thread_id: str) -> None:
-        await translated("conversation clear", self._r.delete(
-            self._keys.messages(business_id, thread_id), self._keys.state(business_id, thread_id)))
+        # One slot (the business's hash tag), so one DEL even on a cluster client.
+        await translated("conversation clear", self._r.delete(*self._both(business_id, thread_id)))
 
 
 class RedisTurnStore:
@@ -196,18 +274,26 @@ class RedisTurnStore:
 
 
 class RedisStateStores:
-    """The three stores that must be shared across worker processes, on one Redis.
+    """The three stores that must be shared across worker processes, on one Redis (or one Cluster).
 
     Args:
-        client: a ``redis.asyncio.Redis`` (or ``fakeredis.FakeAsyncRedis``) made with
-            ``decode_responses=True``.
+        client: a ``redis.asyncio.Redis``, ``redis.asyncio.cluster.RedisCluster`` (or
+            ``fakeredis.FakeAsyncRedis``) made with ``decode_responses=True``.
         prefix: the first component of every key.
+        max_messages: messages kept per conversation.
+        ttl_seconds: retention of carts and conversations, refreshed on every write (the
+            merchant's ``CHATPAY_RETENTION_DAYS``); None keeps them for ever.
+        claim_ttl_seconds: how long claims and outcomes are kept (48 h: Telegram redelivers for 24).
     """
 
     def __init__(self, client: Redis, *, prefix: str = "chatpay", max_messages: int = MAX_MESSAGES,
-                 ttl_seconds: int = CLAIM_TTL_SECONDS) -> None:
+                 ttl_seconds: int | None = RETENTION_SECONDS, claim_ttl_seconds: int = CLAIM_TTL_SECONDS) -> None:
+        if ttl_seconds is not None and ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive (or None to keep carts and conversations)")
         self.client: Any = client
         self.keys = RedisKeys(prefix)
-        self.carts = RedisCartStore(client, self.keys)
-        self.conversations = RedisConversationStore(client, self.keys, max_messages=max_messages)
-        self.turns = RedisTurnStore(client, self.keys, ttl_seconds=ttl_seconds)
+        self.ttl_seconds = ttl_seconds
+        self.carts = RedisCartStore(client, self.keys, ttl_seconds=ttl_seconds)
+        self.conversations = RedisConversationStore(client, self.keys, max_messages=max_messages,
+                                                    ttl_seconds=ttl_seconds)
+        self.turns = RedisTurnStore(client, self.keys, ttl_seconds=claim_ttl_seconds)
