@@ -1,21 +1,47 @@
 """``chatpay webhook``: the HTTP endpoint Telegram posts updates to, and ``chatpay set-webhook``.
 
-The endpoint does as little as it can, so it answers in milliseconds: it checks the
-``X-Telegram-Bot-Api-Secret-Token`` header against ``TELEGRAM_WEBHOOK_SECRET`` in constant time
-(403 and nothing enqueued when it is wrong or missing), ``LPUSH``es the raw body onto the list
-``CHATPAY_QUEUE`` in the Redis of ``REDIS_URL`` and answers 200. Workers parse the update; a
-malformed one goes to their dead-letter list. When Redis cannot take the update the answer is
-503, so Telegram delivers it again later. Routes: ``POST /telegram/webhook`` (and ``POST /``),
-``GET /healthz``, and with ``CHATPAY_PAYMENTS=stripe`` ``POST /stripe/webhook``, which checks
-Stripe's signature (400 and nothing queued when it is wrong) and queues a paid session as a
-confirmed payment in the shopper's lane. Bodies over 1 MB get 413.
+The endpoint does as little as it can, so it answers in milliseconds. For each business the
+deployment serves (:mod:`chatpay.businesses`: ``CHATPAY_BUSINESSES``, or the one-business
+variables) it serves ``POST /telegram/<id>``: it checks ``X-Telegram-Bot-Api-Secret-Token``
+against THAT business's secret in constant time (403 and nothing queued when it is wrong or
+missing; 404, naming no business, for an id the deployment does not serve), cleans the update
+(below), ``LPUSH``es it onto ``queue_name(CHATPAY_QUEUE, <id>)`` in the Redis of ``REDIS_URL`` and
+answers 200. Workers interpret the update; a malformed one goes to their dead-letter list. When
+Redis cannot take the update the answer is 503, so Telegram delivers it again later.
+
+With the one-business shortcut (no ``CHATPAY_BUSINESSES``) ``POST /telegram/webhook`` and
+``POST /`` serve ``BUSINESS_ID`` as they always did, and with ``CHATPAY_PAYMENTS=stripe``
+``POST /stripe/webhook`` checks Stripe's signature (400 and nothing queued when it is wrong) and
+queues a paid session as a confirmed payment onto that business's queue.
+
+Cleaning at the edge: the body must be JSON (400 "not JSON"); every string in it has invalid
+Unicode (undecodable bytes, lone surrogates from ``\\ud800``-style escapes) replaced by U+FFFD;
+``text`` and ``caption`` of ``message`` and ``edited_message`` are cut to Telegram's 4,096
+characters; the result is serialised again (UTF-8, ``ensure_ascii=False``) and that is what is
+queued. Bodies over 1 MB get 413; a body carrying ChatPay's own confirmed-payment marker gets
+400 (only ChatPay queues those). No log line carries message text: only the update id, the
+business and the class of an error.
+
+``GET /healthz`` is liveness (the process answers: always 200); ``GET /readyz`` is readiness (503
+unless Redis answers PING within a second), for a load balancer or an orchestrator.
+
+Under load: Redis commands go through at most :data:`POOL_SIZE` pooled connections, and a
+request waits up to :data:`REDIS_WAIT` seconds for one instead of failing (redis-py's own pool
+raises "Too many connections" at once when it is exhausted; that was the 503s under a burst).
+The listening socket has a backlog as deep as the connection cap. Every client connection must
+deliver complete request headers within ``--header-timeout`` seconds of opening (or of the end
+of its previous request) and its body within ``--body-timeout`` seconds, or it is closed;
+connections beyond ``--max-connections`` are answered 503 and closed at once, and the cap is
+kept below the process's file-descriptor limit (raised towards the hard limit when it can be),
+so a flood of slow clients can neither run the process out of descriptors nor slow everyone.
 
 ``chatpay webhook`` refuses to start (exit 2, one line naming every variable at fault) without
-``TELEGRAM_WEBHOOK_SECRET``, ``REDIS_URL`` and ``TELEGRAM_BOT_TOKEN``: without Redis no worker would
-see the updates, and without the token no worker could answer them. Other start-up failures
-(Redis unreachable, the port taken) are one line and exit 1.
+``TELEGRAM_WEBHOOK_SECRET``, ``REDIS_URL`` and ``TELEGRAM_BOT_TOKEN`` (with ``CHATPAY_BUSINESSES``:
+``REDIS_URL`` and every business's own token and secret): without Redis no worker would see the
+updates, and without the token no worker could answer them. Other start-up failures (Redis
+unreachable, the port taken) are one line and exit 1.
 
-Neither the secret nor the bot token is ever logged or printed.
+Neither a secret nor a bot token is ever logged or printed.
 """
 
 from __future__ import annotations
@@ -23,17 +49,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import os
 import re
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from chatpay.adapters.redis import connect, queue_name
+from chatpay.businesses import Business, Businesses, load_businesses, settings_for
 from chatpay.config import Settings, load_settings
 from chatpay.core.errors import ChatPayError, ConfigError
 from chatpay.core.updates import CONFIRMED, confirmed_payment_update
@@ -42,69 +73,283 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024
+MAX_TEXT = 4096  # Telegram's limit on a message's text and a caption's, in characters
 EXIT_FAIL, EXIT_BAD_INPUT = 1, 2
 # The update kinds ChatPay serves (docs/formats.md, "Telegram updates on the queue"); Telegram sends no others.
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "pre_checkout_query")
 _SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # after json.loads only lone ones are left: pairs are joined
 
-QueuePush = Callable[[str], Awaitable[Any]]
-HealthCheck = Callable[[], Awaitable[bool]]
+DEFAULT_MAX_CONNECTIONS = 2000
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
+POOL_SIZE = 64
+"""Redis connections the webhook holds at most; an LPUSH takes well under a millisecond, so 64
+carry thousands of updates a second, and Redis never sees a connection per HTTP request."""
+REDIS_WAIT = 5.0
+"""Seconds a request waits for a free Redis connection before it is answered 503."""
+READY_TIMEOUT = 1.0
+"""Seconds ``GET /readyz`` waits for Redis to answer PING."""
+FD_RESERVE = 64
+"""File descriptors kept out of the connection cap: stdio, the listening socket, the event loop, logs."""
+LINGER = 1.0
+"""Seconds the server keeps reading an unread request body after answering (403, 408) before closing."""
+_OVER_CAPACITY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n"
+                  b"Retry-After: 1\r\nConnection: close\r\n\r\nover capacity\r\n")
+
+QueuePush = Callable[[str, str], Awaitable[Any]]
+"""Puts one update (JSON text, second argument) on the Redis list named by the first, e.g. an LPUSH."""
+ReadyCheck = Callable[[], Awaitable[bool]]
+"""Says whether the queue can take updates (a Redis PING)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many client connections the webhook holds, and how long each may take to send a request.
+
+    Attributes:
+        max_connections: Open client connections at most; the next one is answered 503 and closed.
+        header_timeout: Seconds from a connection's opening (or the end of its previous request)
+            to the end of the request's headers; a slow client is disconnected after it.
+        body_timeout: Seconds from the end of the headers to the end of the body (then 408).
+    """
+
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+
+    @property
+    def backlog(self) -> int:
+        """The listen backlog: a whole burst up to the cap waits in the kernel instead of being dropped
+        (the kernel still clamps it to ``net.core.somaxconn``)."""
+        return max(128, self.max_connections)
+
+    def problems(self) -> list[str]:
+        """What is wrong with these limits, as ``--option: reason`` lines."""
+        found = []
+        if self.max_connections < 1:
+            found.append(f"--max-connections must be at least 1, got {self.max_connections}")
+        for name, value in (("--header-timeout", self.header_timeout), ("--body-timeout", self.body_timeout)):
+            if not value > 0:
+                found.append(f"{name} must be a positive number of seconds, got {value:g}")
+        return found
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def _secret_problem(secret: str | None) -> str | None:
+    if not secret:
+        return "is not set; the webhook refuses to accept updates without a secret token"
+    if not _SECRET_SHAPE.match(secret):
+        return "must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-' (Telegram's rule)"
+    return None
 
 
 def check_secret(settings: Settings) -> str:
-    """The webhook secret, or :class:`ConfigError` saying why it cannot be used."""
-    secret = settings.telegram_webhook_secret
-    if not secret:
-        raise ConfigError("TELEGRAM_WEBHOOK_SECRET",
-                          "is not set; the webhook refuses to accept updates without a secret token")
-    if not _SECRET_SHAPE.match(secret):
-        raise ConfigError("TELEGRAM_WEBHOOK_SECRET",
-                          "must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-' (Telegram's rule)")
-    return secret
+    """The one-business webhook secret, or :class:`ConfigError` saying why it cannot be used."""
+    return business_secret(Business(id=settings.business_id, name=settings.business_id,
+                                    webhook_secret=settings.telegram_webhook_secret))
 
 
-def create_app(settings: Settings, queue_push: QueuePush, *, health: HealthCheck | None = None,
-               stripe: Any = None) -> web.Application:
+def business_secret(business: Business) -> str:
+    """``business``'s webhook secret, or :class:`ConfigError` naming its variable and what is wrong."""
+    problem = _secret_problem(business.webhook_secret)
+    if problem is not None:
+        raise ConfigError(business.webhook_secret_env, problem)
+    assert business.webhook_secret is not None
+    return business.webhook_secret
+
+
+def secret_problems(businesses: Businesses) -> list[str]:
+    """Every unusable webhook secret of ``businesses``, and secrets two businesses share.
+
+    A shared secret would let one business's updates be accepted on the other's path, so each
+    business needs its own. Each line names variables, never a value.
+    """
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for business in businesses.values():
+        problem = _secret_problem(business.webhook_secret)
+        if problem is not None:
+            problems.append(f"{business.webhook_secret_env}: {problem}")
+        elif business.webhook_secret in seen and seen[business.webhook_secret] != business.webhook_secret_env:
+            problems.append(f"{seen[business.webhook_secret]} and {business.webhook_secret_env} hold the same "
+                            "secret; each business needs its own")
+        elif business.webhook_secret is not None:
+            seen.setdefault(business.webhook_secret, business.webhook_secret_env)
+    if businesses.many:  # in the file two businesses may name one variable: that is one secret for both
+        by_env: dict[str, list[str]] = {}
+        for business in businesses.values():
+            by_env.setdefault(business.webhook_secret_env, []).append(business.id)
+        for env, ids in by_env.items():
+            if len(ids) > 1:
+                problems.append(f"{env} is the webhook secret of {', '.join(ids)}; each business needs its own")
+    return problems
+
+
+# ----------------------------------------------------------------------------- cleaning updates
+
+
+class NotAnUpdate(ValueError):
+    """The body cannot be queued; the message is the short reason answered with 400."""
+
+
+def _clean_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: json.loads lets "\ud800" through, UTF-8 cannot hold it
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, dict):
+        return {_clean_text(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def clean_update(body: bytes) -> dict[str, Any]:
+    """The update in ``body``, safe to queue: valid Unicode throughout, texts at most 4,096 characters.
+
+    Undecodable bytes and lone surrogates (``"\\ud800"`` escapes) become U+FFFD, so every worker
+    and store downstream gets text that encodes as UTF-8; ``text`` and ``caption`` of a
+    ``message`` or ``edited_message`` are cut to :data:`MAX_TEXT` characters, Telegram's own
+    limit, so no shopper can make a turn handle a megabyte of text.
+
+    Raises:
+        NotAnUpdate: not JSON ("not JSON"), or not a JSON object ("not a Telegram update").
+    """
+    try:
+        update = json.loads(body.decode("utf-8", "replace"), parse_constant=_no_constant)
+        update = _clean(update)
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+        raise NotAnUpdate("not JSON") from None
+    if not isinstance(update, dict) or CONFIRMED in update:  # only ChatPay queues confirmed payments
+        raise NotAnUpdate("not a Telegram update")
+    for kind in ("message", "edited_message"):
+        message = update.get(kind)
+        if isinstance(message, dict):
+            for field in ("text", "caption"):
+                text = message.get(field)
+                if isinstance(text, str) and len(text) > MAX_TEXT:
+                    message[field] = text[:MAX_TEXT]
+    return update
+
+
+def _update_id(update: dict[str, Any]) -> int | None:
+    value = update.get("update_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# ----------------------------------------------------------------------------- the application
+
+
+@web.middleware
+async def _connection_timers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tell the connection's guard (when it has one) that its headers are in, and when the request ends."""
+    transport = request.transport
+    guarded = transport.get_protocol() if transport is not None else None
+    if not isinstance(guarded, GuardedConnection):  # e.g. under aiohttp's TestServer: no guard
+        return await handler(request)
+    guarded.request_started()
+    try:
+        return await handler(request)
+    finally:
+        guarded.request_finished()
+
+
+def create_app(settings: Settings, businesses: Businesses, queue_push: QueuePush, *,
+               ready: ReadyCheck | None = None, stripe: Any = None, limits: Limits | None = None) -> web.Application:
     """The webhook application.
 
     Args:
-        settings: Supplies ``telegram_webhook_secret`` (required) and ``queue`` (for /healthz).
-        queue_push: Puts one raw update (JSON text) on the queue, e.g. an ``LPUSH``.
-        health: Says whether the queue can be reached (``GET /healthz`` answers 503 when not).
+        settings: Supplies ``queue`` (the base of every queue's name) and ``business_id`` (the
+            business of ``POST /telegram/webhook``, ``POST /`` and ``POST /stripe/webhook``).
+        businesses: The businesses served, each on ``POST /telegram/<id>`` with its own secret
+            (:func:`chatpay.businesses.load_businesses`).
+        queue_push: Puts one update on a queue: ``queue_push(queue_name(settings.queue, id), json)``.
+        ready: Says whether the queue can be reached (``GET /readyz`` answers 503 when it does not
+            answer True within :data:`READY_TIMEOUT` seconds); without one the app is always ready.
         stripe: A :class:`~chatpay.adapters.payments.stripe_checkout.StripeCheckoutProvider` to
             serve ``POST /stripe/webhook`` with (when the shop takes cards through Stripe).
+        limits: Supplies ``body_timeout`` (a request whose body is slower gets 408).
 
     Raises:
-        ConfigError: No usable webhook secret is configured.
+        ConfigError: A business has no usable webhook secret, two share one, or ``stripe`` is
+            given while ``BUSINESS_ID`` is none of ``businesses``.
     """
-    expected = check_secret(settings).encode()
+    body_timeout = (limits or Limits()).body_timeout
+    expected = {b.id: business_secret(b).encode() for b in businesses.values()}
+    shared = secret_problems(businesses)  # every secret is usable by now: what is left is sharing
+    if shared:
+        raise ConfigError("CHATPAY_BUSINESSES", shared[0])
+    queues = {b.id: queue_name(settings.queue, b.id) for b in businesses.values()}
+    if stripe is not None and settings.business_id not in businesses:
+        raise ConfigError("BUSINESS_ID", f"{settings.business_id!r} is none of the businesses served; "
+                                         "POST /stripe/webhook queues payments for that business")
 
-    async def receive(request: web.Request) -> web.Response:
+    async def accept(request: web.Request, business_id: str) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
-        if not hmac.compare_digest(given, expected):
+        if not hmac.compare_digest(given, expected[business_id]):
             return web.Response(status=403, text="forbidden")
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.Response(status=413, text="update too large")
-        body = await request.read()  # over client_max_size, aiohttp answers 413 itself
+        try:
+            async with asyncio.timeout(body_timeout):
+                body = await request.read()  # over client_max_size, aiohttp answers 413 itself
+        except TimeoutError:
+            response = web.Response(status=408, text="request body too slow")
+            response.force_close()
+            return response
         if not body.strip():
             return web.Response(status=400, text="empty update")
         if CONFIRMED.encode() in body:  # only ChatPay queues confirmed payments; Telegram never sends one
             return web.Response(status=400, text="not a Telegram update")
         try:
-            await queue_push(body.decode("utf-8", "replace"))
-        except Exception as exc:  # the queue is down: Telegram retries on any non-2xx answer
-            log.error("could not enqueue an update", extra={"error": type(exc).__name__})
+            update = clean_update(body)
+        except NotAnUpdate as exc:
+            return web.Response(status=400, text=str(exc))
+        update_id = _update_id(update)
+        try:
+            await queue_push(queues[business_id], json.dumps(update, ensure_ascii=False))
+        except Exception as exc:  # the queue is down or busy: Telegram retries on any non-2xx answer
+            log.error("could not enqueue an update",
+                      extra={"error": type(exc).__name__, "update_id": update_id, "business": business_id})
             return web.Response(status=503, text="queue unavailable")
+        log.debug("update queued", extra={"update_id": update_id, "business": business_id})
         return web.Response(status=200)
 
+    async def receive(request: web.Request) -> web.Response:
+        business_id = request.match_info["business"]
+        if business_id not in expected:  # the same answer for every unknown id: the list is nobody's business
+            return web.Response(status=404, text="not found")
+        return await accept(request, business_id)
+
+    async def receive_single(request: web.Request) -> web.Response:
+        return await accept(request, settings.business_id)
+
     async def healthz(request: web.Request) -> web.Response:
-        ok = True
-        if health is not None:
-            try:
-                ok = await health()
-            except Exception:
-                ok = False
-        return web.json_response({"ok": ok, "queue": settings.queue}, status=200 if ok else 503)
+        return web.json_response({"ok": True})
+
+    async def readyz(request: web.Request) -> web.Response:
+        if ready is None:
+            return web.json_response({"ok": True})
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                ok = bool(await ready())
+        except Exception as exc:  # the class is enough to act on; a message could carry a URL
+            log.warning("not ready: the queue does not answer", extra={"error": type(exc).__name__})
+            ok = False
+        return web.json_response({"ok": ok}, status=200 if ok else 503)
 
     async def stripe_event(request: web.Request) -> web.Response:
         from chatpay.adapters.payments.stripe_checkout import WebhookRejected
@@ -121,20 +366,249 @@ def create_app(settings: Settings, queue_push: QueuePush, *, health: HealthCheck
             log.error("paid Stripe session without a shopper", extra={"order": event.payment.order_id})
             return web.json_response({"received": True, "used": False})
         try:  # the update id comes from the payment, so a replayed event is claimed once by the workers
-            await queue_push(confirmed_payment_update(event.payment, thread_id=event.thread_id,
+            await queue_push(queues[settings.business_id],
+                             confirmed_payment_update(event.payment, thread_id=event.thread_id,
                                                       chat_id=event.chat_id))
         except Exception as exc:  # Stripe retries on any non-2xx answer
-            log.error("could not enqueue a Stripe payment", extra={"error": type(exc).__name__})
+            log.error("could not enqueue a Stripe payment",
+                      extra={"error": type(exc).__name__, "business": settings.business_id})
             return web.Response(status=503, text="queue unavailable")
         return web.json_response({"received": True, "used": True})
 
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_connection_timers])
     if stripe is not None:
         app.router.add_post("/stripe/webhook", stripe_event)
-    app.router.add_post("/telegram/webhook", receive)
-    app.router.add_post("/", receive)
+    if not businesses.many:
+        app.router.add_post("/telegram/webhook", receive_single)
+        app.router.add_post("/", receive_single)
+    app.router.add_post("/telegram/{business}", receive)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     return app
+
+
+# ----------------------------------------------------------------------------- connections
+
+
+class GuardedConnection(asyncio.Protocol):
+    """One client connection: counted against the cap, and closed when it is too slow to send headers.
+
+    aiohttp has no header-read timeout (its keep-alive timer does not cover a request that has
+    begun), so a client that sends half its headers and stops holds a connection and a file
+    descriptor for as long as it likes. This wrapper sits between the event loop and aiohttp's
+    own protocol (which it forwards everything to): a timer runs from the connection's opening,
+    and from the end of each request, until the application sees the next request's headers
+    (:func:`_connection_timers` tells it); when it fires the connection is closed. An idle
+    keep-alive connection is closed the same way, as Go's ``ReadHeaderTimeout`` does without an
+    ``IdleTimeout``. Over the cap, the connection is answered 503 and closed at once.
+    """
+
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+        self._inner: asyncio.Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        listener = self._listener
+        if listener.open >= listener.limits.max_connections:
+            listener.refused += 1
+            transport.write(_OVER_CAPACITY)
+            transport.close()
+            return
+        listener.open += 1
+        self._inner = listener.server()
+        self._inner.connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._disarm()
+        if self._inner is not None:
+            self._listener.open -= 1
+            inner, self._inner = self._inner, None
+            inner.connection_lost(exc)
+
+    def request_started(self) -> None:
+        """The headers are in: the body's own timeout (in the handler) takes over."""
+        self._disarm()
+
+    def request_finished(self) -> None:
+        """The next request's headers must arrive within the header timeout."""
+        if not self._lost:
+            self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._listener.limits.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        transport = self._transport
+        if transport is None or self._lost:
+            return
+        self._listener.timed_out += 1
+        transport.close()
+        # close() waits for buffered output; a client that reads nothing must not keep the socket
+        asyncio.get_running_loop().call_later(1.0, self._abort)
+
+    def _abort(self) -> None:
+        if not self._lost and self._transport is not None:
+            self._transport.abort()
+
+
+class Listener:
+    """The webhook's listening socket, serving an :class:`~aiohttp.web.AppRunner` through guarded connections.
+
+    Use after ``await runner.setup()``; :meth:`stop` before ``await runner.cleanup()`` (which
+    closes the connections still open). ``open``, ``refused`` and ``timed_out`` count the
+    connections open now, refused over the cap and closed for slowness.
+    """
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, limits: Limits) -> None:
+        if runner.server is None:
+            raise RuntimeError("call runner.setup() before listening")
+        self.server: web.Server = runner.server
+        self.host, self.port, self.limits = host, port, limits
+        self.open = self.refused = self.timed_out = 0
+        self._listening: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Bind and listen; ``port`` 0 picks a free port (``self.port`` then says which).
+
+        Raises:
+            OSError: The address cannot be bound.
+        """
+        loop = asyncio.get_running_loop()
+        self._listening = await loop.create_server(lambda: GuardedConnection(self), self.host, self.port,
+                                                   backlog=self.limits.backlog)
+        if self.port == 0:
+            self.port = int(self._listening.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop accepting connections (those open are left to ``runner.cleanup()``)."""
+        if self._listening is not None:
+            self._listening.close()
+            self._listening = None
+
+
+@contextlib.asynccontextmanager
+async def listening(app: web.Application, host: str = "127.0.0.1", port: int = 0,
+                    limits: Limits | None = None) -> AsyncIterator[Listener]:
+    """Serve ``app`` on ``host:port`` with guarded connections until the block ends (tests, embedding)."""
+    runner = web.AppRunner(app, lingering_time=LINGER)
+    await runner.setup()
+    listener = Listener(runner, host, port, limits or Limits())
+    try:
+        await listener.start()
+        yield listener
+    finally:
+        await listener.stop()
+        await runner.cleanup()
+
+
+def fit_connection_cap(max_connections: int, *, reserve: int = POOL_SIZE + FD_RESERVE) -> int:
+    """The connection cap this process can hold: ``max_connections``, or less if descriptors are short.
+
+    Every client connection takes a file descriptor. When they run out, the event loop's
+    ``accept`` fails with EMFILE and it stops accepting for a second, so every client, the
+    legitimate ones too, waits (or times out) behind slow ones. The soft ``RLIMIT_NOFILE`` is
+    raised towards the hard one as far as needed; if that is still too low the cap is lowered
+    (with a warning) to what fits, and the cap then refuses connections promptly instead.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no RLIMIT_NOFILE
+        return max_connections
+    need = max_connections + reserve
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft != resource.RLIM_INFINITY and soft < need:
+        fitted = max(1, soft - reserve)
+        log.warning(f"the file-descriptor limit ({soft}) holds only {fitted} connections; lowering "
+                    f"--max-connections from {max_connections} (raise `ulimit -n` to allow more)",
+                    extra={"nofile": soft, "max_connections": fitted})
+        return fitted
+    return max_connections
+
+
+# ----------------------------------------------------------------------------- Redis
+
+
+class BoundedRedis:
+    """The webhook's Redis commands, at most ``size`` at a time, each waiting up to ``wait`` s for a turn.
+
+    redis-py's pool (plain or cluster) raises "Too many connections" the moment its
+    ``max_connections`` are busy, and a burst of a thousand webhook requests is a thousand
+    LPUSHes at once: the ones past the pool's size failed at once with 503. With this gate in
+    front of a pool of the same size, a burst queues for a connection (an LPUSH takes well under
+    a millisecond), Redis sees at most ``size`` connections from this process, and only a
+    Redis slower than ``wait`` seconds turns into 503 (:class:`TimeoutError`).
+    """
+
+    def __init__(self, client: Any, *, size: int = POOL_SIZE, wait: float = REDIS_WAIT) -> None:
+        self.client = client
+        self.wait = wait
+        self._slots = asyncio.Semaphore(size)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        async with asyncio.timeout(self.wait):
+            await self._slots.acquire()
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def push(self, queue: str, raw: str) -> None:
+        """``LPUSH queue raw``."""
+        async with self._slot():
+            await self.client.lpush(queue, raw)
+
+    async def ping(self) -> bool:
+        """Whether Redis answers PING."""
+        async with self._slot():
+            return bool(await self.client.ping())
+
+
+def redis_client(settings: Settings, *, size: int = POOL_SIZE) -> Any:
+    """The webhook's Redis client: :func:`chatpay.adapters.redis.connect` with a pool of ``size``.
+
+    A cluster client with ``REDIS_CLUSTER=1``. Raises ValueError for a URL that is not Redis's.
+    """
+    assert settings.redis_url
+    return connect(settings.redis_url, cluster=settings.redis_cluster, max_connections=size)
+
+
+# ----------------------------------------------------------------------------- the commands
 
 
 class CannotStart(Exception):
@@ -145,24 +619,38 @@ class CannotStart(Exception):
         self.code = code
 
 
-def startup_problems(settings: Settings) -> list[str]:
+def startup_problems(settings: Settings, businesses: Businesses | None = None) -> list[str]:
     """What keeps ``chatpay webhook`` from serving: every missing or unusable variable, at once.
 
     Without Redis the updates would land in a queue no ``chatpay-worker`` can see, and without
     the bot's token no worker can answer them, so both are required along with the secret.
+    With ``CHATPAY_BUSINESSES`` (``businesses.many``) :func:`load_businesses` has already made
+    sure every business's token and secret variable is set; what is left is ``REDIS_URL``, each
+    secret's shape, and that no two businesses share a secret.
     """
     missing: list[str] = []
     problems: list[str] = []
-    if not settings.telegram_webhook_secret:
+    if businesses is not None and businesses.many:
+        problems.extend(secret_problems(businesses))
+        if settings.payments == "stripe" and settings.business_id not in businesses:
+            problems.append(f"BUSINESS_ID: {settings.business_id!r} is none of the businesses in "
+                            "CHATPAY_BUSINESSES; with CHATPAY_PAYMENTS=stripe, POST /stripe/webhook queues "
+                            "payments for that business")
+    elif not settings.telegram_webhook_secret:
         missing.append("TELEGRAM_WEBHOOK_SECRET")
     else:
         try:
             check_secret(settings)
         except ConfigError as exc:
             problems.append(str(exc))
+    try:
+        queue_name(settings.queue, settings.business_id)
+    except ValueError:
+        problems.append(f"CHATPAY_QUEUE: {settings.queue!r} must hold no braces (the business is added as "
+                        "the Redis Cluster hash tag: <CHATPAY_QUEUE>:{<business>})")
     if not settings.redis_url:
         missing.append("REDIS_URL (or REDIS_HOST)")
-    if not settings.telegram_bot_token:
+    if not (businesses is not None and businesses.many) and not settings.telegram_bot_token:
         missing.append("TELEGRAM_BOT_TOKEN")
     if missing:
         names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
@@ -183,30 +671,43 @@ def _bind_failure(exc: OSError) -> str:
     return reason[:1].lower() + reason[1:]
 
 
-def serve(host: str, port: int) -> int:
+def serve(host: str, port: int, *, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+          header_timeout: float = DEFAULT_HEADER_TIMEOUT, body_timeout: float = DEFAULT_BODY_TIMEOUT) -> int:
     """Run the webhook until SIGINT or SIGTERM (``chatpay webhook``); returns the exit code.
 
     Refuses to start (exit 2, one line naming every variable at fault) without a usable
-    ``TELEGRAM_WEBHOOK_SECRET``, ``REDIS_URL`` and ``TELEGRAM_BOT_TOKEN``, or with a port outside
-    1-65535; exits 1 with one line when Redis cannot be reached or the address cannot be bound.
-    Says "listening" only once it is.
+    ``TELEGRAM_WEBHOOK_SECRET``, ``REDIS_URL`` and ``TELEGRAM_BOT_TOKEN`` (or, with
+    ``CHATPAY_BUSINESSES``, ``REDIS_URL`` and a usable file), with a port outside 1-65535 or
+    with limits that are not positive; exits 1 with one line when Redis cannot be reached or the
+    address cannot be bound. Says "listening" only once it is.
+
+    Args:
+        max_connections: Client connections held open at most (``--max-connections``).
+        header_timeout: Seconds a connection has to deliver a request's headers (``--header-timeout``).
+        body_timeout: Seconds a request has to deliver its body (``--body-timeout``).
     """
     if not 1 <= port <= 65535:
         print(f"chatpay webhook: --port must be 1-65535, got {port}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    limits = Limits(max_connections=max_connections, header_timeout=header_timeout, body_timeout=body_timeout)
+    if limits.problems():
+        print(f"chatpay webhook: {'; '.join(limits.problems())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
+        businesses = load_businesses(settings)
     except ConfigError as exc:
         print(f"chatpay webhook: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    problems = startup_problems(settings)
+    problems = startup_problems(settings, businesses)
     if problems:
         print(f"chatpay webhook: cannot start: {'; '.join(problems)}; see `chatpay webhook --help`",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    stop = asyncio.Event()
     try:
-        asyncio.run(_serve(settings, host, port))
+        asyncio.run(_until_signalled(run(settings, businesses, host, port, limits=limits, stop=stop), stop))
     except CannotStart as exc:
         print(f"chatpay webhook: {exc}", file=sys.stderr)
         return exc.code
@@ -221,32 +722,43 @@ def serve(host: str, port: int) -> int:
     return 0
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
-    from redis.asyncio import Redis
-    from redis.exceptions import RedisError
-
-    stop = asyncio.Event()
+async def _until_signalled(serving: Awaitable[None], stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         # Windows has no loop signal handlers: Ctrl-C raises KeyboardInterrupt there instead.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    await serving
 
+
+async def run(settings: Settings, businesses: Businesses, host: str, port: int, *, stop: asyncio.Event,
+              limits: Limits | None = None, listening_on: Callable[[Listener], None] | None = None) -> None:
+    """Serve the webhook until ``stop`` is set: what :func:`serve` runs, callable in any event loop.
+
+    ``listening_on`` is called with the :class:`Listener` once it accepts connections (its
+    ``port`` is the one bound when ``port`` is 0).
+
+    Raises:
+        CannotStart: Redis cannot be reached or used, or the address cannot be bound.
+    """
+    from redis.exceptions import RedisClusterException, RedisError
+
+    limits = limits or Limits()
+    limits = Limits(fit_connection_cap(limits.max_connections), limits.header_timeout, limits.body_timeout)
     stripe = None
     if settings.payments == "stripe":
         from chatpay.adapters.payments.stripe_checkout import from_env as stripe_from_env
 
         stripe = stripe_from_env(settings.payment_env)
     redis_name = settings.describe()["redis"]  # the URL without its password
-    assert settings.redis_url
     try:
-        client = Redis.from_url(settings.redis_url, socket_connect_timeout=5.0, socket_timeout=5.0)
+        client = redis_client(settings)
     except ValueError as exc:  # not a redis://, rediss:// or unix:// URL
         raise CannotStart(f"REDIS_URL: {exc}", EXIT_BAD_INPUT) from None
     try:
         try:
             await client.ping()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:  # a cluster's discovery failing is the latter
             from redis.exceptions import ConnectionError as Unreachable
             from redis.exceptions import TimeoutError as TimedOut
 
@@ -254,48 +766,72 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             reason = " ".join(str(exc).split())
             raise CannotStart(f"cannot {verb} Redis at {redis_name} (REDIS_URL): {reason}") from None
 
-        async def push(raw: str) -> None:
-            await client.lpush(settings.queue, raw)
-
-        async def healthy() -> bool:
-            return bool(await client.ping())
-
-        app = create_app(settings, push, health=healthy, stripe=stripe)
-        runner = web.AppRunner(app)
+        bounded = BoundedRedis(client)
+        app = create_app(settings, businesses, bounded.push, ready=bounded.ping, stripe=stripe, limits=limits)
+        runner = web.AppRunner(app, lingering_time=LINGER)
         await runner.setup()
+        listener = Listener(runner, host, port, limits)
         try:
             try:
-                await web.TCPSite(runner, host, port).start()
+                await listener.start()
             except OSError as exc:
                 raise CannotStart(f"cannot listen on {_where(host, port)}: {_bind_failure(exc)}") from None
-            log.info(f"webhook listening on http://{_where(host, port)} (queue {settings.queue} in Redis "
-                     f"{redis_name})",
-                     extra={"host": host, "port": port, "queue": settings.queue, "redis": redis_name})
+            where = _where(host, listener.port)
+            paths = "POST /telegram/<id>" + ("" if businesses.many else ", /telegram/webhook and /")
+            log.info(f"webhook listening on http://{where} ({len(businesses)} business"
+                     f"{'' if len(businesses) == 1 else 'es'} on {paths}; queues {queue_name(settings.queue, '<id>')}"
+                     f" in Redis {redis_name}; at most {limits.max_connections} connections)",
+                     extra={"host": host, "port": listener.port, "queue": settings.queue, "redis": redis_name,
+                            "businesses": list(businesses), "max_connections": limits.max_connections})
+            if listening_on is not None:
+                listening_on(listener)
             await stop.wait()
-            log.info("webhook stopping")
+            log.info("webhook stopping", extra={"refused": listener.refused, "timed_out": listener.timed_out})
         finally:
+            await listener.stop()
             await runner.cleanup()
     finally:
         await client.aclose()
 
 
-def set_webhook(url: str) -> int:
-    """Register ``url`` and the secret token with Telegram (``chatpay set-webhook URL``).
+def _chosen(businesses: Businesses, business: str | None) -> Business:
+    if business is not None:
+        if business not in businesses:
+            raise businesses.unknown(business)
+        return businesses[business]
+    if len(businesses) > 1:
+        raise ConfigError("--business", f"this deployment serves {len(businesses)} businesses "
+                                        f"({', '.join(businesses)}); choose one with --business ID")
+    return next(iter(businesses.values()))
 
-    Returns 0 when Telegram accepted it, 2 when a setting is missing, 1 when Telegram refused.
+
+def set_webhook(url: str, business: str | None = None) -> int:
+    """Register a business's webhook URL and secret token with Telegram (``chatpay set-webhook URL``).
+
+    ``business`` (``--business``) picks one of the deployment's businesses; it may be left out
+    when there is only one. Its bot token and secret are used. A URL ending in ``/`` with
+    ``--business`` (or with ``CHATPAY_BUSINESSES``) becomes ``URL`` + ``telegram/<id>``, the path
+    ``chatpay webhook`` serves the business on; otherwise it is registered as given.
+
+    Returns 0 when Telegram accepted it, 2 when a setting is missing or the business is unknown
+    or not chosen among several, 1 when Telegram refused.
     """
     try:
         settings = load_settings()
-        secret = check_secret(settings)
-        if not settings.telegram_bot_token:
-            raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set")
+        businesses = load_businesses(settings)
+        chosen = _chosen(businesses, business)
+        secret = business_secret(chosen)
+        if not chosen.bot_token:
+            raise ConfigError(chosen.bot_token_env, "is not set")
     except ConfigError as exc:
         print(f"chatpay set-webhook: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if url.endswith("/") and (business is not None or businesses.many):
+        url = f"{url}telegram/{chosen.id}"
     from chatpay.adapters.telegram import TelegramChannel
 
     async def register() -> None:
-        async with TelegramChannel.from_settings(settings) as channel:
+        async with TelegramChannel.from_settings(settings_for(settings, chosen)) as channel:
             await channel.call("setWebhook", {"url": url, "secret_token": secret,
                                               "allowed_updates": list(ALLOWED_UPDATES)})
 
@@ -304,5 +840,5 @@ def set_webhook(url: str) -> int:
     except ChatPayError as exc:
         print(f"chatpay set-webhook: {exc}", file=sys.stderr)
         return 1
-    print(f"webhook set: {url} (updates: {', '.join(ALLOWED_UPDATES)})")
+    print(f"webhook set: {url} (business {chosen.id}; updates: {', '.join(ALLOWED_UPDATES)})")
     return 0
