@@ -43,7 +43,7 @@ from tests.support.botapi import BotApiDouble  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
 MODEL_DELAY = 0.3
-QUEUE = "chatpay_queue"
+QUEUE = "chatpay_queue:{demo}"  # queue_name("chatpay_queue", "demo"): the demo business's queue
 TOKEN = "123456:bench-token"
 GREETINGS = ("hello there, how is your day?", "hi! lovely weather today", "hey, how are you doing?",
              "good morning, how's it going?")
@@ -75,7 +75,7 @@ async def child(args: argparse.Namespace) -> int:
     await runtime.start()
     client = connect(settings.redis_url or "")
     channel = TelegramChannel(TOKEN, base_url=settings.telegram_api_base_url,
-                              rate_limiter=RedisRateLimiter(client, per_chat=1000, overall=100_000),
+                              rate_limiter=RedisRateLimiter(client, bot_id=TOKEN.split(':')[0], per_chat=1000, overall=100_000),
                               request=HTTPXRequest(connection_pool_size=args.concurrency + 4, pool_timeout=30))
     options = WorkerOptions(concurrency=args.concurrency, drain_timeout=30)
     code = await serve(settings, options, runtime=runtime, client=client, channel=channel)

@@ -147,18 +147,31 @@ def _parser() -> argparse.ArgumentParser:
                                "answer as). Stops on SIGTERM or Ctrl-C.")
     wh.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every interface)")
     wh.add_argument("--port", type=port_number, default=8080, help="the TCP port to listen on, 1-65535")
+    wh.add_argument("--max-connections", type=int, default=2000, metavar="N",
+                    help="client connections held open at most; more are answered 503 and closed at once")
+    wh.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                    help="seconds a connection has to send a request's headers before it is closed")
+    wh.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
+                    help="seconds a request has to send its body before it is answered 408")
 
     sw = sub.add_parser("set-webhook", help="register the webhook URL and secret with Telegram",
                         description="Register the webhook URL and TELEGRAM_WEBHOOK_SECRET with Telegram\n"
                                     "(needs TELEGRAM_BOT_TOKEN).")
     sw.add_argument("url", help="the public HTTPS URL of `chatpay webhook`, "
                                 "e.g. https://shop.example/telegram/webhook")
+    sw.add_argument("--business", metavar="ID",
+                    help="the business whose bot token and secret to register (required when CHATPAY_BUSINESSES "
+                         "lists several; default: the one business); a URL ending in / gets telegram/ID appended")
 
     from chatpay.business_cli import add_parser as add_business
+    from chatpay.dlq_cli import add_parser as add_dlq
     from chatpay.orders_cli import add_parser as add_orders
+    from chatpay.report import add_parser as add_report
 
     add_orders(sub)
+    add_report(sub)
     add_business(sub)
+    add_dlq(sub)
     _describe_commands(p)
     return p
 
@@ -247,18 +260,28 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "webhook":
             from chatpay.webhook import serve
 
-            return serve(host=args.host, port=args.port)
+            return serve(host=args.host, port=args.port, max_connections=args.max_connections,
+                         header_timeout=args.header_timeout, body_timeout=args.body_timeout)
         if args.command == "orders":
             return asyncio.run(_orders(args))
+        if args.command == "report":
+            from chatpay.report import run as run_report
+
+            return run_report(args, _build(None).database)
         if args.command == "business":
             from chatpay.business_cli import run as run_business
             from chatpay.config import load_settings
 
             return run_business(args, load_settings())
+        if args.command == "dlq":
+            from chatpay.config import load_settings
+            from chatpay.dlq_cli import run as run_dlq
+
+            return asyncio.run(run_dlq(args, load_settings()))
         if args.command == "set-webhook":
             from chatpay.webhook import set_webhook
 
-            return set_webhook(args.url)
+            return set_webhook(args.url, business=args.business)
     except Exception as exc:
         explained = explain(exc)
         if explained is None:

@@ -17,10 +17,15 @@ guarantees") come from :mod:`chatpay.adapters.redis`:
   ridden out with backoff.
 
 With ``MONGODB_URI`` MongoDB holds carts, conversations and claims (``--state-store mongo``,
-the default then). Without it the embedded store lives inside one process, so carts,
-conversations and claims go to Redis (``--state-store redis``) and only the catalog, events
-and usage stay in each worker's embedded store. Exactly-once effects need the Redis state
-store; with MongoDB a turn cut short by a crash before its outcome was recorded runs again.
+the default then): a turn's writes are journalled with its outcome and applied idempotently
+(:mod:`chatpay.adapters.mongo.journal`), so a redelivered update changes nothing twice there
+either. Without it the embedded store lives inside one process, so carts, conversations and
+claims go to Redis (``--state-store redis``) and only the catalog, events and usage stay in
+each worker's embedded store.
+
+With ``CHATPAY_BUSINESSES`` one process serves every business listed, each through its own
+queue (``<CHATPAY_QUEUE>:{<id>}``) and its own bot; each business's runtime is built on its
+first turn and kept in a bounded cache (``--cached-businesses``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 
 from chatpay.adapters.redis import RedisQueue, RedisStateStores
 from chatpay.bootstrap import Runtime
+from chatpay.businesses import Business
 from chatpay.config import Settings
 from chatpay.core.errors import ConfigError, StorageError
 from chatpay.core.ports import Stores
@@ -47,6 +53,13 @@ __all__ = ["DEFAULT_CONCURRENCY", "BotChannel", "Worker", "WorkerOptions", "main
 
 log = logging.getLogger(__name__)
 
+SEND_TIMEOUT = 30.0
+"""Seconds to wait for the Bot API's answer to a send before it counts as failed (and may be retried).
+
+Telegram usually answers in well under a second, and under load in a few; PTB's default of 5 s sent 2
+duplicates in 2 timeouts (a send Telegram accepted, answered late, was sent again). With 30 s a
+duplicate needs an answer six times later than that."""
+
 _current: dict[str, RedisQueue] = {}
 
 
@@ -55,70 +68,151 @@ def _worker_id(settings: Settings) -> str:
     return queue.worker_id if queue is not None else settings.worker_id
 
 
-def _stores(settings: Settings, state: RedisStateStores | None) -> Stores | None:
-    """Stores for :func:`chatpay.bootstrap.build`: None for its defaults, else the three shared ones on Redis."""
-    if state is None:
-        return None
+def _shared_stores(settings: Settings, state: RedisStateStores | None) -> tuple[Stores, Any]:
+    """The stores every business of this process shares, and the database behind them.
+
+    MongoDB (``MONGODB_URI``), else the embedded default: catalogs imported by ``chatpay catalog
+    import`` in the data directory. With the Redis state store, carts, conversations and claims
+    live in Redis instead.
+    """
     from chatpay.adapters.mongo import embedded_database, mongo_stores
 
+    database: Any
     if settings.mongodb_uri:
         import pymongo
 
         client: Any = pymongo.MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
-        base = mongo_stores(client[settings.mongodb_db], offload=True)
-    elif settings.data_dir is not None:  # the embedded default: catalogs imported by `chatpay catalog import`
+        database = client[settings.mongodb_db]
+        base = mongo_stores(database, offload=True)
+    elif settings.data_dir is not None:
         from chatpay.adapters.mongo.filestore import FileBackedDatabase
 
-        base = mongo_stores(FileBackedDatabase(settings.data_dir, settings.mongodb_db))  # type: ignore[arg-type]
+        database = FileBackedDatabase(settings.data_dir, settings.mongodb_db)
+        base = mongo_stores(database)
     else:
-        base = mongo_stores(embedded_database(settings.mongodb_db))
-    return replace(base, carts=state.carts, conversations=state.conversations, turns=state.turns)
+        database = embedded_database(settings.mongodb_db)
+        base = mongo_stores(database)
+    if state is not None:
+        base = replace(base, carts=state.carts, conversations=state.conversations, turns=state.turns)
+    return base, database
+
+
+def _channel(business: Business, settings: Settings, client: Any, options: WorkerOptions) -> BotChannel:
+    """The business's own bot, with Telegram's limits kept per bot across every worker."""
+    from telegram.request import HTTPXRequest
+
+    from chatpay.adapters.redis_ratelimit import RedisRateLimiter
+    from chatpay.adapters.telegram import TelegramChannel
+
+    assert business.bot_token and business.bot_id
+    # PTB keeps one HTTP connection by default; every turn in flight may be sending at once. A send
+    # Telegram accepted but answered after the read timeout is sent again by the retry, so the read
+    # timeout is well past the Bot API's real latency (PTB's default of 5 s is not; SEND_TIMEOUT).
+    request = HTTPXRequest(connection_pool_size=options.concurrency + 4, pool_timeout=30.0,
+                           read_timeout=SEND_TIMEOUT, write_timeout=SEND_TIMEOUT, connect_timeout=10.0)
+    return TelegramChannel(business.bot_token, base_url=settings.telegram_api_base_url,
+                           rate_limiter=RedisRateLimiter(client, bot_id=business.bot_id), request=request)
+
+
+async def start_business(runtime: Runtime, business: Business) -> None:
+    """Make a business's runtime ready: import its catalog file where the store holds none, index it."""
+    existing = await runtime.stores.catalogs.get(business.id)
+    if existing is None and business.catalog is not None:
+        await runtime.load_catalog_file(business.catalog, business_id=business.id, currency=business.currency,
+                                        store_file=business.store)
+        log.info("catalog imported", extra={"business_id": business.id, "file": str(business.catalog)})
+    else:
+        await runtime.start()
 
 
 async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime | None = None,
                 stop: asyncio.Event | None = None, client: Any = None, channel: BotChannel | None = None) -> int:
     """Run one worker until ``stop`` (or SIGTERM/SIGINT) and return its exit code.
 
-    ``runtime``, ``client`` and ``channel`` replace the configured ones (benchmarks and tests
-    pass a scripted chat model this way); a given runtime must have been started.
+    It serves every business ``CHATPAY_BUSINESSES`` lists (or the one business of the
+    single-business variables), each through its own queue and bot. ``runtime``, ``client`` and
+    ``channel`` replace the configured ones for the one business (benchmarks and tests pass a
+    scripted chat model this way); a given runtime must have been started.
     """
-    from chatpay.adapters.redis import connect
-    from chatpay.adapters.redis_ratelimit import RedisRateLimiter
-    from chatpay.adapters.telegram import TelegramChannel
+    from chatpay.adapters.redis import connect, queue_name
     from chatpay.bootstrap import build
+    from chatpay.businesses import load_businesses, settings_for
+    from chatpay.worker.service import Runtimes, Tenant
 
-    assert settings.redis_url and settings.telegram_bot_token
+    assert settings.redis_url
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    client = client or connect(settings.redis_url)
+    businesses = load_businesses(settings)
+    client = client or connect(settings.redis_url, cluster=settings.redis_cluster,
+                               max_connections=options.redis_connections(len(businesses)))
     use_redis = options.state_store == "redis" or (options.state_store == "auto" and not settings.mongodb_uri)
-    state = RedisStateStores(client) if use_redis else None
+    state = RedisStateStores(client, ttl_seconds=settings.retention_days * 86400) if use_redis else None
     if not use_redis and not settings.mongodb_uri:
         log.warning("carts and conversations live in this process's embedded store: run one worker only")
-    if runtime is None:
-        runtime = build(settings, stores=_stores(settings, state))
-        await runtime.start()
     # A suffix per process: two processes given one WORKER_ID must never share a lease list.
     worker_id = f"{settings.worker_id}.{uuid.uuid4().hex[:6]}"
-    queue = RedisQueue(client, settings.queue, worker_id=worker_id, heartbeat_ttl=options.heartbeat_ttl)
-    _current["queue"] = queue
-    if channel is None:
-        from telegram.request import HTTPXRequest
 
-        # PTB keeps one HTTP connection by default; every turn in flight may be sending at once.
-        request = HTTPXRequest(connection_pool_size=options.concurrency + 4, pool_timeout=30.0)
-        channel = TelegramChannel(settings.telegram_bot_token, base_url=settings.telegram_api_base_url,
-                                  rate_limiter=RedisRateLimiter(client), request=request)
+    def queue_of(business_id: str) -> RedisQueue:
+        return RedisQueue(client, queue_name(settings.queue, business_id), worker_id=worker_id,
+                          heartbeat_ttl=options.heartbeat_ttl)
+
+    metrics = None
+    if options.metrics_port is not None:
+        from chatpay.metrics import Metrics
+
+        metrics = Metrics()
+    if runtime is not None:  # one business, wired by the caller
+        business = businesses.get(runtime.settings.business_id) or next(iter(businesses.values()))
+        tenants = [Tenant(runtime.settings.business_id, queue_of(runtime.settings.business_id),
+                          channel or _channel(business, settings, client, options), runtime.settings.payments)]
+        runtimes = Runtimes.fixed(runtime)
+    else:
+        from chatpay.bootstrap import _default_embedder
+
+        stores, database = _shared_stores(settings, state)
+        embedder, _ = _default_embedder(settings)  # one encoder in memory, shared by every business
+
+        async def load(business_id: str) -> Runtime:
+            business = businesses[business_id]
+            wired = build(settings_for(settings, business), stores=stores, embedder=embedder,
+                          budget=_budget(business, client, stores))
+            wired.database = database
+            await start_business(wired, business)
+            return wired
+
+        runtimes = Runtimes(load, capacity=options.cached_businesses)
+        tenants = [Tenant(b.id, queue_of(b.id), channel if len(businesses) == 1 and channel else
+                          _channel(b, settings, client, options), b.payments) for b in businesses.values()]
+        if len(tenants) == 1:  # one business: a bad catalog or store fails the start, as it always did
+            await runtimes.get(tenants[0].business_id)
+    _current["queue"] = tenants[0].queue
+    server = None
+    if metrics is not None:
+        from chatpay.metrics import start_metrics_server
+
+        async def ready() -> bool:
+            return bool(await client.ping())
+
+        server = await start_metrics_server(metrics, options.metrics_host, options.metrics_port or 0, ready)
     try:
-        await Worker(runtime, queue, channel, state=state, options=options).run(stop)
+        await Worker(None, None, None, tenants=tenants, runtimes=runtimes, state=state, options=options,
+                     metrics=metrics).run(stop)
     finally:
-        close = getattr(channel, "close", None)
-        if close is not None:
-            await close()
+        if server is not None:
+            await server.cleanup()
+        for tenant in tenants:
+            close = getattr(tenant.channel, "close", None)
+            if close is not None:
+                await close()
         await client.aclose()
     return 0
+
+
+def _budget(business: Business, client: Any, stores: Stores) -> Any:
+    """The business's spending guard, counted in Redis so that every worker sees one total."""
+    return None
 
 
 _EPILOG = """\
@@ -149,6 +243,14 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds without a heartbeat after which a worker's updates are reclaimed")
     p.add_argument("--drain-timeout", type=float, default=60.0,
                    help="seconds SIGTERM waits for in-flight turns before handing them back")
+    p.add_argument("--cached-businesses", type=int, default=32, metavar="N",
+                   help="business runtimes (engine, retrieval index) kept in memory; the least recently used "
+                        "is dropped and built again on its next turn")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics (/metrics), liveness (/healthz) and readiness (/readyz) on this "
+                        "port (default: not served)")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="the address --metrics-port listens on (0.0.0.0: every interface)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="the least severe log records to write (as JSON lines on stderr)")
     p.add_argument("--version", action="version", version=f"chatpay-worker {_version()}",
@@ -159,8 +261,11 @@ def parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = parser()
     args = p.parse_args(argv)
-    if args.concurrency < 1 or args.heartbeat_ttl <= 0 or args.drain_timeout < 0:
-        p.error("--concurrency must be at least 1, --heartbeat-ttl positive and --drain-timeout not negative")
+    if args.concurrency < 1 or args.heartbeat_ttl <= 0 or args.drain_timeout < 0 or args.cached_businesses < 1:
+        p.error("--concurrency and --cached-businesses must be at least 1, --heartbeat-ttl positive and "
+                "--drain-timeout not negative")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        p.error(f"--metrics-port must be 0-65535, got {args.metrics_port}")
     return args
 
 
@@ -171,9 +276,14 @@ def _version() -> str:
 
 
 def startup_problems(settings: Settings) -> list[str]:
-    """Every setting the worker cannot start without that is missing, in one message."""
-    missing = [name for name, value in (("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token),
-                                        ("REDIS_URL (or REDIS_HOST)", settings.redis_url)) if not value]
+    """Every setting the worker cannot start without that is missing, in one message.
+
+    With ``CHATPAY_BUSINESSES`` each business names its own token (checked when the file is read).
+    """
+    needed = [("REDIS_URL (or REDIS_HOST)", settings.redis_url)]
+    if settings.businesses_file is None:
+        needed.insert(0, ("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token))
+    missing = [name for name, value in needed if not value]
     if not missing:
         return []
     names = " and ".join(missing)
@@ -217,9 +327,19 @@ def _main(argv: list[str] | None) -> int:
     if problems:
         print(f"chatpay-worker: cannot start: {'; '.join(problems)}", file=sys.stderr)
         return 2
+    from chatpay.businesses import load_businesses
+
+    try:
+        businesses = load_businesses(settings)
+    except ConfigError as exc:
+        print(f"chatpay-worker: {exc}", file=sys.stderr)
+        return 2
     options = WorkerOptions(concurrency=args.concurrency, heartbeat_ttl=args.heartbeat_ttl,
-                            drain_timeout=args.drain_timeout, state_store=args.state_store)
+                            drain_timeout=args.drain_timeout, state_store=args.state_store,
+                            cached_businesses=args.cached_businesses, metrics_port=args.metrics_port,
+                            metrics_host=args.metrics_host)
     secrets = [s for s in (settings.telegram_bot_token, settings.openai_api_key) if s]
+    secrets += [s for b in businesses.values() for s in (b.bot_token, b.webhook_secret) if s]
     configure_logging(args.log_level, worker_id=lambda: _worker_id(settings), secrets=secrets)
     try:
         return asyncio.run(_start(settings, options))
@@ -237,11 +357,18 @@ def _main(argv: list[str] | None) -> int:
 
 
 async def _start(settings: Settings, options: WorkerOptions) -> int:
-    from chatpay.adapters.redis import connect
+    from chatpay.adapters.redis import connect, queue_name
+    from chatpay.businesses import load_businesses
 
     assert settings.redis_url
+    businesses = load_businesses(settings)
     try:
-        client = connect(settings.redis_url)
+        queue_name(settings.queue, next(iter(businesses)))
+    except ValueError as exc:  # braces in CHATPAY_QUEUE would break the per-business hash tags
+        raise ConfigError("CHATPAY_QUEUE", str(exc)) from None
+    try:
+        client = connect(settings.redis_url, cluster=settings.redis_cluster,
+                         max_connections=options.redis_connections(len(businesses)))
     except ValueError as exc:  # not a redis://, rediss:// or unix:// URL
         raise ConfigError("REDIS_URL", str(exc)) from None
     return await serve(settings, options, client=client)

@@ -1,4 +1,9 @@
-"""Fixtures for the production tests: a real redis-server, the Bot API double, a started runtime."""
+"""Fixtures for the production tests: a real redis-server (or Redis Cluster), the Bot API double, a started runtime.
+
+``redis_url`` is one redis-server, emptied per test. ``any_redis_url`` is parametrized: once
+one redis-server, once a real three-master Redis Cluster (a :class:`RedisUrl` that says so);
+a module overrides ``redis_url`` with it to run all its tests on both.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,19 @@ from typing import Any
 import pytest
 from telegram.request import HTTPXRequest
 
-from chatpay.adapters.redis import RedisQueue, RedisStateStores, connect
-from chatpay.adapters.redis_ratelimit import RedisRateLimiter
+from chatpay.adapters.redis import RedisQueue, RedisStateStores, connect, queue_name
+from chatpay.adapters.redis_ratelimit import RedisRateLimiter, bot_id_of
 from chatpay.adapters.telegram import TelegramChannel
 from chatpay.bootstrap import Runtime, build
 from chatpay.config import Settings
 from chatpay.worker import Worker, WorkerOptions
-from tests.production.helpers import QUEUE, TOKEN
+from tests.production.helpers import TOKEN
 from tests.support.botapi import BotApiDouble
+from tests.support.redis_cluster import LocalCluster, RedisUrl, is_cluster
+from tests.support.redis_cluster import redis_cluster as redis_cluster  # (fixture)
 from tests.support.redis_server import RedisServer
+
+QUEUE_BASE = "chatpay_queue"  # CHATPAY_QUEUE's default; each business's queue is queue_name(QUEUE_BASE, business)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +40,19 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     redis_server.flushall()
-    return redis_server.url
+    return RedisUrl(redis_server.url, cluster=False)
+
+
+@pytest.fixture(params=["redis-server", "redis-cluster"])
+def any_redis_url(request: pytest.FixtureRequest) -> RedisUrl:
+    """One redis-server, then a three-master Redis Cluster; emptied for this test."""
+    if request.param == "redis-server":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flushall()
+        return RedisUrl(server.url, cluster=False)
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+    cluster.flushall()
+    return cluster.url
 
 
 @pytest.fixture
@@ -57,28 +78,32 @@ class Running:
     queue: RedisQueue
     state: RedisStateStores
     client: Any
+    limiter: RedisRateLimiter
 
 
 @asynccontextmanager
 async def running_worker(runtime: Runtime, redis_url: str, bot_api: BotApiDouble, *, worker_id: str = "w1",
-                         shared_state: bool = True, **options: Any) -> AsyncIterator[Running]:
-    """A worker serving the queue in this event loop, stopped (drained) on exit.
+                         shared_state: bool = True, token: str = TOKEN, **options: Any) -> AsyncIterator[Running]:
+    """A worker serving the queue of the runtime's business in this event loop, stopped (drained) on exit.
 
-    ``shared_state=False`` runs turns on the runtime's own stores, as with MongoDB.
+    It is wired as ``chatpay.worker.serve`` wires one: a cluster client for a cluster's
+    :class:`RedisUrl`, the queue ``queue_name(QUEUE_BASE, business)``, a rate limiter for the
+    bot of ``token``. ``shared_state=False`` runs turns on the runtime's own stores, as with MongoDB.
     """
-    client = connect(redis_url)
+    client = connect(redis_url, cluster=is_cluster(redis_url))
     state = RedisStateStores(client)
-    queue = RedisQueue(client, QUEUE, worker_id=worker_id, heartbeat_ttl=options.pop("heartbeat_ttl", 5.0))
-    limiter = RedisRateLimiter(client, per_chat=100, overall=1000)
+    queue = RedisQueue(client, queue_name(QUEUE_BASE, runtime.settings.business_id), worker_id=worker_id,
+                       heartbeat_ttl=options.pop("heartbeat_ttl", 5.0))
+    limiter = RedisRateLimiter(client, bot_id=bot_id_of(token), per_chat=100, overall=1000)
     request = HTTPXRequest(connection_pool_size=8, pool_timeout=30.0)
-    channel = TelegramChannel(TOKEN, base_url=bot_api.base_url, rate_limiter=limiter, retry_delays=(0.05, 0.1),
+    channel = TelegramChannel(token, base_url=bot_api.base_url, rate_limiter=limiter, retry_delays=(0.05, 0.1),
                               request=request)
     worker = Worker(runtime, queue, channel, state=state if shared_state else None,
                     options=WorkerOptions(**{"concurrency": 4, "poll": 0.2, **options}))
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
-        yield Running(worker, queue, state, client)
+        yield Running(worker, queue, state, client, limiter)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

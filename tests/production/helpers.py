@@ -24,11 +24,25 @@ from typing import Any
 
 from aiohttp import web
 
+from chatpay.adapters.redis import RedisKeys, queue_name
+from tests.support.redis_cluster import is_cluster
 from tests.support.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-token-never-logged"
-QUEUE = "chatpay_queue"
+BUSINESS = "demo"
+QUEUE = queue_name("chatpay_queue", BUSINESS)  # what the webhook LPUSHes onto for the demo business
+KEYS = RedisKeys()
+
+
+def cart_key(user: int, business: str = BUSINESS) -> str:
+    """The Redis key of a shopper's cart (the worker's Redis state store)."""
+    return KEYS.cart(business, str(user))
+
+
+def outcome_key(update_id: int, business: str = BUSINESS) -> str:
+    """The Redis key of an update's recorded outcome."""
+    return KEYS.outcome(business, update_id)
 QTY = re.compile(r"Subtotal \((\d+) items?\)")
 
 
@@ -114,6 +128,8 @@ def worker_env(redis_url: str, bot_api_url: str, worker_id: str, **extra: str) -
     env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV"}}
     env.update({"REDIS_URL": redis_url, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": bot_api_url,
                 "WORKER_ID": worker_id, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
+    if is_cluster(redis_url):  # a cluster's URL (tests.support.redis_cluster.RedisUrl)
+        env["REDIS_CLUSTER"] = "1"
     env.update(extra)
     return env
 

@@ -1,7 +1,7 @@
 """Chaos: worker processes killed with SIGKILL at random while 50 shoppers send 1,000 updates.
 
-Three ``python -m chatpay.worker`` processes share a real redis-server and the HTTP Bot API
-double. Updates are pushed the way the webhook pushes them while a killer SIGKILLs a random
+Three ``python -m chatpay.worker`` processes share a real redis-server (once) or a real
+three-master Redis Cluster (once more, with ``REDIS_CLUSTER=1``) and the HTTP Bot API double. Updates are pushed the way the webhook pushes them while a killer SIGKILLs a random
 serving worker every few seconds (at least 20 times) and starts a fresh one in its place.
 Afterwards the Bot API double's records and Redis must show: every update answered, none
 lost, no effect applied twice (each cart holds exactly the user's adds), each user's replies
@@ -17,20 +17,24 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
+from chatpay.adapters.redis import connect
 from tests.production.helpers import (
     QUEUE,
     WorkerProcess,
     audit,
+    cart_key,
     message,
+    outcome_key,
     shopping_plan,
     wait_until,
     worker_env,
 )
 from tests.support.botapi import BotApiDouble
+from tests.support.redis_cluster import LocalCluster, RedisUrl, is_cluster
 from tests.support.redis_server import RedisServer
 
 USERS, PER_USER, WORKERS, KILLS = 50, 20, 3, 20
@@ -39,10 +43,15 @@ PUSH_RATE = 12.0  # updates per second, so that the kills land while work is in 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
+@pytest.fixture(params=["redis-server", "redis-cluster"])
+def redis_target(request: pytest.FixtureRequest) -> Iterator[RedisUrl]:
+    """A fresh redis-server, then a fresh three-master Redis Cluster: the URL the workers get."""
+    if request.param == "redis-server":
+        with RedisServer() as server:
+            yield RedisUrl(server.url, cluster=False)
+    else:
+        with LocalCluster() as cluster:
+            yield cluster.url
 
 
 class Fleet:
@@ -64,12 +73,12 @@ class Fleet:
 
 
 async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(
-    redis_server: RedisServer, bot_api: BotApiDouble, tmp_path: Path
+    redis_target: RedisUrl, bot_api: BotApiDouble, tmp_path: Path
 ) -> None:
     rng = random.Random(11)
     plan = shopping_plan(USERS, PER_USER, seed=5)
-    r = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
-    fleet = Fleet(redis_server.url, bot_api.base_url, tmp_path)
+    r = connect(redis_target, cluster=is_cluster(redis_target))
+    fleet = Fleet(redis_target, bot_api.base_url, tmp_path)
     fleet.current = [fleet.spawn() for _ in range(WORKERS)]
     started = time.monotonic()
     kills = held_at_kill = 0
@@ -94,8 +103,9 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(
                 continue
             slot = rng.choice(ready)
             victim = fleet.current[slot]
-            async for key in r.scan_iter(f"{QUEUE}:w:{victim.worker_id}.*:lanes"):
-                held_at_kill += int(await r.llen(key))
+            for worker in await r.smembers(f"{QUEUE}:workers"):  # the registry, not a SCAN of every node
+                if worker.split(".", 1)[0] == victim.worker_id:
+                    held_at_kill += int(await r.llen(f"{QUEUE}:w:{worker}:lanes"))
             await asyncio.to_thread(victim.kill)
             kills += 1
             fleet.current[slot] = fleet.spawn()
@@ -120,7 +130,7 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(
     figures.update(kills=kills, lanes_held_at_kill=held_at_kill, workers_started=len(fleet.all),
                    dead_letters=dead, seconds=round(time.monotonic() - started, 1),
                    **{k: round(v, 1) for k, v in phases.items()})
-    print("\nchaos:", json.dumps(figures))
+    print(f"\nchaos ({'cluster' if is_cluster(redis_target) else 'one server'}):", json.dumps(figures))
     assert codes == [0] * WORKERS
     assert kills >= KILLS and held_at_kill > 0  # the kills hit work in flight
     assert figures["lost"] == 0
@@ -135,18 +145,20 @@ async def _all_serving(serving: object, workers: list[WorkerProcess]) -> bool:
     return all(w.worker_id in up for w in workers)
 
 
-async def _finished(r: aioredis.Redis, bot_api: BotApiDouble, expected: int) -> bool:
+async def _finished(r: Any, bot_api: BotApiDouble, expected: int) -> bool:
     if len(bot_api.delivered("sendMessage")) < expected:
         return False
-    lanes = [k async for k in r.scan_iter(f"{QUEUE}:lane:*")]
-    return not lanes and not await r.llen(QUEUE) and not await r.llen(f"{QUEUE}:staging")
+    from chatpay.adapters.redis import RedisQueue
+
+    depth = await RedisQueue(r, QUEUE).depth()  # lanes counted through the registries
+    return not depth["lanes"] and not depth["inbound"] and not depth["staging"]
 
 
-async def _items(r: aioredis.Redis, user: int) -> int:
-    lines = await r.hget(f"chatpay:cart:demo:{user}", "lines")
+async def _items(r: Any, user: int) -> int:
+    lines = await r.hget(cart_key(user), "lines")
     return sum(q for _, _, q in json.loads(lines)) if lines else 0
 
 
-async def _outcome(r: aioredis.Redis, update_id: int) -> dict[str, object] | None:
-    raw = await r.get(f"chatpay:turn:demo:{update_id}:outcome")
+async def _outcome(r: Any, update_id: int) -> dict[str, object] | None:
+    raw = await r.get(outcome_key(update_id))
     return json.loads(raw) if raw else None

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from chatpay.adapters.redis import connect
 from chatpay.bootstrap import build
+from chatpay.businesses import load_businesses
 from chatpay.config import Settings
 from chatpay.core.catalog import Catalog, Variant
 from chatpay.core.money import Money
@@ -28,7 +29,7 @@ from tests.core.shop import product
 from tests.payments.solana_standin import SolanaRpcStandin, Transfer, new_key
 from tests.payments.stripe_standin import StripeStandIn, sign
 from tests.production.conftest import running_worker
-from tests.production.helpers import QUEUE, callback, message, wait_until
+from tests.production.helpers import callback, message, wait_until
 from tests.support.botapi import BotApiDouble
 from tests.support.redis_server import free_port
 
@@ -66,17 +67,18 @@ def stripe_api() -> Iterator[StripeStandIn]:
 @pytest.fixture
 async def webhook(redis_url: str, stripe_api: StripeStandIn) -> AsyncIterator[str]:
     """``chatpay webhook`` with Stripe, on a free local port, pushing onto the worker's queue."""
-    settings = Settings(telegram_webhook_secret="tg-secret", queue=QUEUE, payments="stripe",
+    settings = Settings(business_id="forge", telegram_webhook_secret="tg-secret", queue="chatpay_queue",
+                        payments="stripe",
                         payment_env={"STRIPE_API_KEY": API_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                                      "STRIPE_API_BASE": stripe_api.url})
     from chatpay.bootstrap import payment_provider
 
     client = connect(redis_url)
 
-    async def push(raw: str) -> None:
-        await client.lpush(QUEUE, raw)
+    async def push(queue: str, raw: str) -> None:
+        await client.lpush(queue, raw)
 
-    runner = web.AppRunner(create_app(settings, push, stripe=payment_provider(settings)))
+    runner = web.AppRunner(create_app(settings, load_businesses(settings), push, stripe=payment_provider(settings)))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -20,7 +20,9 @@ from tests.production.helpers import (
     SlowOpenAI,
     WorkerProcess,
     audit,
+    cart_key,
     message,
+    outcome_key,
     shopping_plan,
     wait_until,
     worker_env,
@@ -134,10 +136,10 @@ def _settled(r: redis.Redis, bot_api: BotApiDouble, updates: int) -> bool:
 
 
 def _items(r: redis.Redis, user: int) -> int:
-    lines = r.hget(f"chatpay:cart:demo:{user}", "lines")
+    lines = r.hget(cart_key(user), "lines")
     return sum(q for _, _, q in json.loads(lines)) if lines else 0
 
 
 def _outcome(r: redis.Redis, update_id: int) -> dict[str, object] | None:
-    raw = r.get(f"chatpay:turn:demo:{update_id}:outcome")
+    raw = r.get(outcome_key(update_id))
     return json.loads(raw) if raw else None

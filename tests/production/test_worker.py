@@ -1,4 +1,7 @@
-"""The worker in this process against a real redis-server and the HTTP Bot API double."""
+"""The worker in this process against a real redis-server, a real Redis Cluster, and the HTTP Bot API double.
+
+Every test runs twice: on one redis-server and on a three-master Redis Cluster.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +17,18 @@ from chatpay.bootstrap import Runtime, build
 from chatpay.config import Settings
 from chatpay.core.telemetry import UsageRecord
 from tests.production.conftest import running_worker, started
-from tests.production.helpers import callback, cart_quantity, message, pre_checkout, wait_until
+from tests.production.helpers import TOKEN, callback, cart_quantity, message, pre_checkout, wait_until
 from tests.support.botapi import BotApiDouble
 
 pytestmark = pytest.mark.timeout(120)
 
 ADD = "add 1 Kenyan AA Nyeri"
+
+
+@pytest.fixture
+def redis_url(any_redis_url: str) -> str:
+    """Each test here runs on one redis-server and on a Redis Cluster."""
+    return any_redis_url
 
 
 def texts(bot_api: BotApiDouble, chat: int) -> list[str]:
@@ -171,7 +180,7 @@ async def test_a_worker_presumed_dead_mid_turn_neither_commits_nor_replies_twice
         await a.queue.push(message(1, 508, "hello there, how are you today?"))
         await wait_until(lambda: model.requests, 10, "the first worker's model call")
         # Its heartbeat is lost (a long GC pause, a network partition): another worker reaps it.
-        await a.client.delete(f"{a.queue.name}:hb:slow")
+        await a.client.delete(a.queue.heartbeat_key)
         async with running_worker(runtime, redis_url, bot_api, worker_id="rescuer", concurrency=1) as b:
             await wait_until(lambda: len(model.requests) == 2, 10, "the rescuer running the turn again")
             await wait_until(lambda: b.worker.counts.get("done") == 1, 10, "the rescuer's turn")
@@ -179,3 +188,58 @@ async def test_a_worker_presumed_dead_mid_turn_neither_commits_nor_replies_twice
         assert not await a.queue.heartbeat()  # it learns it was reaped and carries on under a new id
         assert a.queue.worker_id == "slow.1"
     assert len(texts(bot_api, 508)) == 1
+
+
+OTHER_TOKEN = "654321:OTHER-bot-token"
+
+
+def runtime_for(business: str) -> Runtime:
+    """A started runtime serving ``business`` with the demo catalog imported under its name."""
+    from chatpay.resources import demo_store
+
+    runtime = build(Settings(business_id=business))
+
+    async def load() -> None:
+        products, store = demo_store()
+        await runtime.load_catalog_file(products, business_id=business, store_file=store)
+        await runtime.start()
+
+    asyncio.run(load())
+    return runtime
+
+
+async def test_two_businesses_on_one_redis_share_nothing(
+    runtime: Runtime, redis_url: str, bot_api: BotApiDouble
+) -> None:
+    north = await asyncio.to_thread(runtime_for, "north")
+    async with running_worker(runtime, redis_url, bot_api, worker_id="demo-w") as demo, \
+            running_worker(north, redis_url, bot_api, worker_id="north-w", token=OTHER_TOKEN) as other:
+        assert demo.queue.name != other.queue.name
+        await demo.limiter.pause(3.0)  # Telegram answered 429 to the demo business's bot
+        pushed = time.monotonic()
+        # The same update id and the same shopper id in both businesses: neither is a duplicate.
+        await demo.queue.push(message(1, 700, ADD))
+        await other.queue.push(message(1, 700, ADD))
+        await other.queue.push(message(2, 700, ADD))
+        await wait_until(lambda: len(sent(bot_api, OTHER_TOKEN)) == 2, 10, "the other bot's two replies")
+        assert time.monotonic() - pushed < 2.5  # not held by the demo bot's pause
+        assert sent(bot_api, TOKEN) == []  # the demo bot is still paused
+        await wait_until(lambda: sent(bot_api, TOKEN), 10, "the demo bot's reply after its pause")
+        assert time.monotonic() - pushed >= 2.9
+        await wait_until(lambda: demo.worker.counts.get("done") == 1 and other.worker.counts.get("done") == 2, 5,
+                         "every turn acknowledged")
+        assert "replayed" not in demo.worker.counts and "replayed" not in other.worker.counts
+        assert (await demo.state.carts.get("demo", "700")).item_count() == 1
+        assert (await other.state.carts.get("north", "700")).item_count() == 2
+        assert len(await demo.state.conversations.recent("demo", "700", 50)) == 2  # one message, one reply
+        assert len(await other.state.conversations.recent("north", "700", 50)) == 4
+        assert {w.split(".")[0] for w in await demo.queue.workers()} == {"demo-w"}
+        assert {w.split(".")[0] for w in await other.queue.workers()} == {"north-w"}
+        assert await other.limiter.paused_for() == 0
+    assert [cart_quantity(t) for t in sent(bot_api, TOKEN)] == [1]
+    assert [cart_quantity(t) for t in sent(bot_api, OTHER_TOKEN)] == [1, 2]
+
+
+def sent(bot_api: BotApiDouble, token: str) -> list[str]:
+    """The texts one bot sent."""
+    return [c.params["text"] for c in bot_api.delivered("sendMessage") if c.token == token]
