@@ -65,7 +65,11 @@ def usdc_poller(runtime: Any, queue: Any, client: Any) -> Any | None:
             return  # paid or expired by another run meanwhile
         await runtime.stores.events.record(transition_event(done, source="usdc-poller"))
 
-    return UsdcPoller(provider, orders, runtime.clock, lock=RedisLock(client), on_payment=on_payment,
+    from chatpay.adapters.redis import hash_tag
+
+    # One poller per business across the fleet: the lock is the business's, so two shops never wait on each other.
+    lock = RedisLock(client, prefix=f"chatpay:{hash_tag(runtime.settings.business_id)}:lock:")
+    return UsdcPoller(provider, orders, runtime.clock, lock=lock, on_payment=on_payment,
                       on_problem=on_problem, on_expired=on_expired)
 
 
