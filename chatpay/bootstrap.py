@@ -17,6 +17,7 @@ from typing import Any
 
 from chatpay.config import Settings, load_settings
 from chatpay.core.agents import Engine
+from chatpay.core.budget import BudgetGuard
 from chatpay.core.catalog import Catalog
 from chatpay.core.classifier import IntentClassifier, default_classifier
 from chatpay.core.errors import InvalidInput
@@ -234,6 +235,7 @@ def build(
     clock: Clock | None = None,
     payments: PaymentProvider | None = None,
     classifier: IntentClassifier | None = None,
+    budget: BudgetGuard | None = None,
 ) -> Runtime:
     """Wire a runtime from ``settings`` (read from the environment when None).
 
@@ -242,6 +244,8 @@ def build(
         offline: force the offline engine even when an API key is configured.
         embedder: an embedder to use instead of the local model; ``no_embedder`` runs lexical-only.
         stores: stores to use instead of MongoDB / the embedded mongomock.
+        budget: the business's spending guard (the worker passes a Redis-backed one per business);
+            None: ``CHATPAY_TOKEN_BUDGET`` as a monthly token cap, counted in this process.
     """
     from chatpay.adapters.clock import SystemClock
 
@@ -251,8 +255,18 @@ def build(
     if stores is None:
         stores, database = _default_stores(settings)
     model = None if offline else (llm or _default_llm(settings))
-    meter = UsageMeter(stores.usage, clock, engine=model.name if model else "offline",
-                       budget_tokens=settings.token_budget)
+    if budget is None:  # counted in this process, from the usage records on the first check
+        from chatpay.businesses import Budget
+        from chatpay.core.budget import InMemoryBudgetCounter
+
+        usage: Any = stores.usage
+        if settings.mongodb_uri and database is not None:
+            from chatpay.adapters.redis.budget import MongoUsageTotals
+
+            usage = MongoUsageTotals(database, offload=True)
+        budget = BudgetGuard(Budget(monthly_tokens=settings.token_budget), InMemoryBudgetCounter(), stores.events,
+                             usage=usage)
+    meter = UsageMeter(stores.usage, clock, engine=model.name if model else "offline", guard=budget)
     local = True
     if embedder is None and not no_embedder:
         embedder, local = _default_embedder(settings)

@@ -3,20 +3,30 @@
 The business, thread, turn and agent a call belongs to come from a context variable
 that the turn service sets (:func:`call_context`), so agents need not thread ids
 through every function.
+
+Budgets: before each chat call (and each paid embedding call inside a turn) the meter asks
+its :class:`~chatpay.core.budget.BudgetGuard`, which reads one counter (O(1), whatever the
+business's history); after the call it counts the call there. A spent budget raises
+:class:`~chatpay.core.errors.BudgetExceeded`, a ``ModelError``, which every model call site
+answers with the offline engine's reply: the shopper sees a normal answer.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from chatpay.core.errors import BudgetExceeded
+from chatpay.core.budget import BudgetGuard
+from chatpay.core.errors import ModelError
 from chatpay.core.ports import ChatModel, ChatRequest, ChatResponse, Clock, Embedder, Embeddings, UsageLog
 from chatpay.core.pricing import cost_usd
 from chatpay.core.telemetry import UsageRecord
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,20 +72,34 @@ def current_context() -> CallContext:
 
 
 class UsageMeter:
-    """Writes usage records to the log and enforces a per-business token budget."""
+    """Writes usage records to the log and enforces the business's budget through ``guard``.
 
-    def __init__(self, log: UsageLog, clock: Clock, *, engine: str, budget_tokens: int | None = None) -> None:
+    Args:
+        guard: the business's caps over a spending counter; None checks nothing.
+    """
+
+    def __init__(self, log: UsageLog, clock: Clock, *, engine: str, guard: BudgetGuard | None = None) -> None:
         self.log = log
         self.clock = clock
         self.engine = engine
-        self.budget_tokens = budget_tokens
+        self.guard = guard
 
     async def check_budget(self, business_id: str) -> None:
-        if self.budget_tokens is None:
+        """Raise :class:`BudgetExceeded` when ``business_id`` spent a cap: one counter read.
+
+        A counter that cannot be read refuses the call too (a ``ModelError``, so the turn is
+        answered offline): an outage must not turn into unlimited spending.
+        """
+        if self.guard is None:
             return
-        spent = await self.log.total_tokens(business_id)
-        if spent >= self.budget_tokens:
-            raise BudgetExceeded(business_id, spent, self.budget_tokens)
+        try:
+            await self.guard.check(business_id, self.clock.now())
+        except ModelError:
+            raise
+        except Exception as exc:
+            logger.warning("budget counter unavailable; answering offline",
+                        extra={"business_id": business_id, "error": repr(exc)})
+            raise ModelError(f"budget of business {business_id} cannot be checked: {type(exc).__name__}") from exc
 
     async def record(self, *, kind: str, model: str, prompt: int, completion: int, latency_ms: float) -> UsageRecord:
         ctx = _context.get()
@@ -97,6 +121,13 @@ class UsageMeter:
         sink = _collected.get()
         if sink is not None:
             sink.append(rec)
+        if self.guard is not None and kind != "offline" and (rec.total_tokens or rec.cost_usd):
+            try:
+                await self.guard.record(rec.business_id, rec.total_tokens, rec.cost_usd, rec.at or self.clock.now(),
+                                        thread_id=rec.thread_id, turn_id=rec.turn_id)
+            except Exception as exc:  # the call is made and logged; reconciliation repairs the counter
+                logger.warning("budget counter not updated", extra={"business_id": rec.business_id,
+                                                                 "error": repr(exc)})
         return rec
 
 
@@ -123,7 +154,12 @@ class MeteredChatModel:
 
 
 class MeteredEmbedder:
-    """An embedder wrapper that records every call's usage (zero tokens for local models)."""
+    """An embedder wrapper that records every call's usage (zero tokens for local models).
+
+    A paid embedder is refused inside a turn whose business spent its budget (search then
+    runs lexical-only for that query); catalog indexing, outside turns, is counted but never
+    refused, since its vectors serve every later turn.
+    """
 
     def __init__(self, inner: Embedder, meter: UsageMeter, *, local: bool) -> None:
         self.inner = inner
@@ -133,6 +169,9 @@ class MeteredEmbedder:
         self.dim = inner.dim
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:
+        ctx = _context.get()
+        if not self.local and ctx.turn_id != "-":
+            await self.meter.check_budget(ctx.business_id)
         start = time.perf_counter()
         result = await self.inner.embed(texts)
         if not self.local:
