@@ -169,15 +169,21 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
                           channel or _channel(business, settings, client, options), runtime.settings.payments)]
         runtimes = Runtimes.fixed(runtime)
     else:
+        from chatpay.adapters.redis.budget import MongoUsageTotals, RedisBudgetCounter
         from chatpay.bootstrap import _default_embedder
+        from chatpay.core.budget import BudgetGuard
 
         stores, database = _shared_stores(settings, state)
         embedder, _ = _default_embedder(settings)  # one encoder in memory, shared by every business
+        # Spending is counted in Redis, so every worker checks one total per business in O(1); each
+        # guard reconciles its counters with the usage records on its first check.
+        counter = RedisBudgetCounter(client)
+        usage = MongoUsageTotals(database, offload=bool(settings.mongodb_uri))
 
         async def load(business_id: str) -> Runtime:
             business = businesses[business_id]
-            wired = build(settings_for(settings, business), stores=stores, embedder=embedder,
-                          budget=_budget(business, client, stores))
+            guard = BudgetGuard(business.budget, counter, stores.events, usage=usage)
+            wired = build(settings_for(settings, business), stores=stores, embedder=embedder, budget=guard)
             wired.database = database
             await start_business(wired, business)
             return wired
@@ -208,11 +214,6 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
                 await close()
         await client.aclose()
     return 0
-
-
-def _budget(business: Business, client: Any, stores: Stores) -> Any:
-    """The business's spending guard, counted in Redis so that every worker sees one total."""
-    return None
 
 
 _EPILOG = """\
