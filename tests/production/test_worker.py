@@ -243,3 +243,22 @@ async def test_two_businesses_on_one_redis_share_nothing(
 def sent(bot_api: BotApiDouble, token: str) -> list[str]:
     """The texts one bot sent."""
     return [c.params["text"] for c in bot_api.delivered("sendMessage") if c.token == token]
+
+
+async def test_a_bot_api_outage_keeps_the_update_and_delivers_it_once_when_telegram_is_back(
+    runtime: Runtime, redis_url: str, bot_api: BotApiDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outage is not poison: 36 failed sends (12 tries, more than the 10 starts that mark a crash loop)
+    dead-letter nothing; the reply goes out once when the Bot API is back, and no log line carries the text."""
+    secret_words = "add 1 Kenyan AA Nyeri please, my name is Zebulon Quartz"
+    bot_api.fail_next(36, status=502, description="Bad Gateway")
+    with caplog.at_level("DEBUG"):
+        async with running_worker(runtime, redis_url, bot_api, concurrency=2) as w:
+            await w.queue.push(message(1, 808, secret_words))
+            await wait_until(lambda: texts(bot_api, 808), 90, "the reply after the outage")
+            assert w.worker.counts.get("retried", 0) >= 10
+            assert await w.queue.dead_letters() == []
+            await asyncio.sleep(0.3)
+    assert len(texts(bot_api, 808)) == 1 and cart_quantity(texts(bot_api, 808)[0]) == 1
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "Zebulon" not in logged and "Quartz" not in logged
