@@ -141,14 +141,15 @@ class Metrics:
 
 
 def metrics_routes(app: web.Application, metrics: Metrics, *, ready: ReadyCheck | None = None,
-                   liveness: bool = True) -> None:
-    """Add ``GET /metrics``, ``GET /readyz`` and (unless ``liveness`` is False) ``GET /healthz`` to ``app``.
+                   liveness: bool = True, readiness: bool = True) -> None:
+    """Add ``GET /metrics`` and (unless turned off) ``GET /readyz`` and ``GET /healthz`` to ``app``.
 
     Args:
         ready: the readiness check (can the process do its work: Redis, MongoDB...); without
             one the process is ready while it answers.
         liveness: add ``/healthz``; turn it off for an application that has its own, such as
             ``chatpay webhook``'s (aiohttp refuses two handlers for one route).
+        readiness: add ``/readyz``; off, likewise, for an application with its own.
     """
 
     async def scrape(_: web.Request) -> web.Response:
@@ -172,7 +173,8 @@ def metrics_routes(app: web.Application, metrics: Metrics, *, ready: ReadyCheck 
         return web.json_response({"ok": ok}, status=200 if ok else 503)
 
     app.router.add_get("/metrics", scrape)
-    app.router.add_get("/readyz", readyz)
+    if readiness:
+        app.router.add_get("/readyz", readyz)
     if liveness:
         app.router.add_get("/healthz", healthz)
 

@@ -268,7 +268,8 @@ async def _connection_timers(request: web.Request, handler: Handler) -> web.Stre
 
 
 def create_app(settings: Settings, businesses: Businesses, queue_push: QueuePush, *,
-               ready: ReadyCheck | None = None, stripe: Any = None, limits: Limits | None = None) -> web.Application:
+               ready: ReadyCheck | None = None, stripe: Any = None, limits: Limits | None = None,
+               metrics: Any = None) -> web.Application:
     """The webhook application.
 
     Args:
@@ -282,6 +283,8 @@ def create_app(settings: Settings, businesses: Businesses, queue_push: QueuePush
         stripe: A :class:`~chatpay.adapters.payments.stripe_checkout.StripeCheckoutProvider` to
             serve ``POST /stripe/webhook`` with (when the shop takes cards through Stripe).
         limits: Supplies ``body_timeout`` (a request whose body is slower gets 408).
+        metrics: A :class:`~chatpay.metrics.Metrics` to count requests per business and answer in,
+            served on ``GET /metrics``.
 
     Raises:
         ConfigError: A business has no usable webhook secret, two share one, or ``stripe`` is
@@ -328,14 +331,20 @@ def create_app(settings: Settings, businesses: Businesses, queue_push: QueuePush
         log.debug("update queued", extra={"update_id": update_id, "business": business_id})
         return web.Response(status=200)
 
+    async def counted(request: web.Request, business_id: str) -> web.Response:
+        response = await accept(request, business_id)
+        if metrics is not None:
+            metrics.webhook_request(business_id, response.status)
+        return response
+
     async def receive(request: web.Request) -> web.Response:
         business_id = request.match_info["business"]
         if business_id not in expected:  # the same answer for every unknown id: the list is nobody's business
             return web.Response(status=404, text="not found")
-        return await accept(request, business_id)
+        return await counted(request, business_id)
 
     async def receive_single(request: web.Request) -> web.Response:
-        return await accept(request, settings.business_id)
+        return await counted(request, settings.business_id)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
@@ -384,6 +393,10 @@ def create_app(settings: Settings, businesses: Businesses, queue_push: QueuePush
     app.router.add_post("/telegram/{business}", receive)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if metrics is not None:
+        from chatpay.metrics import metrics_routes
+
+        metrics_routes(app, metrics, liveness=False, readiness=False)
     return app
 
 
@@ -767,7 +780,10 @@ async def run(settings: Settings, businesses: Businesses, host: str, port: int, 
             raise CannotStart(f"cannot {verb} Redis at {redis_name} (REDIS_URL): {reason}") from None
 
         bounded = BoundedRedis(client)
-        app = create_app(settings, businesses, bounded.push, ready=bounded.ping, stripe=stripe, limits=limits)
+        from chatpay.metrics import Metrics
+
+        app = create_app(settings, businesses, bounded.push, ready=bounded.ping, stripe=stripe, limits=limits,
+                         metrics=Metrics())
         runner = web.AppRunner(app, lingering_time=LINGER)
         await runner.setup()
         listener = Listener(runner, host, port, limits)

@@ -744,3 +744,19 @@ def test_set_webhook_needs_token_and_secret(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     assert set_webhook("https://shop.example/") == 2
     assert "TELEGRAM_WEBHOOK_SECRET" in capsys.readouterr().err
+
+
+async def test_metrics_count_each_businesss_requests_by_answer(queue: aioredis.Redis, many_file: Path) -> None:
+    from chatpay.metrics import Metrics
+
+    settings, businesses = many_businesses(many_file)
+    metrics = Metrics()
+    app = create_app(settings, businesses, pusher(queue), metrics=metrics)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        update = json.dumps({"update_id": 5, "message": {"message_id": 1, "date": 1, "chat": {"id": 1}, "text": "hi"}})
+        for _ in range(3):
+            await test_client.post("/telegram/acme", data=update, headers={SECRET_HEADER: ACME_SECRET})
+        await test_client.post("/telegram/bolt", data=update, headers={SECRET_HEADER: ACME_SECRET})  # wrong secret
+        scraped = await (await test_client.get("/metrics")).text()
+    assert 'chatpay_webhook_requests_total{business="acme",status="200"} 3.0' in scraped
+    assert 'chatpay_webhook_requests_total{business="bolt",status="403"} 1.0' in scraped
