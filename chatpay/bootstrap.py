@@ -299,7 +299,7 @@ def build(
     router = Router(intents, metered_model)
     engine = Engine(
         router=router, retriever=retriever, meter=meter, model=metered_model,
-        payments=payments or payment_provider(settings), top_k=settings.top_k,
+        payments=payments or payment_provider(settings), top_k=settings.top_k, persona=settings.persona,
     )
     service: TurnService = TurnService(stores=stores, engine=engine, clock=clock)
     from chatpay.adapters.mongo.filestore import FileBackedDatabase

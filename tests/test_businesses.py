@@ -106,3 +106,21 @@ def test_business_list_and_show_mask_secrets(deployment: dict[str, str], monkeyp
     assert not any(secret in everything for secret in ("AAAA-secret-part", "acme-secret", "BBBB", "bikes-secret"))
     assert main(["business", "show", "nope"]) == 2
     assert "no business 'nope'; this deployment serves acme, bikes" in capsys.readouterr().err
+
+
+async def test_a_businesss_persona_reaches_the_chat_models_instructions(tmp_path: Path) -> None:
+    from chatpay.adapters.memory import ScriptedChatModel
+    from chatpay.bootstrap import build
+    from chatpay.config import Settings
+
+    model = ScriptedChatModel([{"intent": "chitchat", "confidence": 0.9}, "Howdy, partner!"] * 3)
+    runtime = build(Settings(persona="a cheerful cowboy who says howdy"), llm=model)
+    await runtime.start()
+    await runtime.service.handle(runtime.turn("hello there, how are you today?"))
+    systems = [m.content for request in model.requests for m in request.messages if m.role == "system"]
+    assert any("a cheerful cowboy who says howdy" in s for s in systems)
+    other = ScriptedChatModel([{"intent": "chitchat", "confidence": 0.9}, "Hello!"] * 3)
+    plain = build(Settings(), llm=other)
+    await plain.start()
+    await plain.service.handle(plain.turn("hello there, how are you today?"))
+    assert other.requests and not any("cowboy" in m.content for r in other.requests for m in r.messages)

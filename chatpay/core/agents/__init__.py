@@ -174,6 +174,7 @@ class Engine:
         payments: PaymentProvider | None = None,
         top_k: int = 6,
         agents: dict[str, Agent] | None = None,
+        persona: str = "",
     ) -> None:
         from chatpay.core.agents.cart import AGENTS as CART_AGENTS
         from chatpay.core.agents.enquiry import enquiry_agent
@@ -186,6 +187,7 @@ class Engine:
         self.model = model
         self.payments = payments
         self.top_k = top_k
+        self.persona = persona.strip()  # the merchant's words for the bot's voice, given to the chat model
         self.name = model.name if model is not None else "offline"
         self.agents: dict[str, Agent] = {
             "enquiry": enquiry_agent, "payments": payments_agent, "chitchat": chitchat_agent,
@@ -194,6 +196,13 @@ class Engine:
         if agents:
             self.agents.update(agents)
         self._indexes: dict[tuple[str, int], MentionIndex] = {}
+
+    def voice(self, system: str) -> str:
+        """``system`` with the merchant's persona, when one is set (``persona`` in CHATPAY_BUSINESSES)."""
+        if not self.persona:
+            return system
+        return f"{system}\n\nThe shop's voice, in the merchant's words (style only, never facts or prices): " \
+               f"{self.persona[:500]}"
 
     def mention_index(self, catalog: Catalog) -> MentionIndex:
         key = (catalog.business_id, catalog.version)

@@ -245,7 +245,7 @@ async def _generate(ctx: AgentContext, composed: str, shown: Sequence[Product], 
         return composed
     catalog = ctx.catalog
     assert catalog is not None
-    system = ANSWER_PROMPT.format(store=catalog.store_name or "this shop")
+    system = ctx.engine.voice(ANSWER_PROMPT.format(store=catalog.store_name or "this shop"))
     request = ChatRequest(
         messages=(
             ChatMessage("system", system + "\n\nContext:\n" + "\n".join(context)),

@@ -55,7 +55,7 @@ async def chitchat_agent(ctx: AgentContext) -> Reply:
         store = (ctx.catalog.store_name if ctx.catalog else "") or "this shop"
         try:
             response = await model.complete(ChatRequest(
-                messages=(ChatMessage("system", CHITCHAT_PROMPT.format(store=store)),
+                messages=(ChatMessage("system", ctx.engine.voice(CHITCHAT_PROMPT.format(store=store))),
                           ChatMessage("user", ctx.turn.text[:500])),
                 max_tokens=60, temperature=0.5,
             ))
