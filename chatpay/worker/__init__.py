@@ -148,7 +148,9 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
     client = client or connect(settings.redis_url, cluster=settings.redis_cluster,
                                max_connections=options.redis_connections(len(businesses)))
     use_redis = options.state_store == "redis" or (options.state_store == "auto" and not settings.mongodb_uri)
-    state = RedisStateStores(client, ttl_seconds=settings.retention_days * 86400) if use_redis else None
+    retention = {b.id: b.retention_days * 86400 for b in businesses.values()}
+    state = RedisStateStores(client, ttl_seconds=settings.retention_days * 86400,
+                             retention=retention) if use_redis else None
     if not use_redis and not settings.mongodb_uri:
         log.warning("carts and conversations live in this process's embedded store: run one worker only")
     # A suffix per process: two processes given one WORKER_ID must never share a lease list.

@@ -523,3 +523,19 @@ async def test_carts_and_conversations_expire_after_the_retention_refreshed_on_e
     assert await ttl(keys.cart("b", "v")) == -1 and await ttl(keys.messages("b", "v")) == -1
     with pytest.raises(ValueError):
         RedisStateStores(client, ttl_seconds=0)
+
+
+async def test_each_business_keeps_its_carts_and_conversations_for_its_own_retention(client: Any) -> None:
+    """``retention_days`` in CHATPAY_BUSINESSES: one merchant keeps a week, another the default."""
+    state = RedisStateStores(client, ttl_seconds=1000, retention={"weekly": 7 * 86400})
+    keys = state.keys
+    for business in ("weekly", "other"):
+        await state.carts.save(Cart(business, "t", (CartLine("mug", "v1", 1),), 0))
+        await state.conversations.append(business, "t", Message("user", "hi"))
+    assert 7 * 86400 - 10 < int(await client.ttl(keys.cart("weekly", "t"))) <= 7 * 86400
+    assert 7 * 86400 - 10 < int(await client.ttl(keys.messages("weekly", "t"))) <= 7 * 86400
+    assert 990 < int(await client.ttl(keys.cart("other", "t"))) <= 1000
+    staged = StagedTurn(state, in_memory_stores())
+    await staged.stores.conversations.append("weekly", "u", Message("user", "add a mug"))
+    assert await staged.commit("weekly", 4, {"sent": 0}) == "committed"
+    assert 7 * 86400 - 10 < int(await client.ttl(keys.messages("weekly", "u"))) <= 7 * 86400

@@ -274,7 +274,7 @@ class StagedTurn:
         ops = self._ops(keys)
         _one_slot(self.state.client, keys)
         args = ["1" if fence is not None else "0", fence[1] if fence is not None else "",
-                json.dumps(plain(outcome)), self.state.turns.ttl_seconds, self.state.ttl_seconds or 0, *ops]
+                json.dumps(plain(outcome)), self.state.turns.ttl_seconds, self.state.carts.ttl_for(business_id), *ops]
         status = int(await translated("turn commit", self._commit(keys=keys, args=args)))
         if status == -2:
             raise ConcurrencyConflict("cart changed during the turn", -1)

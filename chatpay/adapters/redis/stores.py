@@ -182,11 +182,17 @@ class RedisCartStore:
     ``ttl_seconds`` (None: kept for ever) is the cart's expiry, refreshed on every save.
     """
 
-    def __init__(self, client: Redis, keys: RedisKeys, *, ttl_seconds: int | None = RETENTION_SECONDS) -> None:
+    def __init__(self, client: Redis, keys: RedisKeys, *, ttl_seconds: int | None = RETENTION_SECONDS,
+                 retention: Mapping[str, int] | None = None) -> None:
         self._r: Any = client
         self._keys = keys
         self.ttl_seconds = ttl_seconds
+        self.retention = dict(retention or {})
         self._save = client.register_script(SAVE_CART)
+
+    def ttl_for(self, business_id: str) -> int:
+        """The business's retention in seconds (its own, else the default); 0: kept for ever."""
+        return self.retention.get(business_id, self.ttl_seconds or 0)
 
     async def get(self, business_id: str, thread_id: str) -> Cart:
         doc = await translated("cart get", self._r.hgetall(self._keys.cart(business_id, thread_id)))
@@ -195,7 +201,7 @@ class RedisCartStore:
     async def save(self, cart: Cart) -> Cart:
         key = self._keys.cart(cart.business_id, cart.thread_id)
         version = await translated("cart save", self._save(
-            keys=[key], args=[cart.version, lines_json(cart), self.ttl_seconds or 0]))
+            keys=[key], args=[cart.version, lines_json(cart), self.ttl_for(cart.business_id)]))
         if int(version) < 0:
             raise ConcurrencyConflict(f"cart {cart.thread_id}", cart.version)
         return replace(cart, version=int(version))
@@ -209,13 +215,18 @@ class RedisConversationStore:
     """
 
     def __init__(self, client: Redis, keys: RedisKeys, *, max_messages: int = MAX_MESSAGES,
-                 ttl_seconds: int | None = RETENTION_SECONDS) -> None:
+                 ttl_seconds: int | None = RETENTION_SECONDS, retention: Mapping[str, int] | None = None) -> None:
         self._r: Any = client
         self._keys = keys
         self.max_messages = max_messages
         self.ttl_seconds = ttl_seconds
+        self.retention = dict(retention or {})
         self._append = client.register_script(APPEND)
         self._update_state = client.register_script(UPDATE_STATE)
+
+    def ttl_for(self, business_id: str) -> int:
+        """The business's retention in seconds (its own, else the default); 0: kept for ever."""
+        return self.retention.get(business_id, self.ttl_seconds or 0)
 
     def _both(self, business_id: str, thread_id: str) -> list[str]:
         return [self._keys.messages(business_id, thread_id), self._keys.state(business_id, thread_id)]
@@ -223,7 +234,7 @@ class RedisConversationStore:
     async def append(self, business_id: str, thread_id: str, message: Message) -> None:
         await translated("conversation append", self._append(
             keys=self._both(business_id, thread_id),
-            args=[self.ttl_seconds or 0, self.max_messages, message_json(message)]))
+            args=[self.ttl_for(business_id), self.max_messages, message_json(message)]))
 
     async def recent(self, business_id: str, thread_id: str, limit: int = 20) -> list[Message]:
         if limit <= 0:
@@ -241,7 +252,7 @@ class RedisConversationStore:
         pairs = [x for k, v in plain(changes).items() for x in (k, json.dumps(v))]
         if pairs:
             await translated("conversation update_state", self._update_state(
-                keys=self._both(business_id, thread_id), args=[self.ttl_seconds or 0, *pairs]))
+                keys=self._both(business_id, thread_id), args=[self.ttl_for(business_id), *pairs]))
 
     async def clear(self, business_id: str, thread_id: str) -> None:
         # One slot (the business's hash tag), so one DEL even on a cluster client.
@@ -284,16 +295,21 @@ class RedisStateStores:
         ttl_seconds: retention of carts and conversations, refreshed on every write (the
             merchant's ``CHATPAY_RETENTION_DAYS``); None keeps them for ever.
         claim_ttl_seconds: how long claims and outcomes are kept (48 h: Telegram redelivers for 24).
+        retention: seconds per business where a business sets its own (``retention_days`` in
+            CHATPAY_BUSINESSES); the others keep ``ttl_seconds``.
     """
 
     def __init__(self, client: Redis, *, prefix: str = "chatpay", max_messages: int = MAX_MESSAGES,
-                 ttl_seconds: int | None = RETENTION_SECONDS, claim_ttl_seconds: int = CLAIM_TTL_SECONDS) -> None:
+                 ttl_seconds: int | None = RETENTION_SECONDS, claim_ttl_seconds: int = CLAIM_TTL_SECONDS,
+                 retention: Mapping[str, int] | None = None) -> None:
         if ttl_seconds is not None and ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive (or None to keep carts and conversations)")
+        if retention and min(retention.values()) <= 0:
+            raise ValueError("each business's retention must be positive")
         self.client: Any = client
         self.keys = RedisKeys(prefix)
         self.ttl_seconds = ttl_seconds
-        self.carts = RedisCartStore(client, self.keys, ttl_seconds=ttl_seconds)
+        self.carts = RedisCartStore(client, self.keys, ttl_seconds=ttl_seconds, retention=retention)
         self.conversations = RedisConversationStore(client, self.keys, max_messages=max_messages,
-                                                    ttl_seconds=ttl_seconds)
+                                                    ttl_seconds=ttl_seconds, retention=retention)
         self.turns = RedisTurnStore(client, self.keys, ttl_seconds=claim_ttl_seconds)
