@@ -232,6 +232,8 @@ def _parse(entry: Any, n: int, base: Path, settings: Settings, env: Mapping[str,
         value = (env.get(var) or "").strip() or None
         if value is None:
             bad(f"{key} names {var}, which is not set")
+        elif key == "bot_token_env" and not re.fullmatch(r"\d+:\S+", value):
+            bad(f"{key} names {var}, which does not hold a bot token (BotFather's '<bot id>:<secret>')")
         secrets[key] = value
     top_k = entry.get("top_k", settings.top_k)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
@@ -246,6 +248,8 @@ def _parse(entry: Any, n: int, base: Path, settings: Settings, env: Mapping[str,
     if not isinstance(retention, int) or isinstance(retention, bool) or retention < 1:
         bad(f"retention_days must be a whole number of days, at least 1, got {retention!r}")
     budget = _budget(entry.get("budget"), bad)
+    if not budget.capped and settings.token_budget is not None:  # CHATPAY_TOKEN_BUDGET: every business's default
+        budget = Budget(monthly_tokens=settings.token_budget)
     if len(problems) > before or not isinstance(business_id, str) or not isinstance(name, str):
         return None
     return Business(id=business_id, name=name.strip(), currency=currency, catalog=catalog, store=store,

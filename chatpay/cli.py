@@ -141,10 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     wh = sub.add_parser("webhook", help="serve the Telegram webhook endpoint",
                         description="Serve the endpoint Telegram posts updates to; each update is queued in\n"
                                     "Redis for chatpay-worker, which answers the shopper.",
-                        epilog="Needs TELEGRAM_WEBHOOK_SECRET (the secret token Telegram sends with each\n"
-                               "update; `chatpay set-webhook URL` registers it), REDIS_URL (or REDIS_HOST;\n"
-                               "the queue chatpay-worker reads) and TELEGRAM_BOT_TOKEN (the bot the workers\n"
-                               "answer as). Stops on SIGTERM or Ctrl-C.")
+                        epilog="Needs REDIS_URL (or REDIS_HOST; the queues chatpay-worker reads) and either\n"
+                               "CHATPAY_BUSINESSES (each business on POST /telegram/<id> with its own secret)\n"
+                               "or TELEGRAM_WEBHOOK_SECRET and TELEGRAM_BOT_TOKEN (the one business of\n"
+                               "BUSINESS_ID, on POST /telegram/webhook). Liveness on GET /healthz, readiness\n"
+                               "on GET /readyz, Prometheus metrics on GET /metrics. Stops on SIGTERM or Ctrl-C.")
     wh.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every interface)")
     wh.add_argument("--port", type=port_number, default=8080, help="the TCP port to listen on, 1-65535")
     wh.add_argument("--max-connections", type=int, default=2000, metavar="N",
@@ -155,8 +156,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="seconds a request has to send its body before it is answered 408")
 
     sw = sub.add_parser("set-webhook", help="register the webhook URL and secret with Telegram",
-                        description="Register the webhook URL and TELEGRAM_WEBHOOK_SECRET with Telegram\n"
-                                    "(needs TELEGRAM_BOT_TOKEN).")
+                        description="Register the webhook URL and the business's webhook secret with Telegram\n"
+                                    "(its bot token: TELEGRAM_BOT_TOKEN, or the variable CHATPAY_BUSINESSES names).")
     sw.add_argument("url", help="the public HTTPS URL of `chatpay webhook`, "
                                 "e.g. https://shop.example/telegram/webhook")
     sw.add_argument("--business", metavar="ID",

@@ -86,8 +86,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             Console().print(table)
             return 0
         if command == "show":
-            entries = await queue.dead_letters(args.position, 1)
-            if args.position < 0 or not entries:
+            entries = await queue.dead_letters(args.position, 1) if args.position >= 0 else []
+            if not entries:
                 raise InvalidInput(f"no dead letter at position {args.position} of {business}; "
                                    "`chatpay dlq list` shows the positions")
             print(json.dumps(_row(args.position, entries[0], raw=True), ensure_ascii=False, indent=2))

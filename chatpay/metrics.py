@@ -12,7 +12,7 @@ the number of series stays small):
 ==================================================  =========  ==========================================
 series                                              type       labels
 ==================================================  =========  ==========================================
-``chatpay_turns_total``                             counter    ``business``, ``status`` (``ok``, ``error``)
+``chatpay_turns_total``                             counter    ``business``, ``status`` (``done``, ``replayed``, ``ignored``, ``fenced``, ``failed``, ``dead``)
 ``chatpay_turn_seconds``                            histogram  ``business`` (buckets 0.05 s to 30 s)
 ``chatpay_queue_depth``                             gauge      ``business``
 ``chatpay_model_calls_total``                       counter    ``business``, ``model``
@@ -91,7 +91,8 @@ class Metrics:
     # ------------------------------------------------------------------ observations
 
     def turn(self, business: str, status: str, seconds: float) -> None:
-        """One turn done: ``status`` ``ok`` or ``error``, and how long it took."""
+        """One update handled: ``status`` is what the worker did with it (``done``, ``replayed``, ``failed``...)
+        and ``seconds`` how long it took."""
         self.turns.labels(business=business, status=status).inc()
         self.turn_seconds.labels(business=business).observe(max(seconds, 0.0))
 

@@ -489,9 +489,9 @@ def add_parser(sub: Any) -> None:
         "report", help="turns, tokens, cost, latency, errors and the sales funnel per business",
         description="Turns, model calls, tokens, cost (exact, in USD), model-call latency, errors and the\n"
                     "funnel enquiry -> cart -> checkout -> paid, per business and per agent and model,\n"
-                    "read from the usage, events and turns records (MONGODB_URI, else the data directory).",
-        epilog="A turn's own latency is not recorded anywhere yet, so it shows '-'; errors are known\n"
-               "only for turns chatpay-worker ran with MongoDB as its state store (kept 48 hours).")
+                    "read from the usage and event records (MONGODB_URI, else the data directory).",
+        epilog="Turn latency and errors come from each turn's TurnCompleted event; model-call\n"
+               "latency from the usage records. Costs are exact sums of the usage records.")
     rp.add_argument("--business", help="only this business (default: every business with records)")
     rp.add_argument("--since", type=_since_argument, metavar="DATE",
                     help=f"only records from DATE on: {_SINCE_EXAMPLE}; a date is midnight UTC, a datetime "

@@ -124,3 +124,13 @@ async def test_a_businesss_persona_reaches_the_chat_models_instructions(tmp_path
     await plain.start()
     await plain.service.handle(plain.turn("hello there, how are you today?"))
     assert other.requests and not any("cowboy" in m.content for r in other.requests for m in r.messages)
+
+
+def test_a_token_that_is_not_a_bot_token_and_the_global_budget_default(deployment: dict[str, str]) -> None:
+    env = {**deployment, "BIKES_BOT_TOKEN": "not-a-token", "CHATPAY_TOKEN_BUDGET": "5000"}
+    with pytest.raises(ConfigError, match="BIKES_BOT_TOKEN, which does not hold a bot token"):
+        load_businesses(load_settings(env, env_file=Path("/nonexistent")), env)
+    env["BIKES_BOT_TOKEN"] = "777:ok"
+    businesses = load_businesses(load_settings(env, env_file=Path("/nonexistent")), env)
+    assert businesses["bikes"].budget.monthly_tokens == 5000  # no [business.budget]: CHATPAY_TOKEN_BUDGET
+    assert businesses["acme"].budget.monthly_tokens is None and businesses["acme"].budget.daily_tokens == 1000

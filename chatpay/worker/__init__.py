@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -181,10 +182,11 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
         # guard reconciles its counters with the usage records on its first check.
         counter = RedisBudgetCounter(client)
         usage = MongoUsageTotals(database, offload=bool(settings.mongodb_uri))
+        guards: dict[str, BudgetGuard] = {}
 
         async def load(business_id: str) -> Runtime:
             business = businesses[business_id]
-            guard = BudgetGuard(business.budget, counter, stores.events, usage=usage)
+            guard = guards[business_id] = BudgetGuard(business.budget, counter, stores.events, usage=usage)
             wired = build(settings_for(settings, business), stores=stores, embedder=embedder, budget=guard)
             wired.database = database
             await start_business(wired, business)
@@ -204,10 +206,16 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
             return bool(await client.ping())
 
         server = await start_metrics_server(metrics, options.metrics_host, options.metrics_port or 0, ready)
+    reconciling = None
+    if runtime is None:
+        reconciling = asyncio.create_task(_reconcile_forever(guards, usage, stop), name="budget-reconcile")
     try:
         await Worker(None, None, None, tenants=tenants, runtimes=runtimes, state=state, options=options,
                      metrics=metrics).run(stop)
     finally:
+        if reconciling is not None:
+            reconciling.cancel()
+            await asyncio.gather(reconciling, return_exceptions=True)
         if server is not None:
             await server.cleanup()
         for tenant in tenants:
@@ -218,11 +226,32 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
     return 0
 
 
+RECONCILE_SECONDS = 300.0
+"""How often a worker sets each loaded business's budget counters from the usage records. A counter
+write that failed (Redis briefly down) is repaired within this; the check itself stays O(1)."""
+
+
+async def _reconcile_forever(guards: dict[str, Any], usage: Any, stop: asyncio.Event) -> None:
+    from datetime import UTC, datetime
+
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RECONCILE_SECONDS)
+        for business_id, guard in list(guards.items()):
+            try:
+                await guard.reconcile(business_id, usage, datetime.now(UTC))
+            except Exception as exc:  # a store or Redis outage: the next round repairs it
+                log.warning("budget reconciliation failed", extra={"business_id": business_id,
+                                                                   "error": type(exc).__name__})
+
+
 _EPILOG = """\
-Needs TELEGRAM_BOT_TOKEN (the bot it answers as) and REDIS_URL (or REDIS_HOST;
-the queue `chatpay webhook` fills). With MONGODB_URI, MongoDB holds carts,
-conversations and claims; without it they go to Redis. Settings come from the
-environment or from a .env file in the current directory.
+Needs REDIS_URL (or REDIS_HOST; the queues `chatpay webhook` fills) and either
+CHATPAY_BUSINESSES (a TOML file listing the businesses served, each naming the
+variables of its own bot token) or TELEGRAM_BOT_TOKEN (the one business of
+BUSINESS_ID). With MONGODB_URI, MongoDB holds carts, conversations and claims;
+without it they go to Redis. Settings come from the environment or from a .env
+file in the current directory.
 
 Stops on SIGTERM or Ctrl-C: takes no new work, finishes the turns in flight
 and exits 0. Exit codes: 0 stopped cleanly, 1 a store or queue failed,

@@ -505,6 +505,11 @@ class Worker:
         raise KeyError(business_id)
 
     def _outcome(self, turn: Turn, result: TurnResult, runtime: Runtime) -> dict[str, Any]:
+        if self.metrics is not None:
+            for usage in result.usage or []:
+                if usage.kind != "offline":
+                    self.metrics.model_call(turn.business_id, usage.model, prompt_tokens=usage.prompt_tokens,
+                                            completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd)
         reply = result.reply
         pre_checkout = turn.payment is not None and turn.payment.kind == "pre_checkout"
         messages = [] if pre_checkout else runtime.presenter.render(turn.chat_id or turn.thread_id, reply)

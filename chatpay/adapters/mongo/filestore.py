@@ -60,11 +60,11 @@ class FileBackedDatabase:
     """A mongomock database loaded from, and flushed to, ``directory``."""
 
     def __init__(self, directory: Path, name: str = "chatpay") -> None:
-        import mongomock
+        from chatpay.adapters.mongo import embedded_database  # says what to install when mongomock is absent
 
         self.directory = directory / "mongo" / name
         self.name = name
-        self._db: Any = mongomock.MongoClient(tz_aware=True)[name]
+        self._db: Any = embedded_database(name)
         self._collections: dict[str, _TrackedCollection] = {}
         self.dirty: set[str] = set()
         self._lock = FileLock(str(directory / "mongo" / f".{name}.lock"), timeout=30)
