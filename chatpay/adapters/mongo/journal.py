@@ -46,7 +46,7 @@ import copy
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bson import ObjectId
@@ -67,13 +67,12 @@ from chatpay.adapters.mongo._base import (
 from chatpay.adapters.mongo.logs import MongoTurnStore, _stamp, encode_cost
 from chatpay.adapters.mongo.orders import MongoOrderStore
 from chatpay.adapters.mongo.threads import MAX_MESSAGES, _state_key, message_doc
-from chatpay.core.cart import Cart
+from chatpay.adapters.staged import Key, StagedCarts, StagedConversations, StagedWrites
 from chatpay.core.errors import ConcurrencyConflict, DuplicatePayment, StorageError
 from chatpay.core.metering import UsageMeter
 from chatpay.core.orders import Order
 from chatpay.core.ports import OrderStore, Stores, UsageLog
 from chatpay.core.telemetry import Event, UsageRecord
-from chatpay.core.turns import Message
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +82,6 @@ JOURNALS_KEPT = 50
 """Journal ids a cart, conversation or order remembers, newest last: enough to recognise a
 journal applied before, even after the thread has moved on by many turns."""
 
-Key = tuple[str, str]
 
 # ``list`` is a method name below; these keep the builtin usable in annotations.
 EventList = list[Event]
@@ -372,77 +370,20 @@ class MongoJournal:
 
 
 @dataclass
-class _Staged:
-    read_versions: dict[Key, int] = field(default_factory=dict)
-    carts: dict[Key, Cart] = field(default_factory=dict)
-    cleared: set[Key] = field(default_factory=set)
-    appends: dict[Key, list[Message]] = field(default_factory=dict)
-    state: dict[Key, dict[str, Any]] = field(default_factory=dict)
+class _Staged(StagedWrites):
     events: list[tuple[Event, dict[str, Any]]] = field(default_factory=list)
     usage: list[tuple[UsageRecord, dict[str, Any]]] = field(default_factory=list)
     orders: dict[Key, Order] = field(default_factory=dict)  # the latest of each order written
     created: set[Key] = field(default_factory=set)  # orders first written by this turn
     order_states: dict[Key, str] = field(default_factory=dict)  # the stored state an update expects
-    error: StorageError | None = None
 
 
-class _StagedCarts:
-    def __init__(self, turn: MongoStagedTurn) -> None:
-        self._turn = turn
-
-    async def get(self, business_id: str, thread_id: str) -> Cart:
-        staged = self._turn.staged
-        key = (business_id, thread_id)
-        if key in staged.carts:
-            return staged.carts[key]
-        cart = await self._turn.read(self._turn.base.carts.get(business_id, thread_id))
-        staged.read_versions.setdefault(key, cart.version)
-        return cart
-
-    async def save(self, cart: Cart) -> Cart:
-        current = await self.get(cart.business_id, cart.thread_id)
-        if current.version != cart.version:
-            raise ConcurrencyConflict(f"cart {cart.thread_id}", cart.version)
-        stored = replace(cart, version=cart.version + 1)
-        self._turn.staged.carts[(cart.business_id, cart.thread_id)] = stored
-        return stored
-
-
-class _StagedConversations:
-    def __init__(self, turn: MongoStagedTurn) -> None:
-        self._turn = turn
-
-    async def append(self, business_id: str, thread_id: str, message: Message) -> None:
-        self._turn.staged.appends.setdefault((business_id, thread_id), []).append(message)
-
-    async def recent(self, business_id: str, thread_id: str, limit: int = 20) -> list[Message]:
-        if limit <= 0:
-            return []
-        key = (business_id, thread_id)
-        stored: list[Message] = []
-        if key not in self._turn.staged.cleared:
-            stored = await self._turn.read(self._turn.base.conversations.recent(business_id, thread_id, limit))
-        return (stored + self._turn.staged.appends.get(key, []))[-limit:]
-
-    async def get_state(self, business_id: str, thread_id: str) -> dict[str, Any]:
-        key = (business_id, thread_id)
-        state: dict[str, Any] = {}
-        if key not in self._turn.staged.cleared:
-            state = await self._turn.read(self._turn.base.conversations.get_state(business_id, thread_id))
-        state.update(copy.deepcopy(self._turn.staged.state.get(key, {})))
-        return state
-
-    async def update_state(self, business_id: str, thread_id: str, changes: Mapping[str, Any]) -> None:
-        changes = plain_json(changes)
-        for name in changes:
-            _state_key(name)  # refused now, in the turn, as the Mongo store refuses it
-        self._turn.staged.state.setdefault((business_id, thread_id), {}).update(changes)
-
-    async def clear(self, business_id: str, thread_id: str) -> None:
-        key = (business_id, thread_id)
-        self._turn.staged.cleared.add(key)
-        self._turn.staged.appends.pop(key, None)
-        self._turn.staged.state.pop(key, None)
+def _state_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A state change as the Mongo store keeps it, refused now (in the turn) where the store would refuse it."""
+    cleaned = plain_json(changes)
+    for name in cleaned:
+        _state_key(name)
+    return cleaned
 
 
 class _StagedEvents:
@@ -616,7 +557,8 @@ class MongoStagedTurn:
         if meter is not None:
             route_usage(meter)
         self.stores = Stores(
-            catalogs=base.catalogs, conversations=_StagedConversations(self), carts=_StagedCarts(self),
+            catalogs=base.catalogs, conversations=StagedConversations(self, base.conversations, _state_changes),
+            carts=StagedCarts(self, base.carts),
             events=_StagedEvents(self), usage=_StagedUsage(self), turns=journal, vectors=base.vectors,
             orders=_StagedOrders(self, base.orders) if base.orders is not None else None,
         )

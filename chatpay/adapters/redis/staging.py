@@ -11,11 +11,10 @@ effects happen, exactly once, or none do and the turn may simply run again.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chatpay.adapters.redis.stores import (
@@ -25,11 +24,10 @@ from chatpay.adapters.redis.stores import (
     plain,
     translated,
 )
-from chatpay.core.cart import Cart
+from chatpay.adapters.staged import StagedCarts, StagedConversations, StagedWrites
 from chatpay.core.errors import ConcurrencyConflict, StorageError
 from chatpay.core.ports import Stores
 from chatpay.core.telemetry import Event
-from chatpay.core.turns import Message
 
 log = logging.getLogger(__name__)
 
@@ -95,74 +93,11 @@ redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
 return 1
 """
 
-Key = tuple[str, str]
 
 
 @dataclass
-class _Staged:
-    read_versions: dict[Key, int] = field(default_factory=dict)
-    carts: dict[Key, Cart] = field(default_factory=dict)
-    cleared: set[Key] = field(default_factory=set)
-    appends: dict[Key, list[Message]] = field(default_factory=dict)
-    state: dict[Key, dict[str, Any]] = field(default_factory=dict)
+class _Staged(StagedWrites):
     events: list[Event] = field(default_factory=list)
-    error: StorageError | None = None
-
-
-class _StagedCarts:
-    def __init__(self, turn: StagedTurn) -> None:
-        self._turn = turn
-
-    async def get(self, business_id: str, thread_id: str) -> Cart:
-        staged = self._turn.staged
-        key = (business_id, thread_id)
-        if key in staged.carts:
-            return staged.carts[key]
-        cart = await self._turn.read(self._turn.state.carts.get(business_id, thread_id))
-        staged.read_versions.setdefault(key, cart.version)
-        return cart
-
-    async def save(self, cart: Cart) -> Cart:
-        current = await self.get(cart.business_id, cart.thread_id)
-        if current.version != cart.version:
-            raise ConcurrencyConflict(f"cart {cart.thread_id}", cart.version)
-        stored = replace(cart, version=cart.version + 1)
-        self._turn.staged.carts[(cart.business_id, cart.thread_id)] = stored
-        return stored
-
-
-class _StagedConversations:
-    def __init__(self, turn: StagedTurn) -> None:
-        self._turn = turn
-
-    async def append(self, business_id: str, thread_id: str, message: Message) -> None:
-        self._turn.staged.appends.setdefault((business_id, thread_id), []).append(message)
-
-    async def recent(self, business_id: str, thread_id: str, limit: int = 20) -> list[Message]:
-        if limit <= 0:
-            return []
-        key = (business_id, thread_id)
-        stored: list[Message] = []
-        if key not in self._turn.staged.cleared:
-            stored = await self._turn.read(self._turn.state.conversations.recent(business_id, thread_id, limit))
-        return (stored + self._turn.staged.appends.get(key, []))[-limit:]
-
-    async def get_state(self, business_id: str, thread_id: str) -> dict[str, Any]:
-        key = (business_id, thread_id)
-        state: dict[str, Any] = {}
-        if key not in self._turn.staged.cleared:
-            state = await self._turn.read(self._turn.state.conversations.get_state(business_id, thread_id))
-        state.update(copy.deepcopy(self._turn.staged.state.get(key, {})))
-        return state
-
-    async def update_state(self, business_id: str, thread_id: str, changes: Mapping[str, Any]) -> None:
-        self._turn.staged.state.setdefault((business_id, thread_id), {}).update(plain(changes))
-
-    async def clear(self, business_id: str, thread_id: str) -> None:
-        key = (business_id, thread_id)
-        self._turn.staged.cleared.add(key)
-        self._turn.staged.appends.pop(key, None)
-        self._turn.staged.state.pop(key, None)
 
 
 class _BufferedEvents:
@@ -206,7 +141,8 @@ class StagedTurn:
         self.base = base
         self.staged = _Staged()
         self.stores = Stores(
-            catalogs=base.catalogs, conversations=_StagedConversations(self), carts=_StagedCarts(self),
+            catalogs=base.catalogs, conversations=StagedConversations(self, state.conversations, plain),
+            carts=StagedCarts(self, state.carts),
             events=_BufferedEvents(self), usage=base.usage, turns=state.turns, orders=base.orders,
         )
         self._commit = state.client.register_script(COMMIT)
