@@ -40,21 +40,27 @@ def businesses_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.timeout(180)
-async def test_one_worker_answers_each_business_with_its_own_bot_catalog_and_carts(
-    redis_url: str, bot_api: BotApiDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def start_worker(redis_url: str, bot_api: BotApiDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 worker_id: str, stop: asyncio.Event) -> asyncio.Task[int]:
+    """``chatpay.worker.serve`` for both businesses, configured through the environment as in production."""
     env = {"CHATPAY_BUSINESSES": str(businesses_file(tmp_path)), "REDIS_URL": redis_url,
-           "TELEGRAM_API_BASE_URL": bot_api.base_url, "CHATPAY_DATA_DIR": str(tmp_path / "data"), "WORKER_ID": "multi"}
+           "TELEGRAM_API_BASE_URL": bot_api.base_url, "CHATPAY_DATA_DIR": str(tmp_path / "data"), "WORKER_ID": worker_id}
     for shop, token in TOKENS.items():
         env[f"{shop.upper()}_BOT_TOKEN"] = token
         env[f"{shop.upper()}_SECRET"] = f"{shop}-hook"
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = load_settings(env_file=tmp_path / "none.env")
+    options = WorkerOptions(concurrency=4, heartbeat_ttl=5.0, state_store="redis")
+    return asyncio.create_task(serve(settings, options, stop=stop))
+
+
+@pytest.mark.timeout(180)
+async def test_one_worker_answers_each_business_with_its_own_bot_catalog_and_carts(
+    redis_url: str, bot_api: BotApiDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stop = asyncio.Event()
-    worker = asyncio.create_task(serve(settings, WorkerOptions(concurrency=4, heartbeat_ttl=5.0, state_store="redis"),
-                                       stop=stop))
+    worker = start_worker(redis_url, bot_api, tmp_path, monkeypatch, "multi", stop)
     client = Redis.from_url(redis_url, decode_responses=True)
     try:
         # The same user id and update id in both businesses: nothing may mix them up.
@@ -83,17 +89,8 @@ async def test_a_flood_in_one_business_does_not_hold_back_another(
     redis_url: str, bot_api: BotApiDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With every slot busy on one business's backlog, the other's shopper is served within a round."""
-    env = {"CHATPAY_BUSINESSES": str(businesses_file(tmp_path)), "REDIS_URL": redis_url,
-           "TELEGRAM_API_BASE_URL": bot_api.base_url, "CHATPAY_DATA_DIR": str(tmp_path / "data"), "WORKER_ID": "fair"}
-    for shop, token in TOKENS.items():
-        env[f"{shop.upper()}_BOT_TOKEN"] = token
-        env[f"{shop.upper()}_SECRET"] = f"{shop}-hook"
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = load_settings(env_file=tmp_path / "none.env")
     stop = asyncio.Event()
-    worker = asyncio.create_task(serve(settings, WorkerOptions(concurrency=4, heartbeat_ttl=5.0, state_store="redis"),
-                                       stop=stop))
+    worker = start_worker(redis_url, bot_api, tmp_path, monkeypatch, "fair", stop)
     client = Redis.from_url(redis_url, decode_responses=True)
     try:
         for shop in TOKENS:  # warm both businesses' runtimes (catalog import, index)
