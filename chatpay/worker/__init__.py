@@ -154,6 +154,11 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
                              retention=retention) if use_redis else None
     if not use_redis and not settings.mongodb_uri:
         log.warning("carts and conversations live in this process's embedded store: run one worker only")
+    elif not settings.mongodb_uri:
+        # Carts, conversations and claims are shared through Redis, but orders, events and usage stay in
+        # each process's embedded store: a payment must reach the worker that made its order.
+        log.warning("without MONGODB_URI, orders, events and usage stay in this process's embedded store: "
+                    "several workers that take payments need MongoDB")
     # A suffix per process: two processes given one WORKER_ID must never share a lease list.
     worker_id = f"{settings.worker_id}.{uuid.uuid4().hex[:6]}"
 
