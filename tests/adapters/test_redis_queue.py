@@ -142,6 +142,27 @@ async def test_a_dead_workers_lane_is_reclaimed_and_its_late_ack_refused(client:
     assert dead.worker_id == "dead.1"
 
 
+async def test_a_lane_taken_under_an_id_given_up_is_handed_back_not_stranded(client: Any) -> None:
+    """A worker presumed dead while it still runs (its loop blocked past the heartbeat) may still
+    receive a lane under its old id; nobody serves that id's list, so the worker hands it back."""
+    slow = RedisQueue(client, Q, worker_id="slow", heartbeat_ttl=0.2)
+    alive = RedisQueue(client, Q, worker_id="alive", heartbeat_ttl=5)
+    await slow.heartbeat(register=True)
+    await alive.heartbeat(register=True)
+    old_list = slow.owned_key
+    await asyncio.sleep(0.35)
+    assert await alive.reap() == ["slow"]  # presumed dead
+    await slow.push(update(1, 6))
+    await slow.push(update(2, 6))
+    await slow.route()
+    # A take issued under the old id before the worker noticed: the lane lands in the old list.
+    assert await client.rpoplpush(f"{Q}:ready", old_list) is not None
+    assert not await slow.heartbeat() and slow.worker_id == "slow.1"
+    await slow.recover_orphans()
+    assert await client.llen(old_list) == 0
+    assert await drain(alive) == [1, 2]  # served, in order, by anyone
+
+
 async def test_failures_dead_letter_after_three_tries_and_the_lane_flows_on(client: Any) -> None:
     queue = RedisQueue(client, Q, worker_id="w")
     await queue.push(update(1, 9, "poison"))

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_FAILURES = 3
+FORMER_ID_SECONDS = 60.0  # far longer than any blocking take (the worker's poll, 1 s) issued under an old id
 MAX_ATTEMPTS = 10
 ROUTE_BATCH = 200
 MAX_DEAD = 10_000
@@ -171,6 +173,7 @@ class RedisQueue:
         # taken by another before the first one's bookkeeping runs.
         self._active: Counter[str] = Counter()
         self._suspects: set[str] = set()
+        self._former: dict[str, float] = {}  # ids this process gave up, and when (see _reap_former)
         self._scripts = {
             name: client.register_script(source) for name, source in (
                 ("route", scripts.ROUTE), ("begin", scripts.BEGIN), ("finish", scripts.FINISH),
@@ -376,6 +379,7 @@ class RedisQueue:
             return True
         self._generation += 1
         old, self.worker_id = self.worker_id, f"{self.base_id}.{self._generation}"
+        self._former[old] = time.monotonic()
         self._active.clear()
         self._suspects.clear()
         log.error("worker was presumed dead and reaped; continuing under a new id",
@@ -405,6 +409,7 @@ class RedisQueue:
         A lane counts as orphaned only when seen idle on two calls in a row, so a lane that a
         slot has just taken is never handed back by mistake.
         """
+        await self._reap_former()
         owned = set(await _queue_call("owned", self.client.lrange(self.owned_key, 0, -1)))
         idle = owned - set(self._active)
         orphans = idle & self._suspects
@@ -414,6 +419,23 @@ class RedisQueue:
                 keys=self._lane_keys(Receipt("lane", lane, self.owned_key)), args=[lane, "", "0"]))
             log.warning("handed back an orphaned lane", extra={"lane": lane})
         return sorted(orphans)
+
+    async def _reap_former(self) -> None:
+        """Hand back what lands in this process's lists under an id it gave up (it was presumed dead).
+
+        A blocking take issued under the old id can still move a lane into the old id's list after
+        the others reaped it; nobody serves that list (the id is no longer registered), so the
+        lane's updates would wait for ever. The old ids are swept for :data:`FORMER_ID_SECONDS`.
+        """
+        k = self._k
+        now = time.monotonic()
+        for former, since in list(self._former.items()):
+            ids = await _queue_call("reap former", self._scripts["reap"](
+                keys=[k["workers"], k["ready"], k["fast"], self.prefix], args=[former]))
+            if ids:
+                log.warning("handed back updates taken under a former id", extra={"former_worker": former})
+            if now - since > FORMER_ID_SECONDS:
+                del self._former[former]
 
     # ------------------------------------------------------------------ inspection
 
