@@ -24,8 +24,9 @@ claims go to Redis (``--state-store redis``) and only the catalog, events and us
 each worker's embedded store.
 
 With ``CHATPAY_BUSINESSES`` one process serves every business listed, each through its own
-queue (``<CHATPAY_QUEUE>:{<id>}``) and its own bot; each business's runtime is built on its
-first turn and kept in a bounded cache (``--cached-businesses``).
+queue (``<CHATPAY_QUEUE>:{<id>}``) and its own bot; each business's runtime is built at start
+(up to ``--cached-businesses`` of them; past that on the business's first turn) and kept in a
+bounded cache.
 """
 
 from __future__ import annotations
@@ -200,8 +201,11 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
         runtimes = Runtimes(load, capacity=options.cached_businesses)
         tenants = [Tenant(b.id, queue_of(b.id), channel if len(businesses) == 1 and channel else
                           _channel(b, settings, client, options), b.payments) for b in businesses.values()]
-        if len(tenants) == 1:  # one business: a bad catalog or store fails the start, as it always did
-            await runtimes.get(tenants[0].business_id)
+        # Built before the worker registers: building a business (catalog import, index) holds the
+        # event loop for seconds, and a worker whose heartbeat stalls that long is presumed dead.
+        # With one business a bad catalog or store fails the start, as it always did.
+        for tenant in tenants[:options.cached_businesses]:
+            await runtimes.get(tenant.business_id)
     _current["queue"] = tenants[0].queue
     server = None
     if metrics is not None:

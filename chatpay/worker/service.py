@@ -7,7 +7,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -82,7 +82,7 @@ class Tenant:
 
 
 class Runtimes:
-    """Each business's wired runtime, built on first use and kept in a bounded cache (least recently used out).
+    """Each business's wired runtime, built once and kept in a bounded cache (least recently used out).
 
     A runtime holds a business's engine: its retrieval index and models. Indexes follow catalog
     versions by themselves (each turn reads the catalog, and the retriever re-indexes a new version),
@@ -165,11 +165,11 @@ class Worker:
         state: the shared Redis stores, when turns commit there atomically; None to run turns
             on each runtime's stores (MongoDB).
         tenants: the businesses served, each with its own queue and bot.
-        runtimes: each business's runtime, built on first use.
+        runtimes: each business's runtime (the worker builds them at start, up to the cache's size).
 
-    Fairness: the slots are shared by every business and each slot looks at the businesses in
-    turn, starting one further along each time, so a business with a flood of shoppers gets the
-    slots only while the others have nothing waiting.
+    Fairness: the slots are shared by every business, and a free slot looks first at the
+    business with the fewest turns in flight (:meth:`_reserve`), so a business with a flood of
+    shoppers gets the slots only while the others have nothing waiting.
     """
 
     def __init__(self, runtime: Runtime | None, queue: RedisQueue | None, channel: BotChannel | None, *,
@@ -194,6 +194,7 @@ class Worker:
         self._closed = asyncio.Event()
         self._fast: set[asyncio.Task[bool]] = set()
         self._journals: dict[str, MongoJournal] = {}
+        self._inflight: Counter[str] = Counter()  # turns in flight per business, in this process
 
     @property
     def worker_id(self) -> str:
@@ -309,12 +310,15 @@ class Worker:
                 await backoff.wait()
 
     async def _reserve(self, index: int, turn: int) -> tuple[Tenant, Delivery] | None:
-        """The next update for slot ``index``: each business in turn, without waiting; then wait on one.
+        """The next update for slot ``index``: the least busy business first, without waiting; then wait on one.
 
-        Every business is looked at before any is waited on, starting one further along on each
-        round, so that no business waits behind another's backlog. When nothing is ready the slot
-        blocks on one business's ready list; the slots spread over the businesses so that every
-        business has slots waiting on it (with fewer slots than businesses, the wait is short).
+        Businesses are tried in order of the turns this process has in flight for each (fewest
+        first; ties rotate with ``index`` and ``turn``), so a free slot goes to a business with
+        work and few turns running before one with many. A flooding business whose turns wait on
+        its own bot's send limit would otherwise fill every slot as they free up, and a business
+        behind it in the list would get a slot only now and then. When nothing is ready the slot
+        blocks on the least busy business's ready list; the slots spread over the businesses so
+        that every business has slots waiting on it (with fewer slots than businesses, briefly).
         """
         n = len(self.tenants)
         if n == 1:
@@ -322,12 +326,13 @@ class Worker:
             delivery = await tenant.queue.reserve(self.options.poll)
             return (tenant, delivery) if delivery is not None else None
         first = (index + turn) % n
-        for k in range(n):
-            tenant = self.tenants[(first + k) % n]
+        rotated = self.tenants[first:] + self.tenants[:first]
+        order = sorted(rotated, key=lambda t: self._inflight[t.business_id])  # stable: ties keep the rotation
+        for tenant in order:
             delivery = await tenant.queue.reserve(None)
             if delivery is not None:
                 return tenant, delivery
-        tenant = self.tenants[first]
+        tenant = order[0]
         wait = self.options.poll if self.options.concurrency >= n else min(self.options.poll, 0.1)
         delivery = await tenant.queue.reserve(wait)
         return (tenant, delivery) if delivery is not None else None
@@ -344,7 +349,15 @@ class Worker:
                 log.warning("reserve failed; retrying", extra={"error": str(exc)})
                 await backoff.wait()
                 continue
-            if taken is not None and not await self.serve(*taken):
+            if taken is None:
+                continue
+            business_id = taken[0].business_id
+            self._inflight[business_id] += 1
+            try:
+                served = await self.serve(*taken)
+            finally:
+                self._inflight[business_id] -= 1
+            if not served:
                 await backoff.wait()
 
     async def _fast_lane(self, tenant: Tenant) -> None:
