@@ -53,7 +53,7 @@ def bench(session: nox.Session) -> None:
     """Retrieval latency at 1k/10k/100k products, the offline turn, and worker throughput."""
     session.install("-e", ".[dev]")
     for script in ("bench/bench_retrieval.py", "bench/bench_turn.py", "bench/bench_nlu.py", "bench/bench_worker.py",
-                   "bench/bench_webhook.py", "bench/bench_budget.py"):
+                   "bench/bench_webhook.py", "bench/bench_budget.py", "bench/bench_fleet.py"):
         session.run("python", script, *session.posargs)
 
 
