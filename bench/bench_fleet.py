@@ -73,7 +73,6 @@ def scripted_answer(request: Any) -> Any:
 
 async def child(args: argparse.Namespace) -> int:
     """One worker process as ``chatpay-worker`` wires it, with the scripted 300 ms model and lifted send limits."""
-    from telegram.request import HTTPXRequest
 
     from chatpay.adapters.memory import ScriptedChatModel
     from chatpay.adapters.redis import connect
@@ -81,7 +80,7 @@ async def child(args: argparse.Namespace) -> int:
     from chatpay.adapters.telegram import TelegramChannel
     from chatpay.bootstrap import build
     from chatpay.config import load_settings
-    from chatpay.worker import SEND_TIMEOUT, WorkerOptions, serve
+    from chatpay.worker import WorkerOptions, bot_request, serve
 
     settings = load_settings()
     model = ScriptedChatModel([scripted_answer] * 1_000_000, name="scripted-300ms", delay=MODEL_DELAY)
@@ -91,9 +90,8 @@ async def child(args: argparse.Namespace) -> int:
     client = connect(settings.redis_url or "", cluster=settings.redis_cluster,
                      max_connections=options.redis_connections(1))
     limiter = RedisRateLimiter(client, bot_id=TOKEN.split(":")[0], per_chat=1000, overall=100_000)
-    request = HTTPXRequest(connection_pool_size=args.concurrency + 4, pool_timeout=30.0, read_timeout=SEND_TIMEOUT,
-                           write_timeout=SEND_TIMEOUT, connect_timeout=10.0)
-    channel = TelegramChannel(TOKEN, base_url=settings.telegram_api_base_url, rate_limiter=limiter, request=request)
+    channel = TelegramChannel(TOKEN, base_url=settings.telegram_api_base_url, rate_limiter=limiter,
+                              request=bot_request(options))
     code = await serve(settings, options, runtime=runtime, client=client, channel=channel)
     print(json.dumps({"model_calls": len(model.requests)}), flush=True)
     return code

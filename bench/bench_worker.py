@@ -59,25 +59,23 @@ def scripted_answer(request: Any) -> Any:
 
 
 async def child(args: argparse.Namespace) -> int:
-    from telegram.request import HTTPXRequest
-
     from chatpay.adapters.memory import ScriptedChatModel
     from chatpay.adapters.redis import connect
     from chatpay.adapters.redis_ratelimit import RedisRateLimiter
     from chatpay.adapters.telegram import TelegramChannel
     from chatpay.bootstrap import build
     from chatpay.config import load_settings
-    from chatpay.worker import WorkerOptions, serve
+    from chatpay.worker import WorkerOptions, bot_request, serve
 
     settings = load_settings()
     model = ScriptedChatModel([scripted_answer] * 1_000_000, name="scripted-300ms", delay=MODEL_DELAY)
     runtime = build(settings, llm=model)
     await runtime.start()
-    client = connect(settings.redis_url or "")
-    channel = TelegramChannel(TOKEN, base_url=settings.telegram_api_base_url,
-                              rate_limiter=RedisRateLimiter(client, bot_id=TOKEN.split(':')[0], per_chat=1000, overall=100_000),
-                              request=HTTPXRequest(connection_pool_size=args.concurrency + 4, pool_timeout=30))
     options = WorkerOptions(concurrency=args.concurrency, drain_timeout=30)
+    client = connect(settings.redis_url or "", max_connections=options.redis_connections(1))
+    limiter = RedisRateLimiter(client, bot_id=TOKEN.split(":")[0], per_chat=1000, overall=100_000)
+    channel = TelegramChannel(TOKEN, base_url=settings.telegram_api_base_url, rate_limiter=limiter,
+                              request=bot_request(options))
     code = await serve(settings, options, runtime=runtime, client=client, channel=channel)
     print(json.dumps({"model_calls": len(model.requests)}), flush=True)
     return code
@@ -144,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer turns and repeats")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=0)
     args = parser.parse_args()
     if args.child:

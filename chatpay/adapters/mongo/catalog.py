@@ -125,12 +125,16 @@ class MongoCatalogStore:
 
     def _get(self, business_id: str) -> Catalog | None:
         for _ in range(_READ_ATTEMPTS):
-            pointer = self._catalogs.find_one({"business_id": business_id})
+            # The pointer without its policies first: on a cache hit (nearly every turn) that is all.
+            pointer = self._catalogs.find_one({"business_id": business_id}, {"policies": 0})
             if pointer is None or "version" not in pointer:
                 return None
             cached = self._cache.get(business_id)
             if cached is not None and cached[0] == pointer["catalog_id"]:
                 return cached[1]
+            pointer = self._catalogs.find_one({"business_id": business_id})
+            if pointer is None or "version" not in pointer:
+                return None
             docs = list(
                 self._products.find({"business_id": business_id, "catalog_version": pointer["version"]})
                 .sort("position", 1)
