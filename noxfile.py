@@ -52,8 +52,8 @@ def evals_update_baseline(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Retrieval latency at 1k/10k/100k products, the offline turn, and worker throughput."""
     session.install("-e", ".[dev]")
-    for script in ("bench/bench_retrieval.py", "bench/bench_turn.py", "bench/bench_nlu.py", "bench/bench_worker.py",
-                   "bench/bench_webhook.py", "bench/bench_budget.py", "bench/bench_fleet.py"):
+    for script in ("bench/bench_retrieval.py", "bench/bench_turn.py", "bench/bench_nlu.py", "bench/bench_fleet.py",
+                   "bench/bench_webhook.py", "bench/bench_budget.py"):
         session.run("python", script, *session.posargs)
 
 

@@ -8,7 +8,7 @@ processes (this script started as ``--child``: :func:`chatpay.worker.serve`, the
 ``chatpay-worker`` runs, at the default concurrency) consume the demo business's queue and answer
 through the HTTP Bot API double.
 
-The chat model is ``ScriptedChatModel(delay=0.3)``, as in ``bench/bench_worker.py``: the shoppers
+The chat model is ``ScriptedChatModel(delay=0.3)`` (it replaces ``bench/bench_worker.py``): the shoppers
 make small talk, which the chitchat agent answers with one model call per turn; each child
 reports its model calls and the table shows calls per turn, so that nothing is hidden.
 Telegram's own limits (1 message per second per chat, about 30 per second per bot) would cap
@@ -109,10 +109,13 @@ def start_workers(n: int, concurrency: int, redis_url: str, cluster: bool, api_u
     procs = []
     for i in range(n):
         env["WORKER_ID"] = f"bench-{tag}-{i}"
+        # Each child its own embedded data directory: the embedded store has one writer, and processes
+        # sharing one wait on its file lock (one run of 4 processes sharing the default fell to 5 turns/s).
+        home = tempfile.mkdtemp(prefix="chatpay-bench-")
+        env["CHATPAY_DATA_DIR"] = home
         procs.append(subprocess.Popen(
             [sys.executable, __file__, "--child", "--concurrency", str(concurrency)], env=dict(env),
-            cwd=tempfile.mkdtemp(prefix="chatpay-bench-"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True))
+            cwd=home, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
     return procs
 
 
