@@ -555,3 +555,51 @@ async def test_a_flooding_business_does_not_slow_another(rig: Rig) -> None:
 
 async def _idle(r: Any, shop: Shop) -> bool:
     return await backlog(r, shop) == 0
+
+
+async def test_the_report_of_the_run_reconciles_with_its_usage_records(rig: Rig) -> None:
+    """``chatpay report`` over what the fleet recorded: per business, every figure equals the usage records'.
+
+    Without MongoDB each worker keeps its usage and events in its own data directory (written when
+    it stops), so the workers still running are stopped cleanly and each one's records are read.
+    Costs are summed here from the raw documents, independently of the report, and must agree to
+    the last digit; the model calls must be the ones the slow model server answered for them.
+    """
+    from decimal import Decimal
+
+    from bson.decimal128 import Decimal128
+
+    from chatpay.adapters.mongo._base import USAGE
+    from chatpay.adapters.mongo.filestore import FileBackedDatabase
+    from chatpay.report import build_report
+
+    fleet = rig
+    for worker in fleet.workers:
+        worker.signal(signal.SIGTERM)
+    for worker in fleet.workers:
+        assert await asyncio.to_thread(worker.wait, 60) == 0
+    checked: dict[str, int] = {}
+    total_cost = Decimal(0)
+    for worker in fleet.workers:
+        db = FileBackedDatabase(fleet.work_dir / worker.worker_id, "chatpay")
+        docs = list(db[USAGE].find({}))
+        assert docs, f"{worker.worker_id} recorded no usage"
+        report = {b.business_id: b for b in build_report(db).businesses}
+        assert set(report) <= set(fleet.shops)
+        for business_id, figures in report.items():
+            mine = [d for d in docs if d["business_id"] == business_id]
+            cost = sum((c.to_decimal() if isinstance(c, Decimal128) else Decimal(str(c))
+                        for d in mine if (c := d.get("cost_usd")) is not None), Decimal(0))
+            calls = [d for d in mine if d["kind"] != "offline"]
+            assert figures.cost_usd == cost
+            total_cost += cost
+            assert figures.model_calls == len(calls)
+            assert (figures.prompt_tokens, figures.completion_tokens) == (
+                sum(d["prompt_tokens"] for d in calls), sum(d["completion_tokens"] for d in calls))
+            assert figures.turns == len({d["turn_id"] for d in mine})
+            # Every committed turn leaves its TurnCompleted; a turn fenced off by a reclaim recorded its
+            # model call (usage is written as it happens) but committed nothing.
+            assert 0 < figures.turn_latency.samples <= figures.turns
+            checked[business_id] = checked.get(business_id, 0) + figures.turns
+    print(f"\nreport reconciled, turns per business: {json.dumps(checked)}; cost ${total_cost}")
+    assert set(checked) == set(fleet.shops) and total_cost > 0
