@@ -84,7 +84,11 @@ async def child(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     model = ScriptedChatModel([scripted_answer] * 1_000_000, name="scripted-300ms", delay=MODEL_DELAY)
-    runtime = build(settings, llm=model)
+    # In-process MongoDB without the embedded data directory, whose per-turn flush rewrites every
+    # collection (a cost that grows with the run, and that chatpay-worker on MongoDB never pays).
+    from chatpay.adapters.mongo import embedded_database, mongo_stores
+
+    runtime = build(settings, llm=model, stores=mongo_stores(embedded_database()))
     await runtime.start()
     options = WorkerOptions(concurrency=args.concurrency, drain_timeout=30)
     client = connect(settings.redis_url or "", cluster=settings.redis_cluster,
@@ -92,8 +96,9 @@ async def child(args: argparse.Namespace) -> int:
     limiter = RedisRateLimiter(client, bot_id=TOKEN.split(":")[0], per_chat=1000, overall=100_000)
     channel = TelegramChannel(TOKEN, base_url=settings.telegram_api_base_url, rate_limiter=limiter,
                               request=bot_request(options))
+    cpu_before = time.process_time()  # serving only: not the imports, the model or the catalog
     code = await serve(settings, options, runtime=runtime, client=client, channel=channel)
-    print(json.dumps({"model_calls": len(model.requests)}), flush=True)
+    print(json.dumps({"model_calls": len(model.requests), "cpu_s": time.process_time() - cpu_before}), flush=True)
     return code
 
 
@@ -154,9 +159,9 @@ def one_run(r: Any, api: BotApiDouble, turns: int, first_update: int) -> float:
     return max(c.at for c in api.delivered("sendMessage")) - start
 
 
-def stop_workers(procs: list[subprocess.Popen[str]]) -> int:
-    """SIGTERM every child (it drains and exits); the model calls they made."""
-    calls = 0
+def stop_workers(procs: list[subprocess.Popen[str]]) -> tuple[int, float]:
+    """SIGTERM every child (it drains and exits); the model calls they made and the CPU seconds they used serving."""
+    calls, cpu = 0, 0.0
     for p in procs:
         p.send_signal(signal.SIGTERM)
     for p in procs:
@@ -167,8 +172,10 @@ def stop_workers(procs: list[subprocess.Popen[str]]) -> int:
             out, _ = p.communicate(timeout=10)
         for line in out.splitlines():
             if line.startswith("{"):
-                calls += int(json.loads(line).get("model_calls", 0))
-    return calls
+                report = json.loads(line)
+                calls += int(report.get("model_calls", 0))
+                cpu += float(report.get("cpu_s", 0.0))
+    return calls, cpu
 
 
 def client_for(url: str, cluster: bool) -> Any:
@@ -219,23 +226,27 @@ def main() -> None:
                             rates.append(turns / seconds)
                             progress.advance(task)
                     finally:
-                        calls = stop_workers(procs)
+                        calls, cpu = stop_workers(procs)
                     counted = turns * repeats + processes * concurrency * 2
+                    # CPU the workers spent per turn (idle polling included): what one core could serve,
+                    # free of the Redis and Bot API double that share this machine's CPUs.
                     results.append({"backend": backend, "processes": processes, "concurrency": concurrency,
                                     "turns": turns, "repeats": repeats, "turns_per_s": statistics.median(rates),
-                                    "runs": rates, "model_calls_per_turn": calls / counted})
+                                    "runs": rates, "model_calls_per_turn": calls / counted,
+                                    "worker_cpu_ms_per_turn": 1000 * cpu / counted})
                 r.close()
     base = results[0]["turns_per_s"]
     table = Table(title=f"chatpay-worker fleet throughput (chat model {MODEL_DELAY * 1000:.0f} ms per call, "
                         f"concurrency {concurrency} per process)")
     for col in ("redis", "processes", "turns/run", "median turns/s", "runs", "vs 1 process, one server",
-                "model calls/turn"):
+                "model calls/turn", "worker CPU ms/turn", "turns/s per worker core"):
         table.add_column(col, justify="left" if col == "redis" else "right")
     for res in results:
         res["ratio"] = res["turns_per_s"] / base
         table.add_row(res["backend"], str(res["processes"]), str(res["turns"]), f"{res['turns_per_s']:.1f}",
                       " ".join(f"{x:.1f}" for x in res["runs"]), f"x{res['ratio']:.2f}",
-                      f"{res['model_calls_per_turn']:.2f}")
+                      f"{res['model_calls_per_turn']:.2f}", f"{res['worker_cpu_ms_per_turn']:.2f}",
+                      f"{1000 / res['worker_cpu_ms_per_turn']:.0f}" if res["worker_cpu_ms_per_turn"] else "-")
     console.print(table)
     console.print(f"cpus: {os.cpu_count()}; the worker processes, Redis and the Bot API double share them")
     out = ROOT / "bench" / "results" / "fleet.json"
