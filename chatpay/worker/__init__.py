@@ -205,7 +205,11 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
 
         async def load(business_id: str) -> Runtime:
             business = businesses[business_id]
-            guard = guards[business_id] = BudgetGuard(business.budget, counter, stores.events, usage=usage)
+            # Reconciling reads the month's usage records: worth it only where a cap can be reached.
+            guard = BudgetGuard(business.budget, counter, stores.events,
+                                usage=usage if business.budget.capped else None)
+            if business.budget.capped:
+                guards[business_id] = guard
             wired = build(settings_for(settings, business), stores=stores, embedder=embedder, budget=guard)
             wired.database = database
             await start_business(wired, business)
@@ -260,6 +264,8 @@ async def _reconcile_forever(guards: dict[str, Any], usage: Any, stop: asyncio.E
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), RECONCILE_SECONDS)
         for business_id, guard in list(guards.items()):
+            if stop.is_set():  # stopping: the next worker to start reconciles
+                return
             try:
                 await guard.reconcile(business_id, usage, datetime.now(UTC))
             except Exception as exc:  # a store or Redis outage: the next round repairs it
