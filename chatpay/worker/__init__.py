@@ -402,7 +402,12 @@ def _main(argv: list[str] | None) -> int:
     secrets += [s for b in businesses.values() for s in (b.bot_token, b.webhook_secret) if s]
     configure_logging(args.log_level, worker_id=lambda: _worker_id(settings), secrets=secrets)
     try:
-        return asyncio.run(_start(settings, options))
+        try:
+            return asyncio.run(_start(settings, options))
+        finally:
+            # The loop restores SIGTERM's default when it closes; a second SIGTERM during the exit that
+            # follows (the embedded store's last write) would kill the process with -15 after a clean stop.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except StorageError as exc:
         print(_redact(f"chatpay-worker: the store is unavailable: {exc}", secrets), file=sys.stderr)
         return 1
