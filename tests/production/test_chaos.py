@@ -115,6 +115,13 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(
         expected = len(plan.pushes)
         await wait_until(lambda: _finished(r, bot_api, expected), 180, "every update answered", step=0.5)
         phases["answered_s"] = time.monotonic() - started
+
+        async def all_serving() -> bool:  # a replacement spawned at the last kill may still be starting
+            up = await serving()
+            return all(w.worker_id in up for w in fleet.current)
+
+        # SIGTERM is asked of serving workers: one still importing Python has no handler yet and dies of it.
+        await wait_until(all_serving, 120, "every current worker serving", step=0.2)
         for worker in fleet.current:
             worker.signal(signal.SIGTERM)
         codes = [await asyncio.to_thread(w.wait, 60) for w in fleet.current]
