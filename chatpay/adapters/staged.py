@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from chatpay.core.cart import Cart
 from chatpay.core.errors import ConcurrencyConflict, StorageError
@@ -42,6 +42,22 @@ class Owner(Protocol):
     def staged(self) -> StagedWrites: ...
 
     async def read(self, call: Awaitable[T]) -> T: ...
+
+
+W = TypeVar("W", bound=StagedWrites)
+
+
+class ReadThrough(Generic[W]):
+    """The owner side of :class:`Owner`: reads of the store go through :meth:`read`, which keeps the first error."""
+
+    staged: W
+
+    async def read(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except StorageError as exc:
+            self.staged.error = self.staged.error or exc
+            raise
 
 
 class StagedCarts:

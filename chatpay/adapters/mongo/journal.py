@@ -67,7 +67,7 @@ from chatpay.adapters.mongo._base import (
 from chatpay.adapters.mongo.logs import MongoTurnStore, _stamp, encode_cost
 from chatpay.adapters.mongo.orders import MongoOrderStore
 from chatpay.adapters.mongo.threads import MAX_MESSAGES, _state_key, message_doc
-from chatpay.adapters.staged import Key, StagedCarts, StagedConversations, StagedWrites
+from chatpay.adapters.staged import Key, ReadThrough, StagedCarts, StagedConversations, StagedWrites
 from chatpay.core.errors import ConcurrencyConflict, DuplicatePayment, StorageError
 from chatpay.core.metering import UsageMeter
 from chatpay.core.orders import Order
@@ -539,7 +539,7 @@ def route_usage(meter: UsageMeter) -> None:
 # --------------------------------------------------------------------------- the staged turn
 
 
-class MongoStagedTurn:
+class MongoStagedTurn(ReadThrough[_Staged]):
     """Stores for one turn whose writes wait for :meth:`commit`; the MongoDB :class:`StagedTurn`.
 
     Args:
@@ -576,13 +576,6 @@ class MongoStagedTurn:
             yield self
         finally:
             _active.reset(token)
-
-    async def read(self, call: Any) -> Any:
-        try:
-            return await call
-        except StorageError as exc:
-            self.staged.error = self.staged.error or exc
-            raise
 
     def ops(self) -> list[dict[str, Any]]:
         """The staged writes as journal entries, in the order they are applied."""

@@ -24,7 +24,7 @@ from chatpay.adapters.redis.stores import (
     plain,
     translated,
 )
-from chatpay.adapters.staged import StagedCarts, StagedConversations, StagedWrites
+from chatpay.adapters.staged import ReadThrough, StagedCarts, StagedConversations, StagedWrites
 from chatpay.core.errors import ConcurrencyConflict, StorageError
 from chatpay.core.ports import Stores
 from chatpay.core.telemetry import Event
@@ -128,7 +128,7 @@ def _one_slot(client: Any, keys: list[str]) -> None:
         raise ValueError(f"a turn commit must stay in one business's hash tag; got keys {keys}")
 
 
-class StagedTurn:
+class StagedTurn(ReadThrough[_Staged]):
     """Stores for one turn whose cart and conversation writes wait for :meth:`commit`.
 
     Args:
@@ -151,13 +151,6 @@ class StagedTurn:
     def error(self) -> StorageError | None:
         """The first Redis read that failed during the turn; such a turn must not be committed."""
         return self.staged.error
-
-    async def read(self, call: Any) -> Any:
-        try:
-            return await call
-        except StorageError as exc:
-            self.staged.error = self.staged.error or exc
-            raise
 
     def _ops(self, keys: list[str]) -> list[Any]:
         """The commit's ops; every key they name is appended to ``keys`` and named by its index."""
