@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from chatpay.core.catalog import Catalog
 from chatpay.core.text import edit_distance, tokens, typo_budget
 
+# Words whose lookups one index keeps before starting over: a chat's working vocabulary is a few
+# thousand words, and an entry is a few hundred bytes, so this bounds the cache near a few MB.
+LOOKUP_CACHE = 20_000
+
 # Words that carry the shopper's intent or grammar; they never count as naming a product.
 NEVER_NAMES = frozenset(
     """a an the of and or for with to in on at my me i you your we our it its is are be do does did
@@ -82,9 +86,20 @@ class MentionIndex:
         self._by_initial: dict[str, list[str]] = defaultdict(list)
         for t in self.by_token:
             self._by_initial[t[0]].append(t)
+        # Lookups depend only on the word and this (immutable) vocabulary: chat repeats its words, and
+        # a worker looks every word of every message up, so the answers are kept (bounded).
+        self._looked_up: dict[str, tuple[tuple[str, float], ...]] = {}
 
     def lookup(self, word: str) -> list[tuple[str, float]]:
         """Vocabulary words matching ``word`` exactly or within its typo budget, with a weight."""
+        known = self._looked_up.get(word)
+        if known is None:
+            if len(self._looked_up) >= LOOKUP_CACHE:
+                self._looked_up.clear()
+            known = self._looked_up[word] = tuple(self._lookup(word))
+        return list(known)
+
+    def _lookup(self, word: str) -> list[tuple[str, float]]:
         if word in NEVER_NAMES or len(word) < 2:
             return []
         if word in self.by_token:
