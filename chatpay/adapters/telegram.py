@@ -18,8 +18,9 @@ Errors from ``telegram.error`` are translated into :mod:`chatpay.core.errors`::
 A product photo Telegram cannot fetch is sent as its caption in a text message instead, and a
 refused album is skipped (the product list that follows it carries the same words).
 
-The token never appears in logs or errors: httpx's request log line, which carries the URL, is
-redacted.
+The token never appears in logs or errors: the request log lines of PTB (and of httpx, where a
+caller passes PTB's own request), which carry the URL, are redacted, and so are client errors
+that quote it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from telegram import error as tg
 from telegram.request import BaseRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
+from chatpay.adapters.telegram_http import AiohttpRequest
 from chatpay.config import Settings
 from chatpay.core.errors import ChannelError, ChannelUnavailable, ConfigError, RetryAfter
 from chatpay.core.ports import OutgoingMessage
@@ -180,6 +182,8 @@ class TelegramChannel:
         warnings.filterwarnings("ignore", message=r"Please use 'Bot\.", category=PTBUserWarning)
         # PTB 22 warns, while building its own RetryAfter, that the int form will become a timedelta.
         warnings.filterwarnings("ignore", message=r".*`retry_after` will be of type", category=PTBDeprecationWarning)
+        if request is None:  # aiohttp's pool, not PTB's default httpx one (see chatpay.adapters.telegram_http)
+            request = AiohttpRequest()
         self.bot = Bot(token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot", request=request)
         self._token = token
         self._limiter = rate_limiter

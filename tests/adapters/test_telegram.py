@@ -174,7 +174,7 @@ async def test_the_token_never_reaches_the_logs(bot_api: BotApiDouble, caplog: p
     bot_api.fail_next(1, status=500)
     async with channel(bot_api) as ch:
         await ch.send("42", [html("hello")])
-    assert any("sendMessage" in r.getMessage() for r in caplog.records)  # httpx did log the URL...
+    assert any("sendMessage" in r.getMessage() for r in caplog.records)  # PTB did log the call...
     assert all(TOKEN not in r.getMessage() for r in caplog.records)  # ...without the token
 
 

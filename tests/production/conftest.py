@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from telegram.request import HTTPXRequest
 
 from chatpay.adapters.redis import RedisQueue, RedisStateStores, connect, queue_name
 from chatpay.adapters.redis_ratelimit import RedisRateLimiter, bot_id_of
 from chatpay.adapters.telegram import TelegramChannel
+from chatpay.adapters.telegram_http import AiohttpRequest
 from chatpay.bootstrap import Runtime, build
 from chatpay.config import Settings
 from chatpay.worker import Worker, WorkerOptions
@@ -95,7 +95,7 @@ async def running_worker(runtime: Runtime, redis_url: str, bot_api: BotApiDouble
     queue = RedisQueue(client, queue_name(QUEUE_BASE, runtime.settings.business_id), worker_id=worker_id,
                        heartbeat_ttl=options.pop("heartbeat_ttl", 5.0))
     limiter = RedisRateLimiter(client, bot_id=bot_id_of(token), per_chat=100, overall=1000)
-    request = HTTPXRequest(connection_pool_size=8, pool_timeout=30.0)
+    request = AiohttpRequest(connections=8)
     channel = TelegramChannel(token, base_url=bot_api.base_url, rate_limiter=limiter, retry_delays=(0.05, 0.1),
                               request=request)
     worker = Worker(runtime, queue, channel, state=state if shared_state else None,
