@@ -28,7 +28,7 @@ unless Redis answers PING within a second), for a load balancer or an orchestrat
 Under load: Redis commands go through at most :data:`POOL_SIZE` pooled connections, and a
 request waits up to :data:`REDIS_WAIT` seconds for one instead of failing (redis-py's own pool
 raises "Too many connections" at once when it is exhausted; that was the 503s under a burst).
-The listening socket has a backlog as deep as the connection cap. Every client connection must
+The listening socket has a deep backlog (2048, or the connection cap if higher). Every client connection must
 deliver complete request headers within ``--header-timeout`` seconds of opening (or of the end
 of its previous request) and its body within ``--body-timeout`` seconds, or it is closed;
 connections beyond ``--max-connections`` are answered 503 and closed at once, and the cap is
@@ -120,9 +120,13 @@ class Limits:
 
     @property
     def backlog(self) -> int:
-        """The listen backlog: a whole burst up to the cap waits in the kernel instead of being dropped
-        (the kernel still clamps it to ``net.core.somaxconn``)."""
-        return max(128, self.max_connections)
+        """The listen backlog: a burst waits in the kernel instead of being dropped (the kernel still
+        clamps it to ``net.core.somaxconn``). Deeper than the cap, since the cap counts accepted
+        connections: with a backlog of 128 under a cap of 128, a burst of 300 lost SYNs to a full
+        queue under load, and a client's retransmission (1, 3, 7 s later) made its request take over
+        8 s (tests/test_webhook.py, the low-file-limit test, in a loaded CI run). 2048 is uvicorn's
+        and gunicorn's default; queued connections hold no descriptor of ours."""
+        return max(2048, self.max_connections)
 
     def problems(self) -> list[str]:
         """What is wrong with these limits, as ``--option: reason`` lines."""
