@@ -58,9 +58,9 @@ log = logging.getLogger(__name__)
 
 SEND_CONNECTIONS = 16
 """HTTP connections to the Bot API per bot and process. Telegram takes about 30 messages/s per bot, which
-16 connections carry at up to half a second a send; more only cost CPU: httpx's pool scans every
-connection for each request, and with 68 (concurrency 64 + 4) a worker answered 83 turns/s where 8
-gave 132 (an in-process profile, model calls without delay, the Bot API double on this machine)."""
+16 connections carry at up to half a second a send. (With PTB's httpx client more connections cost CPU,
+its pool scanning every connection for each request; sends now go through aiohttp, whose pool does
+not: :mod:`chatpay.adapters.telegram_http`. 16 stays the bound Telegram's limits justify.)"""
 
 SEND_TIMEOUT = 30.0
 """Seconds to wait for the Bot API's answer to a send before it counts as failed (and may be retried).
@@ -121,12 +121,12 @@ def bot_request(options: WorkerOptions) -> Any:
 
     PTB keeps one HTTP connection by default. A send Telegram accepted but answered after the read
     timeout is sent again by the retry, so the read timeout is well past the Bot API's real latency
-    (PTB's default of 5 s is not).
+    (PTB's default of 5 s is not). aiohttp, not PTB's httpx: see :mod:`chatpay.adapters.telegram_http`.
     """
-    from telegram.request import HTTPXRequest
+    from chatpay.adapters.telegram_http import AiohttpRequest
 
-    return HTTPXRequest(connection_pool_size=min(options.concurrency + 4, SEND_CONNECTIONS), pool_timeout=30.0,
-                        read_timeout=SEND_TIMEOUT, write_timeout=SEND_TIMEOUT, connect_timeout=10.0)
+    return AiohttpRequest(connections=min(options.concurrency + 4, SEND_CONNECTIONS), pool_timeout=30.0,
+                          read_timeout=SEND_TIMEOUT, write_timeout=SEND_TIMEOUT, connect_timeout=10.0)
 
 
 async def start_business(runtime: Runtime, business: Business) -> None:

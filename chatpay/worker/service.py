@@ -28,13 +28,16 @@ from chatpay.core.ports import Delivery, OutgoingMessage, TurnStore
 from chatpay.core.service import TurnResult, TurnService, new_turn_id
 from chatpay.core.turns import Turn
 from chatpay.core.updates import parse_raw
+from chatpay.worker.admission import Admission
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 64
+DEFAULT_CONCURRENCY = 128
 """Turns in flight per process. A turn mostly waits (for the model, Redis, the Bot API), so one process
-keeps many in flight: at 300 ms per model call, 64 slots serve about 200 turns/s (``nox -s bench``);
-at 16 it was 48."""
+keeps many in flight. At 300 ms per model call, N slots serve at most N / 0.3 turns/s: 64 capped a
+process at 213 and measured 146 in ``bench/bench_fleet.py``; 128 measured 211 to 238 (one process,
+one redis-server, 2 CPUs), where the worker's CPU (about 4.4 ms a turn) becomes the limit; 256
+measured less (155: more slots only queue on that CPU). At 16 it was 48."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,7 @@ class Worker:
         self._fast: set[asyncio.Task[bool]] = set()
         self._journals: dict[str, MongoJournal] = {}
         self._inflight: Counter[str] = Counter()  # turns in flight per business, in this process
+        self.admission = Admission(self.options.concurrency)
 
     @property
     def worker_id(self) -> str:
@@ -234,9 +238,11 @@ class Worker:
         polling = [asyncio.create_task(self._payments(t), name=f"usdc-{t.business_id}")
                    for t in self.tenants if t.payments == "usdc"]
         polling.append(asyncio.create_task(self._sweep(), name="order-sweep"))
+        polling.append(asyncio.create_task(self.admission.watch(), name="admission"))
         await stop.wait()
         log.info("stopping: no new work; finishing in-flight turns", extra={"worker": self.worker_id})
         self._stopping.set()
+        self.admission.close()
         _, pending = await asyncio.wait([*work, *self._fast, *polling], timeout=self.options.drain_timeout)
         for task in pending:
             task.cancel()
@@ -251,7 +257,8 @@ class Worker:
             except QueueError as exc:
                 log.warning("could not hand back held updates; others reclaim them",
                             extra={"business_id": tenant.business_id, "error": str(exc)})
-        log.info("worker stopped", extra={"worker": self.worker_id, "counts": dict(self.counts)})
+        log.info("worker stopped", extra={"worker": self.worker_id, "counts": dict(self.counts),
+                                          **self.admission.summary()})
 
     async def _payments(self, tenant: Tenant) -> None:
         from chatpay.worker.payments import poll_forever, usdc_poller
@@ -342,21 +349,28 @@ class Worker:
         turn = 0
         while not self._stopping.is_set():
             turn += 1
+            # Admitted before taking an update: while this process's CPU is the limit, the backlog waits
+            # in Redis, where the next slot goes to the least busy business (chatpay.worker.admission).
+            if not await self.admission.acquire():
+                return
             try:
-                taken = await self._reserve(index, turn)
-                backoff.reset()
-            except QueueError as exc:
-                log.warning("reserve failed; retrying", extra={"error": str(exc)})
-                await backoff.wait()
-                continue
-            if taken is None:
-                continue
-            business_id = taken[0].business_id
-            self._inflight[business_id] += 1
-            try:
-                served = await self.serve(*taken)
+                try:
+                    taken = await self._reserve(index, turn)
+                    backoff.reset()
+                except QueueError as exc:
+                    log.warning("reserve failed; retrying", extra={"error": str(exc)})
+                    taken, served = None, False
+                    await backoff.wait()
+                if taken is None:
+                    continue
+                business_id = taken[0].business_id
+                self._inflight[business_id] += 1
+                try:
+                    served = await self.serve(*taken)
+                finally:
+                    self._inflight[business_id] -= 1
             finally:
-                self._inflight[business_id] -= 1
+                self.admission.release()
             if not served:
                 await backoff.wait()
 
