@@ -192,6 +192,10 @@ def main() -> None:
                                                                     "the worker's default)")
     parser.add_argument("--turns", type=int, default=0, help="updates per run (default 3000; --quick 1000)")
     parser.add_argument("--repeats", type=int, default=0, help="runs per configuration (default 3; --quick 2)")
+    parser.add_argument("--processes", type=int, nargs="+", default=list(PROCESSES),
+                        help=f"worker processes per configuration (default {' '.join(map(str, PROCESSES))})")
+    parser.add_argument("--backend", choices=("server", "cluster"), nargs="+", default=["server", "cluster"],
+                        help="which Redis to run on (default both)")
     args = parser.parse_args()
     from chatpay.worker import DEFAULT_CONCURRENCY
 
@@ -206,12 +210,13 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     update_id = 1
     with BotApiDouble() as api, Progress(console=console, transient=True) as progress:
-        task = progress.add_task("fleet runs", total=len(BACKENDS) * len(PROCESSES) * repeats)
-        for backend in BACKENDS:
+        backends = [b for b, key in zip(BACKENDS, ("server", "cluster")) if key in args.backend]
+        task = progress.add_task("fleet runs", total=len(backends) * len(args.processes) * repeats)
+        for backend in backends:
             cluster = backend != BACKENDS[0]
             with (LocalCluster() if cluster else RedisServer()) as store:
                 r = client_for(store.url, cluster)
-                for processes in PROCESSES:
+                for processes in args.processes:
                     store.flushall()
                     procs = start_workers(processes, concurrency, store.url, cluster, api.base_url,
                                           f"{'c' if cluster else 's'}{processes}")
