@@ -210,7 +210,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     update_id = 1
     with BotApiDouble() as api, Progress(console=console, transient=True) as progress:
-        backends = [b for b, key in zip(BACKENDS, ("server", "cluster")) if key in args.backend]
+        backends = [b for b, key in zip(BACKENDS, ("server", "cluster"), strict=True) if key in args.backend]
         task = progress.add_task("fleet runs", total=len(backends) * len(args.processes) * repeats)
         for backend in backends:
             cluster = backend != BACKENDS[0]

@@ -152,7 +152,7 @@ async def serve(settings: Settings, options: WorkerOptions, *, runtime: Runtime 
     from chatpay.adapters.redis import connect, queue_name
     from chatpay.bootstrap import build
     from chatpay.businesses import load_businesses, settings_for
-    from chatpay.worker.service import Runtimes, Tenant
+    from chatpay.worker.tenants import Runtimes, Tenant
 
     assert settings.redis_url
     stop = stop or asyncio.Event()

@@ -7,8 +7,8 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ from chatpay.core.service import TurnResult, TurnService, new_turn_id
 from chatpay.core.turns import Turn
 from chatpay.core.updates import parse_raw
 from chatpay.worker.admission import Admission
+from chatpay.worker.tenants import Runtimes, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -72,63 +73,6 @@ class BotChannel(Protocol):
     async def send_typing(self, chat_id: str) -> None: ...
 
     async def answer_pre_checkout(self, query_id: str, ok: bool, error_message: str | None = None) -> None: ...
-
-
-@dataclass(frozen=True)
-class Tenant:
-    """One business a worker serves: its queue (its own keys) and its own bot."""
-
-    business_id: str
-    queue: RedisQueue
-    channel: BotChannel
-    payments: str = "sandbox"
-
-
-class Runtimes:
-    """Each business's wired runtime, built once and kept in a bounded cache (least recently used out).
-
-    A runtime holds a business's engine: its retrieval index and models. Indexes follow catalog
-    versions by themselves (each turn reads the catalog, and the retriever re-indexes a new version),
-    so a merchant's re-import is served without a restart. ``load`` builds and starts one runtime;
-    two turns of one business arriving together build it once.
-    """
-
-    def __init__(self, load: Callable[[str], Awaitable[Runtime]], *, capacity: int = 32) -> None:
-        self._load = load
-        self.capacity = max(1, capacity)
-        self._cache: OrderedDict[str, Runtime] = OrderedDict()
-        self._locks: dict[str, asyncio.Lock] = {}
-        self.loads = 0
-
-    @classmethod
-    def fixed(cls, runtime: Runtime) -> Runtimes:
-        """One started runtime for its one business (tests, benchmarks, the one-business shortcut)."""
-
-        async def load(business_id: str) -> Runtime:
-            return runtime
-
-        cache = cls(load)
-        cache._cache[runtime.settings.business_id] = runtime
-        return cache
-
-    async def get(self, business_id: str) -> Runtime:
-        cached = self._cache.get(business_id)
-        if cached is not None:
-            self._cache.move_to_end(business_id)
-            return cached
-        async with self._locks.setdefault(business_id, asyncio.Lock()):
-            cached = self._cache.get(business_id)
-            if cached is None:
-                cached = await self._load(business_id)
-                self.loads += 1
-                self._cache[business_id] = cached
-                while len(self._cache) > self.capacity:
-                    evicted, _ = self._cache.popitem(last=False)
-                    log.info("business runtime evicted from the cache", extra={"business_id": evicted})
-            return cached
-
-    def loaded(self) -> list[str]:
-        return list(self._cache)
 
 
 def transient(exc: BaseException) -> bool:

@@ -89,7 +89,7 @@ async def test_the_watcher_measures_a_blocked_loop_as_lag() -> None:
         await admission.acquire()
     watcher = asyncio.create_task(admission.watch())
     await asyncio.sleep(0.02)
-    time.sleep(0.15)  # a turn hogging the CPU: the watcher's next wake-up is 150 ms late
+    time.sleep(0.15)  # noqa: ASYNC251 (on purpose) a turn hogging the CPU: the watcher's next wake-up is 150 ms late
     await asyncio.sleep(0.02)
     admission.close()
     await watcher
