@@ -132,7 +132,7 @@ def test_worker_help_describes_every_option_and_its_default_without_markup() -> 
             continue
         assert action.help, f"chatpay-worker {action.option_strings} has no description"
         assert squeezed(_expected_help(action)) in shown
-    for option, default in (("--concurrency", "64"), ("--state-store", "auto"), ("--heartbeat-ttl", "15.0"),
+    for option, default in (("--concurrency", "128"), ("--state-store", "auto"), ("--heartbeat-ttl", "15.0"),
                             ("--drain-timeout", "60.0"), ("--log-level", "INFO")):
         assert option in done.stdout and f"(default:{default})" in shown
     assert "TELEGRAM_BOT_TOKEN" in done.stdout and "REDIS_URL" in done.stdout

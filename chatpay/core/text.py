@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from rapidfuzz.distance import OSA
-
 # Letters of every script are words: a Cyrillic or Greek message is read, not dropped.
 _WORD = re.compile(r"[^\W_]+(?:[.,][0-9]+)?(?:'[^\W\d_]+)?")
 
@@ -57,12 +55,30 @@ def tokens(text: str) -> list[str]:
 
 
 def edit_distance(a: str, b: str, limit: int = 3) -> int:
-    """Levenshtein distance with adjacent transpositions (optimal string alignment), capped at ``limit + 1``.
+    """Levenshtein distance with transpositions, stopping early past ``limit``.
 
-    rapidfuzz's C implementation: the pure-Python loop it replaces was 17% of a worker's CPU per
-    turn in ``bench/bench_fleet.py`` (every word of every message is looked up against the catalog).
+    Pure Python, as core is (tests/core/test_core_is_pure.py); callers that look words up per
+    message keep the answers (:class:`chatpay.core.mentions.MentionIndex`).
     """
-    return OSA.distance(a, b, score_cutoff=limit)
+    if a == b:
+        return 0
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        best = cur[0]
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+            best = min(best, cur[j])
+        if best > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
 
 
 def typo_budget(word: str) -> int:
