@@ -10,9 +10,14 @@ answers 200. Workers interpret the update; a malformed one goes to their dead-le
 Redis cannot take the update the answer is 503, so Telegram delivers it again later.
 
 With the one-business shortcut (no ``CHATPAY_BUSINESSES``) ``POST /telegram/webhook`` and
-``POST /`` serve ``BUSINESS_ID`` as they always did, and with ``CHATPAY_PAYMENTS=stripe``
-``POST /stripe/webhook`` checks Stripe's signature (400 and nothing queued when it is wrong) and
-queues a paid session as a confirmed payment onto that business's queue.
+``POST /`` serve ``BUSINESS_ID`` as they always did. When any business takes cards through Stripe
+(``payments = "stripe"``, or ``CHATPAY_PAYMENTS=stripe``), ``POST /stripe/webhook`` checks
+Stripe's signature with the deployment's ``STRIPE_WEBHOOK_SECRET`` (400 and nothing queued when it
+is wrong) and queues a paid session as a confirmed payment onto the queue of the business named
+in the session's metadata (ChatPay writes it when it opens the session): one Stripe account, the
+platform's, for every business, and one endpoint. A paid session of a business that is not served
+here, or that does not take Stripe, gets 404 and nothing queued, so Stripe keeps retrying it while
+the deployment is put right.
 
 Cleaning at the edge: the body must be JSON (400 "not JSON"); every string in it has invalid
 Unicode (undecodable bytes, lone surrogates from ``\\ud800``-style escapes) replaced by U+FFFD;
@@ -271,6 +276,11 @@ async def _connection_timers(request: web.Request, handler: Handler) -> web.Stre
         guarded.request_finished()
 
 
+def stripe_businesses(businesses: Businesses) -> frozenset[str]:
+    """The ids of the businesses that take cards through Stripe (their paid sessions come to ``/stripe/webhook``)."""
+    return frozenset(b.id for b in businesses.values() if b.payments == "stripe")
+
+
 def create_app(settings: Settings, businesses: Businesses, queue_push: QueuePush, *,
                ready: ReadyCheck | None = None, stripe: Any = None, limits: Limits | None = None,
                metrics: Any = None) -> web.Application:
@@ -278,21 +288,21 @@ def create_app(settings: Settings, businesses: Businesses, queue_push: QueuePush
 
     Args:
         settings: Supplies ``queue`` (the base of every queue's name) and ``business_id`` (the
-            business of ``POST /telegram/webhook``, ``POST /`` and ``POST /stripe/webhook``).
+            business of ``POST /telegram/webhook`` and ``POST /``).
         businesses: The businesses served, each on ``POST /telegram/<id>`` with its own secret
             (:func:`chatpay.businesses.load_businesses`).
         queue_push: Puts one update on a queue: ``queue_push(queue_name(settings.queue, id), json)``.
         ready: Says whether the queue can be reached (``GET /readyz`` answers 503 when it does not
             answer True within :data:`READY_TIMEOUT` seconds); without one the app is always ready.
         stripe: A :class:`~chatpay.adapters.payments.stripe_checkout.StripeCheckoutProvider` to
-            serve ``POST /stripe/webhook`` with (when the shop takes cards through Stripe).
+            serve ``POST /stripe/webhook`` with (when a business takes cards through Stripe); each
+            paid session goes to the queue of the business its metadata names.
         limits: Supplies ``body_timeout`` (a request whose body is slower gets 408).
         metrics: A :class:`~chatpay.metrics.Metrics` to count requests per business and answer in,
             served on ``GET /metrics``.
 
     Raises:
-        ConfigError: A business has no usable webhook secret, two share one, or ``stripe`` is
-            given while ``BUSINESS_ID`` is none of ``businesses``.
+        ConfigError: A business has no usable webhook secret, or two share one.
     """
     body_timeout = (limits or Limits()).body_timeout
     expected = {b.id: business_secret(b).encode() for b in businesses.values()}
@@ -300,9 +310,7 @@ def create_app(settings: Settings, businesses: Businesses, queue_push: QueuePush
     if shared:
         raise ConfigError("CHATPAY_BUSINESSES", shared[0])
     queues = {b.id: queue_name(settings.queue, b.id) for b in businesses.values()}
-    if stripe is not None and settings.business_id not in businesses:
-        raise ConfigError("BUSINESS_ID", f"{settings.business_id!r} is none of the businesses served; "
-                                         "POST /stripe/webhook queues payments for that business")
+    takes_stripe = stripe_businesses(businesses)
 
     async def accept(request: web.Request, business_id: str) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
@@ -378,13 +386,17 @@ def create_app(settings: Settings, businesses: Businesses, queue_push: QueuePush
         if not event.thread_id:
             log.error("paid Stripe session without a shopper", extra={"order": event.payment.order_id})
             return web.json_response({"received": True, "used": False})
+        # Sessions opened before the metadata named the business belong to the one business taking Stripe.
+        owner = event.business_id or (next(iter(takes_stripe)) if len(takes_stripe) == 1 else None)
+        if owner not in takes_stripe:
+            log.error("paid Stripe session for a business not taking Stripe here",
+                      extra={"order": event.payment.order_id, "business": owner})
+            return web.Response(status=404, text="no such business takes Stripe here")
         try:  # the update id comes from the payment, so a replayed event is claimed once by the workers
-            await queue_push(queues[settings.business_id],
-                             confirmed_payment_update(event.payment, thread_id=event.thread_id,
-                                                      chat_id=event.chat_id))
+            await queue_push(queues[owner], confirmed_payment_update(event.payment, thread_id=event.thread_id,
+                                                                     chat_id=event.chat_id))
         except Exception as exc:  # Stripe retries on any non-2xx answer
-            log.error("could not enqueue a Stripe payment",
-                      extra={"error": type(exc).__name__, "business": settings.business_id})
+            log.error("could not enqueue a Stripe payment", extra={"error": type(exc).__name__, "business": owner})
             return web.Response(status=503, text="queue unavailable")
         return web.json_response({"received": True, "used": True})
 
@@ -649,10 +661,6 @@ def startup_problems(settings: Settings, businesses: Businesses | None = None) -
     problems: list[str] = []
     if businesses is not None and businesses.many:
         problems.extend(secret_problems(businesses))
-        if settings.payments == "stripe" and settings.business_id not in businesses:
-            problems.append(f"BUSINESS_ID: {settings.business_id!r} is none of the businesses in "
-                            "CHATPAY_BUSINESSES; with CHATPAY_PAYMENTS=stripe, POST /stripe/webhook queues "
-                            "payments for that business")
     elif not settings.telegram_webhook_secret:
         missing.append("TELEGRAM_WEBHOOK_SECRET")
     else:
@@ -763,7 +771,7 @@ async def run(settings: Settings, businesses: Businesses, host: str, port: int, 
     limits = limits or Limits()
     limits = Limits(fit_connection_cap(limits.max_connections), limits.header_timeout, limits.body_timeout)
     stripe = None
-    if settings.payments == "stripe":
+    if stripe_businesses(businesses):
         from chatpay.adapters.payments.stripe_checkout import from_env as stripe_from_env
 
         stripe = stripe_from_env(settings.payment_env)

@@ -760,3 +760,75 @@ async def test_metrics_count_each_businesss_requests_by_answer(queue: aioredis.R
         scraped = await (await test_client.get("/metrics")).text()
     assert 'chatpay_webhook_requests_total{business="acme",status="200"} 3.0' in scraped
     assert 'chatpay_webhook_requests_total{business="bolt",status="403"} 1.0' in scraped
+
+
+STRIPE_SECRET = "whsec_fleet_routing_1"
+
+
+def stripe_provider() -> Any:
+    from chatpay.adapters.payments.stripe_checkout import from_env
+
+    return from_env({"STRIPE_API_KEY": "sk_test_routing", "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET})
+
+
+def paid_session(business: str | None, order: str, thread: str = "501") -> bytes:
+    """A ``checkout.session.completed`` body for a paid session ChatPay opened for ``business``."""
+    metadata = {"order_id": order, "thread_id": thread, "chat_id": thread}
+    if business is not None:
+        metadata["business_id"] = business
+    session = {"id": f"cs_{order}", "object": "checkout.session", "payment_status": "paid", "status": "complete",
+               "payment_intent": f"pi_{order}", "amount_total": 2495, "currency": "eur", "metadata": metadata,
+               "client_reference_id": order}
+    return json.dumps({"id": f"evt_{order}", "object": "event", "type": "checkout.session.completed",
+                       "api_version": "2025-03-31.basil", "data": {"object": session}}).encode()
+
+
+async def test_stripe_payments_go_to_the_queue_of_the_business_that_opened_the_session(
+    queue: aioredis.Redis, tmp_path: Path
+) -> None:
+    """Several businesses on one platform Stripe account: each paid session reaches its own business's
+    workers, and a session of a business not taking Stripe here is refused (Stripe retries it)."""
+    from tests.payments.stripe_standin import sign
+
+    path = tmp_path / "businesses.toml"
+    path.write_text(MANY.replace('webhook_secret_env = "BOLT_WEBHOOK_SECRET"',
+                                 'webhook_secret_env = "BOLT_WEBHOOK_SECRET"\npayments = "stripe"')
+                    .replace('webhook_secret_env = "ACME_WEBHOOK_SECRET"',
+                             'webhook_secret_env = "ACME_WEBHOOK_SECRET"\npayments = "stripe"'), encoding="utf-8")
+    settings, businesses = many_businesses(path)
+    app = create_app(settings, businesses, pusher(queue), stripe=stripe_provider())
+    async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+        async def post(body: bytes) -> int:
+            answer = await http.post("/stripe/webhook", data=body, headers={"Stripe-Signature": sign(body, STRIPE_SECRET)})
+            return answer.status
+
+        assert await post(paid_session("bolt", "ord-b1")) == 200
+        assert await post(paid_session("acme", "ord-a1")) == 200
+        assert await post(paid_session("zeta", "ord-z1")) == 404  # served nowhere here: Stripe keeps it
+        assert await post(paid_session(None, "ord-old")) == 404  # two businesses take Stripe: whose is it?
+    bolt = [json.loads(raw) for raw in await queue.lrange(queue_name("updates", "bolt"), 0, -1)]
+    acme = [json.loads(raw) for raw in await queue.lrange(queue_name("updates", "acme"), 0, -1)]
+    assert "ord-b1" in json.dumps(bolt) and "ord-a1" not in json.dumps(bolt)
+    assert "ord-a1" in json.dumps(acme) and "ord-b1" not in json.dumps(acme)
+    assert "ord-z1" not in json.dumps(bolt + acme) and "ord-old" not in json.dumps(bolt + acme)
+
+
+async def test_a_session_without_its_business_goes_to_the_one_business_taking_stripe(
+    queue: aioredis.Redis, tmp_path: Path
+) -> None:
+    from tests.payments.stripe_standin import sign
+
+    path = tmp_path / "businesses.toml"
+    path.write_text(MANY.replace('webhook_secret_env = "BOLT_WEBHOOK_SECRET"',
+                                 'webhook_secret_env = "BOLT_WEBHOOK_SECRET"\npayments = "stripe"'), encoding="utf-8")
+    settings, businesses = many_businesses(path)
+    app = create_app(settings, businesses, pusher(queue), stripe=stripe_provider())
+    async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+        body = paid_session(None, "ord-legacy")
+        answer = await http.post("/stripe/webhook", data=body, headers={"Stripe-Signature": sign(body, STRIPE_SECRET)})
+        assert answer.status == 200 and (await answer.json())["used"] is True
+        body = paid_session("acme", "ord-acme")  # acme takes no cards here
+        answer = await http.post("/stripe/webhook", data=body, headers={"Stripe-Signature": sign(body, STRIPE_SECRET)})
+        assert answer.status == 404
+    assert "ord-legacy" in str(await queue.lrange(queue_name("updates", "bolt"), 0, -1))
+    assert await queue.llen(queue_name("updates", "acme")) == 0

@@ -191,7 +191,7 @@ async def test_a_signed_paid_session_confirms_the_orders_payment(provider: Strip
     expected = ConfirmedPayment(provider="stripe", order_id="o1a2b3c4d5e6", payment_id=intent,
                                 currency="EUR", total_minor=2780)
     assert event == StripeEvent(id="evt_1Paid", type="checkout.session.completed", payment=expected,
-                                thread_id="t42", chat_id="t42")  # where the webhook queues the receipt
+                                thread_id="t42", chat_id="t42", business_id="basil-shop")  # where the webhook queues the receipt
     assert provider.verify(*signed(body)) == expected
 
 

@@ -78,6 +78,7 @@ class StripeEvent:
     payment: ConfirmedPayment | None  # set when the event says an order's money arrived
     thread_id: str | None = None  # the shopper the order belongs to (session metadata)
     chat_id: str | None = None
+    business_id: str | None = None  # the business whose order it is (session metadata): its queue gets it
 
 
 class StripeCheckoutProvider:
@@ -200,7 +201,7 @@ class StripeCheckoutProvider:
         if not isinstance(event_id, str) or not isinstance(event_type, str):
             raise WebhookRejected("event has no id or type")
         payment = None
-        thread = chat = None
+        thread = chat = business = None
         if event_type in _PAID_EVENTS:
             data = _field(event, "data")
             session = _field(data, "object") if data is not None else None
@@ -208,8 +209,10 @@ class StripeCheckoutProvider:
             metadata = _field(session, "metadata") if session is not None else None
             if metadata is not None:
                 thread, chat = _field(metadata, "thread_id"), _field(metadata, "chat_id")
+                business = _field(metadata, "business_id")
         return StripeEvent(id=event_id, type=event_type, payment=payment,
-                           thread_id=str(thread) if thread else None, chat_id=str(chat) if chat else None)
+                           thread_id=str(thread) if thread else None, chat_id=str(chat) if chat else None,
+                           business_id=str(business) if business else None)
 
     def _error(self, doing: str, exc: stripe.StripeError) -> PaymentError:
         """A PaymentError saying what failed and why, with the API key cut out wherever it appears."""
