@@ -33,7 +33,8 @@ unless Redis answers PING within a second), for a load balancer or an orchestrat
 Under load: Redis commands go through at most :data:`POOL_SIZE` pooled connections, and a
 request waits up to :data:`REDIS_WAIT` seconds for one instead of failing (redis-py's own pool
 raises "Too many connections" at once when it is exhausted; that was the 503s under a burst).
-The listening socket has a deep backlog (2048, or the connection cap if higher). Every client connection must
+The listening socket has a deep backlog (2048, or the connection cap if higher), accepted in batches
+of :data:`ACCEPT_BATCH`. Every client connection must
 deliver complete request headers within ``--header-timeout`` seconds of opening (or of the end
 of its previous request) and its body within ``--body-timeout`` seconds, or it is closed;
 connections beyond ``--max-connections`` are answered 503 and closed at once, and the cap is
@@ -97,6 +98,12 @@ READY_TIMEOUT = 1.0
 """Seconds ``GET /readyz`` waits for Redis to answer PING."""
 FD_RESERVE = 64
 """File descriptors kept out of the connection cap: stdio, the listening socket, the event loop, logs."""
+ACCEPT_BATCH = 32
+"""Connections the event loop accepts in one go. asyncio accepts up to its ``backlog`` argument per
+wake-up, holding a descriptor for each before any is answered, so a batch must fit beside the open
+connections: with the batch equal to a 2048-deep backlog, a burst of 300 under a limit of 256
+descriptors hit EMFILE, and asyncio stopped accepting for a second at a time (a CI run's client
+waited over 30 s). The kernel's queue stays deep (:attr:`Limits.backlog`); only the batch is small."""
 LINGER = 1.0
 """Seconds the server keeps reading an unread request body after answering (403, 408) before closing."""
 _OVER_CAPACITY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n"
@@ -533,8 +540,18 @@ class Listener:
             OSError: The address cannot be bound.
         """
         loop = asyncio.get_running_loop()
-        self._listening = await loop.create_server(lambda: GuardedConnection(self), self.host, self.port,
-                                                   backlog=self.limits.backlog)
+        # asyncio uses its backlog both for listen() and as the accept batch: a small batch for it, then
+        # the deep kernel queue set again on our own socket (listen() may be called again).
+        family = socket.getaddrinfo(self.host or None, self.port, type=socket.SOCK_STREAM,
+                                    flags=socket.AI_PASSIVE)[0][0]
+        raw = socket.create_server((self.host, self.port), family=family, backlog=self.limits.backlog)
+        try:
+            self._listening = await loop.create_server(lambda: GuardedConnection(self), sock=raw,
+                                                       backlog=min(ACCEPT_BATCH, self.limits.backlog))
+        except BaseException:
+            raw.close()
+            raise
+        raw.listen(self.limits.backlog)
         if self.port == 0:
             self.port = int(self._listening.sockets[0].getsockname()[1])
 
@@ -560,7 +577,7 @@ async def listening(app: web.Application, host: str = "127.0.0.1", port: int = 0
         await runner.cleanup()
 
 
-def fit_connection_cap(max_connections: int, *, reserve: int = POOL_SIZE + FD_RESERVE) -> int:
+def fit_connection_cap(max_connections: int, *, reserve: int = POOL_SIZE + FD_RESERVE + ACCEPT_BATCH) -> int:
     """The connection cap this process can hold: ``max_connections``, or less if descriptors are short.
 
     Every client connection takes a file descriptor. When they run out, the event loop's

@@ -424,8 +424,9 @@ async def test_connections_over_the_cap_are_refused_at_once_and_served_again_bel
 
 
 def test_the_connection_cap_fits_under_a_low_file_limit(server: RedisServer) -> None:
-    """With 256 descriptors the cap comes down to what fits, and 300 clients at once all get an
-    answer promptly (200, or 503 over the cap) instead of the accept loop running out of descriptors."""
+    """With 256 descriptors the cap comes down to what fits (96, beside the Redis pool, the reserve and
+    an accept batch), and 300 clients at once all get an answer promptly (200, or 503 over the cap)
+    instead of the accept loop running out of descriptors."""
     port = free_port()
 
     def low_limit() -> None:
@@ -442,8 +443,8 @@ def test_the_connection_cap_fits_under_a_low_file_limit(server: RedisServer) -> 
             head.append(raw.decode())
             if "listening" in head[-1]:
                 break
-        assert "the file-descriptor limit (256) holds only 128 connections" in "".join(head), "".join(head)
-        assert "at most 128 connections" in head[-1]
+        assert "the file-descriptor limit (256) holds only 96 connections" in "".join(head), "".join(head)
+        assert "at most 96 connections" in head[-1]
 
         async def burst() -> list[int | str]:
             async def one(i: int) -> int | str:
@@ -462,7 +463,7 @@ def test_the_connection_cap_fits_under_a_low_file_limit(server: RedisServer) -> 
         started = time.monotonic()
         answers = asyncio.run(burst())
         assert time.monotonic() - started < 8
-        assert set(answers) <= {200, 503, "refused"} and answers.count(200) >= 100, answers
+        assert set(answers) <= {200, 503, "refused"} and answers.count(200) >= 96, answers  # the cap's worth
         assert redis.Redis.from_url(server.url).llen(queue_name("chatpay_queue", "demo")) == answers.count(200)
     finally:
         os.kill(proc.pid, signal.SIGTERM)
