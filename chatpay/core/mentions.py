@@ -83,9 +83,13 @@ class MentionIndex:
         n = max(len(catalog), 1)
         self.idf = {t: math.log(1 + n / len(h)) for t, h in self.by_token.items()}
         self.variant_vocab = frozenset(variant_vocab)
-        self._by_initial: dict[str, list[str]] = defaultdict(list)
-        for t in self.by_token:
-            self._by_initial[t[0]].append(t)
+        # Typo candidates by length (only words of 4 letters or more take typos), in vocabulary order,
+        # with their letters: an edit changes a word's set of letters by at most two, so a cheap set
+        # difference rules most candidates out before the edit distance is computed.
+        self._by_length: dict[int, list[tuple[int, str, frozenset[str]]]] = defaultdict(list)
+        for order, t in enumerate(self.by_token):
+            if len(t) >= 4:
+                self._by_length[len(t)].append((order, t, frozenset(t)))
         # Lookups depend only on the word and this (immutable) vocabulary: chat repeats its words, and
         # a worker looks every word of every message up, so the answers are kept (bounded).
         self._looked_up: dict[str, tuple[tuple[str, float], ...]] = {}
@@ -108,16 +112,21 @@ class MentionIndex:
         if budget == 0:
             return []
         found = []
-        pools = [self._by_initial.get(word[0], [])]
-        if len(word) > 4:  # a typo in the first letter is rarer, but happens ("etiopian" is fine; "kenia")
-            pools.append([t for t in self.by_token if t[0] != word[0] and abs(len(t) - len(word)) <= 1])
-        for pool in pools:
-            for t in pool:
-                if abs(len(t) - len(word)) > budget or len(t) < 4:
+        letters = frozenset(word)
+        n = len(word)
+        candidates = []
+        for length in range(n - budget, n + budget + 1):
+            for order, t, its_letters in self._by_length.get(length, ()):
+                # A typo in the first letter is rarer, but happens ("etiopian" is fine; "kenia").
+                if t[0] != word[0] and (n <= 4 or abs(length - n) > 1):
                     continue
-                d = edit_distance(word, t, budget)
-                if d <= min(budget, typo_budget(t)):
-                    found.append((t, 1.0 - 0.15 * d))
+                if len(letters ^ its_letters) > 2 * budget:
+                    continue
+                candidates.append((t[0] != word[0], order, t))
+        for _, _, t in sorted(candidates):
+            d = edit_distance(word, t, budget)
+            if d <= min(budget, typo_budget(t)):
+                found.append((t, 1.0 - 0.15 * d))
         # Plural and singular forms ("mugs" / "mug").
         for t in (word[:-1], word + "s") if word.endswith("s") else (word + "s",):
             if t in self.by_token:
