@@ -27,7 +27,6 @@ Run: python bench/bench_fleet.py [--quick]. Writes bench/results/fleet.json (git
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -211,7 +210,9 @@ def main() -> None:
 
     if args.child:
         args.concurrency = args.concurrency or DEFAULT_CONCURRENCY
-        raise SystemExit(asyncio.run(child(args)))
+        from chatpay.worker import run_loop
+
+        raise SystemExit(run_loop(child(args)))  # the event loop chatpay-worker runs on
 
     concurrency = args.concurrency or DEFAULT_CONCURRENCY
     repeats = args.repeats or (2 if args.quick else 3)

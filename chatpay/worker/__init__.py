@@ -38,8 +38,9 @@ import logging
 import signal
 import sys
 import uuid
+from collections.abc import Coroutine
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from chatpay.adapters.redis import RedisQueue, RedisStateStores
 from chatpay.bootstrap import Runtime
@@ -55,6 +56,7 @@ __all__ = ["DEFAULT_CONCURRENCY", "SEND_CONNECTIONS", "SEND_TIMEOUT", "BotChanne
            "serve", "transient"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SEND_CONNECTIONS = 16
 """HTTP connections to the Bot API per bot and process. Telegram takes about 30 messages/s per bot, which
@@ -114,6 +116,20 @@ def _channel(business: Business, settings: Settings, client: Any, options: Worke
     assert business.bot_token and business.bot_id
     return TelegramChannel(business.bot_token, base_url=settings.telegram_api_base_url,
                            rate_limiter=RedisRateLimiter(client, bot_id=business.bot_id), request=bot_request(options))
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop's event loop when it is installed (``pip install chatpay[server]``), else asyncio's.
+
+    A worker is CPU-bound once its turns fill a core (``bench/bench_fleet.py``), and uvloop's loop
+    spends less of that core on scheduling than asyncio's own.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def bot_request(options: WorkerOptions) -> Any:
@@ -403,7 +419,7 @@ def _main(argv: list[str] | None) -> int:
     configure_logging(args.log_level, worker_id=lambda: _worker_id(settings), secrets=secrets)
     try:
         try:
-            return asyncio.run(_start(settings, options))
+            return run_loop(_start(settings, options))
         finally:
             # The loop restores SIGTERM's default when it closes; a second SIGTERM during the exit that
             # follows (the embedded store's last write) would kill the process with -15 after a clean stop.

@@ -20,13 +20,13 @@ import contextlib
 import math
 from collections import deque
 
-LAG_LIMIT = 0.05
+LAG_LIMIT = 0.02
 """Event-loop lag (seconds) past which the process admits fewer turns. A turn of the offline engine
-takes a few milliseconds of CPU, so a calm loop lags a few ms; with 3 worker processes on 2 CPUs
-and one business flooding, 128 admitted turns each lagged their loop 0.1 to 0.4 s and another
-business's p95 reply time rose from 0.59 to 1.40 s (tests/production/test_fleet.py). 50 ms, a
-sixth of one 300 ms model call, keeps that rise inside the fleet test's 2x while one process still
-serves over 200 turns/s (``bench/bench_fleet.py``)."""
+takes a few milliseconds of CPU, so a calm loop lags a few ms. With 3 worker processes on 2 CPUs
+and one business flooding (tests/production/test_fleet.py), 128 admitted turns let another
+business's p95 reply time rise from 0.59 to 1.40 s (x2.4); a 50 ms limit gave x1.13 on this
+machine but x2.2 in a CI run; 20 ms gave x0.99 to x1.3 over seven runs (x1.49 with a CPU hog
+beside them), while one process still serves about 220 turns/s (``bench/bench_fleet.py``)."""
 
 TICK = 0.02
 """How often (seconds) the lag is sampled: 50 wakeups a second, a negligible cost."""
