@@ -49,7 +49,8 @@ from chatpay.config import Settings
 from chatpay.core.errors import ConfigError, StorageError
 from chatpay.core.ports import Stores
 from chatpay.worker.logs import configure_logging
-from chatpay.worker.service import DEFAULT_CONCURRENCY, BotChannel, Worker, WorkerOptions, transient
+from chatpay.worker.options import DEFAULT_CONCURRENCY, BotChannel, WorkerOptions, transient
+from chatpay.worker.service import Worker
 
 __all__ = ["DEFAULT_CONCURRENCY", "SEND_CONNECTIONS", "SEND_TIMEOUT", "BotChannel", "Worker", "WorkerOptions", "bot_request",
            "main", "parse_args", "parser",

@@ -47,7 +47,6 @@ class Admission:
         self.tick = tick
         self.limit = ceiling
         self.running = 0
-        self.lag = 0.0
         self.cuts = 0
         self._step = max(1, math.ceil(ceiling / 32))  # back to the ceiling in 32 calm ticks (0.64 s)
         self._waiting: deque[asyncio.Future[bool]] = deque()
@@ -111,7 +110,6 @@ class Admission:
 
     def observe(self, lag: float) -> None:
         """One lag sample: cut the limit below what runs now when it is over :attr:`lag_limit`, else raise it."""
-        self.lag = lag
         self._ticks += 1
         self._limited += self.limit < self.ceiling
         if lag > self.lag_limit:

@@ -13,7 +13,7 @@ from chatpay.adapters.redis import RedisQueue
 from chatpay.bootstrap import Runtime
 
 if TYPE_CHECKING:
-    from chatpay.worker.service import BotChannel
+    from chatpay.worker.options import BotChannel
 
 log = logging.getLogger("chatpay.worker.service")  # the worker's one logger name, as before the split
 
