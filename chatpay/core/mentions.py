@@ -94,14 +94,14 @@ class MentionIndex:
         # a worker looks every word of every message up, so the answers are kept (bounded).
         self._looked_up: dict[str, tuple[tuple[str, float], ...]] = {}
 
-    def lookup(self, word: str) -> list[tuple[str, float]]:
+    def lookup(self, word: str) -> tuple[tuple[str, float], ...]:
         """Vocabulary words matching ``word`` exactly or within its typo budget, with a weight."""
         known = self._looked_up.get(word)
         if known is None:
             if len(self._looked_up) >= LOOKUP_CACHE:
                 self._looked_up.clear()
             known = self._looked_up[word] = tuple(self._lookup(word))
-        return list(known)
+        return known
 
     def _lookup(self, word: str) -> list[tuple[str, float]]:
         if word in NEVER_NAMES or len(word) < 2:
