@@ -772,6 +772,17 @@ def stripe_provider() -> Any:
     return from_env({"STRIPE_API_KEY": "sk_test_routing", "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET})
 
 
+def taking_stripe(tmp_path: Path, *ids: str) -> Path:
+    """The two-business file with ``payments = "stripe"`` for ``ids``."""
+    text = MANY
+    for business in ids:
+        line = f'webhook_secret_env = "{business.upper()}_WEBHOOK_SECRET"'
+        text = text.replace(line, f'{line}\npayments = "stripe"')
+    path = tmp_path / "businesses.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def paid_session(business: str | None, order: str, thread: str = "501") -> bytes:
     """A ``checkout.session.completed`` body for a paid session ChatPay opened for ``business``."""
     metadata = {"order_id": order, "thread_id": thread, "chat_id": thread}
@@ -791,12 +802,7 @@ async def test_stripe_payments_go_to_the_queue_of_the_business_that_opened_the_s
     workers, and a session of a business not taking Stripe here is refused (Stripe retries it)."""
     from tests.payments.stripe_standin import sign
 
-    path = tmp_path / "businesses.toml"
-    path.write_text(MANY.replace('webhook_secret_env = "BOLT_WEBHOOK_SECRET"',
-                                 'webhook_secret_env = "BOLT_WEBHOOK_SECRET"\npayments = "stripe"')
-                    .replace('webhook_secret_env = "ACME_WEBHOOK_SECRET"',
-                             'webhook_secret_env = "ACME_WEBHOOK_SECRET"\npayments = "stripe"'), encoding="utf-8")
-    settings, businesses = many_businesses(path)
+    settings, businesses = many_businesses(taking_stripe(tmp_path, "acme", "bolt"))
     app = create_app(settings, businesses, pusher(queue), stripe=stripe_provider())
     async with TestClient(TestServer(app, host="127.0.0.1")) as http:
         async def post(body: bytes) -> int:
@@ -819,10 +825,7 @@ async def test_a_session_without_its_business_goes_to_the_one_business_taking_st
 ) -> None:
     from tests.payments.stripe_standin import sign
 
-    path = tmp_path / "businesses.toml"
-    path.write_text(MANY.replace('webhook_secret_env = "BOLT_WEBHOOK_SECRET"',
-                                 'webhook_secret_env = "BOLT_WEBHOOK_SECRET"\npayments = "stripe"'), encoding="utf-8")
-    settings, businesses = many_businesses(path)
+    settings, businesses = many_businesses(taking_stripe(tmp_path, "bolt"))
     app = create_app(settings, businesses, pusher(queue), stripe=stripe_provider())
     async with TestClient(TestServer(app, host="127.0.0.1")) as http:
         body = paid_session(None, "ord-legacy")
