@@ -64,3 +64,23 @@ async def test_a_cluster_client_is_found_from_any_node_and_never_retries_on_its_
 def test_a_cluster_url_with_a_database_other_than_0_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         connect("redis://127.0.0.1:1/3", cluster=True)
+
+
+async def test_redirects_never_cut_another_tasks_command_in_flight(redis_cluster: LocalCluster) -> None:
+    """A stale slot map (a fresh client, a resharding) makes commands bounce with MOVED. Following
+    them must not close the client: a worker's blocking read on another node has to survive."""
+    redis_cluster.flushall()
+    client = connect(redis_cluster.url, cluster=True)
+    try:
+        await client.ping()
+        waiter = client.get_node_from_key("{a}list")
+        key = next(f"{{t{i}}}k" for i in range(100) if client.get_node_from_key(f"{{t{i}}}k").name != waiter.name)
+        blocked = asyncio.create_task(client.brpoplpush("{a}list", "{a}taken", 3))
+        await asyncio.sleep(0.2)  # the read is on the wire, holding one of the waiter's connections
+        for i in range(12):  # past redis-py's default of five MOVEDs before it closes every connection
+            client.nodes_manager.slots_cache[client.keyslot(key)] = [waiter]  # a stale map: the wrong node
+            assert await client.incr(key) == i + 1  # redirected to the right node, run once
+        await client.lpush("{a}list", "x")
+        assert await blocked == "x"  # the blocking read was never cut
+    finally:
+        await client.aclose()

@@ -109,7 +109,8 @@ def connect(url: str, *, cluster: bool = False, **options: Any) -> Any:
     With ``cluster=True`` (``REDIS_CLUSTER=1``) it is a ``redis.asyncio.cluster.RedisCluster``
     that discovers the cluster from ``url``, any one node. It routes each command and script by
     its keys (one business's keys share a slot) and follows MOVED/ASK redirections, which are
-    safe (the node did not run the command); a connection error or timeout is not retried but
+    safe (the node did not run the command), without ever closing the client on a redirect (that
+    would cut other tasks' commands in flight); a connection error or timeout is not retried but
     raised, and the next command reloads the cluster's layout first (a failover, a restart).
 
     Raises:
@@ -127,6 +128,13 @@ def connect(url: str, *, cluster: bool = False, **options: Any) -> Any:
         from redis.asyncio.cluster import RedisCluster
         from redis.exceptions import RedisClusterException
 
+        # A MOVED reply is followed to the right node and the slot map patched. redis-py's default
+        # (reinitialize_steps=5) also closes the whole client on every fifth MOVED, which cuts
+        # every command other tasks have in flight ("Connection closed by server"): a worker's
+        # blocking reads and scripts failed at random after a fresh client's first redirects.
+        # 0 never does that; a layout that really changed is still learnt slot by slot from the
+        # MOVED replies, and in full after a connection error.
+        settings["reinitialize_steps"] = 0
         settings.update(options)
         try:
             return RedisCluster.from_url(url, **settings)
