@@ -16,7 +16,7 @@ from importlib import resources
 
 from chatpay.nlu.text import LANGUAGES, fold, is_stopword, language, tokens
 
-CUE_KINDS = ("overview", "recommend", "compare", "need", "budget_max", "budget_min")
+CUE_KINDS = ("overview", "recommend", "compare", "need", "budget_max", "budget_min", "purpose", "cheapest", "thousand")
 
 
 @cache
@@ -50,6 +50,7 @@ class ParsedQuery:
     cues: frozenset[str] = frozenset()
     max_price: Decimal | None = None
     min_price: Decimal | None = None
+    head: str | None = None  # the thing asked for: the last content word before a purpose cue ("battery for my drill")
 
     @property
     def has_budget(self) -> bool:
@@ -71,29 +72,48 @@ def parse(text: str) -> ParsedQuery:
     found: set[str] = set()
     used = [False] * len(words)
     max_price = min_price = None
+    purpose_at = len(words)
     for code in LANGUAGES:
         table = cues(code)
+        # Budget cues longest first across both kinds, never inside one already read: "не дороже
+        # 2000" is a cap, not also the floor "дороже 2000"; "no more than 30" is not "more than 30".
+        budget = sorted(((p, k) for k in ("budget_max", "budget_min") for p in table[k]), key=lambda pk: -len(pk[0]))
+        thousand = {p[0] for p in table["thousand"] if len(p) == 1}
+        for phrase, kind in budget:
+            at = find_phrase(words, phrase)
+            while at >= 0:
+                end = at + len(phrase)
+                amount = _amount(words[end]) if end < len(words) and not any(used[at : end + 1]) else None
+                if amount is not None:
+                    last = end
+                    if end + 1 < len(words) and words[end + 1] in thousand:  # "до 4 тысяч", "under 2 k"
+                        amount, last = amount * 1000, end + 1
+                    found.add(kind)
+                    if kind == "budget_max":
+                        max_price = amount if max_price is None else min(max_price, amount)
+                    else:
+                        min_price = amount if min_price is None else max(min_price, amount)
+                    for i in range(at, last + 1):
+                        used[i] = True
+                at = find_phrase(words, phrase, end)
         for kind in CUE_KINDS:
+            if kind.startswith("budget") or kind == "thousand":
+                continue
             for phrase in table[kind]:
                 at = find_phrase(words, phrase)
                 while at >= 0:
                     end = at + len(phrase)
-                    if kind.startswith("budget"):
-                        amount = _amount(words[end]) if end < len(words) else None
-                        if amount is not None:
-                            found.add(kind)
-                            if kind == "budget_max":
-                                max_price = amount if max_price is None else min(max_price, amount)
-                            else:
-                                min_price = amount if min_price is None else max(min_price, amount)
-                            for i in range(at, end + 1):
-                                used[i] = True
+                    if kind == "purpose":
+                        purpose_at = min(purpose_at, at)
                     else:
                         found.add(kind)
                         if kind not in ("recommend", "need"):  # "a gift for my dad": the words still say what
                             for i in range(at, end):
                                 used[i] = True
                     at = find_phrase(words, phrase, end)
-    content = tuple(w for i, w in enumerate(words) if not used[i] and not is_stopword(w)
-                    and not (w[0].isdigit() and (max_price is not None or min_price is not None)))
-    return ParsedQuery(fold(text), lang, tuple(words), content, frozenset(found), max_price, min_price)
+    kept = [i for i, w in enumerate(words) if not used[i] and not is_stopword(w)
+            and not (w[0].isdigit() and (max_price is not None or min_price is not None))]
+    content = tuple(words[i] for i in kept)
+    before = [words[i] for i in kept if i < purpose_at]
+    head = before[-1] if before and purpose_at < len(words) else (content[-1] if content else None)
+    return ParsedQuery(fold(text), lang, tuple(words), content, frozenset(found), max_price, min_price, head)

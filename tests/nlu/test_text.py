@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from chatpay.nlu.query import parse
-from chatpay.nlu.text import content_tokens, fold, language, stem, tokens
+from chatpay.nlu.text import content_tokens, fold, language, sound, stem, tokens
 
 
 def test_cyrillic_and_greek_messages_are_read_not_dropped() -> None:
@@ -52,3 +52,36 @@ def test_budgets_take_the_amount_after_their_cue() -> None:
     assert ru.max_price == Decimal("3000") and ru.content == ("чайник",)
     assert parse("over 100").min_price == Decimal("100")
     assert parse("under the sink").max_price is None
+
+
+def test_a_budget_cue_inside_a_longer_one_is_not_read_twice() -> None:
+    """"не дороже 2000" caps the price; it is not also the floor "дороже 2000"."""
+    capped = parse("сковородку нужно не дороже 2000")
+    assert (capped.max_price, capped.min_price) == (Decimal("2000"), None)
+    assert (parse("no more than 30 please").max_price, parse("no more than 30 please").min_price) == (Decimal("30"), None)
+    assert parse("не дешевле 500").min_price == Decimal("500") and parse("не дешевле 500").max_price is None
+
+
+def test_a_thousand_word_after_an_amount_multiplies_it() -> None:
+    q = parse("комплект постельного до 4 тысяч есть?")
+    assert q.max_price == Decimal("4000") and "тысяч" not in q.content
+    assert parse("a dash cam under 2k").max_price == Decimal("2000")
+
+
+def test_the_thing_asked_for_is_named_before_what_it_is_for() -> None:
+    assert parse("spare battery for my drill").head == "battery"
+    assert parse("pixel 7 case").head == "case"
+    assert parse("does the 7 in 1 hub work with a macbook air").head == "hub"
+    assert parse("сменный фильтр для чайника").head == "фильтр"
+
+
+def test_cheapest_is_a_cue_not_a_product_word() -> None:
+    q = parse("самый дешёвый чайник")
+    assert "cheapest" in q.cues and q.content == ("чайник",)
+    assert "cheapest" in parse("what's the cheapest drill you've got").cues
+
+
+def test_a_brand_sounds_the_same_in_either_script() -> None:
+    assert sound("ликви") == sound("liqui") and sound("моли") == sound("moly")
+    assert sound("сяоми") == sound("xiaomi") and sound("изофикс") == sound("isofix")
+    assert sound("чайник") != sound("chair")
