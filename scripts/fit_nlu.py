@@ -201,7 +201,7 @@ def metrics(search: CatalogSearch, prepared: PreparedCatalog, queries: list[Quer
     hits1 = hits3 = rr = lists = nones = abstained_right = ranked1 = 0.0
     for q in queries:
         scored = search.score(prepared, q.parsed, q.read, q.vector)
-        abstains = scored.p_not_sold >= search.models.abstain_threshold or not len(scored.docs)
+        abstains = search.declines(q.parsed, scored)
         if q.expected == "NONE":
             nones += 1
             abstained_right += abstains

@@ -24,7 +24,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from chatpay.core.catalog import Catalog, Product
-from chatpay.nlu.text import is_stopword, stem, tokens
+from chatpay.nlu.text import is_stopword, sound, stem, tokens
 
 # Fields in the order of :func:`product_fields`, with the BM25F weight of a word found there.
 # The weights follow BM25F practice (a title counts several times the body); what they do to the
@@ -124,7 +124,14 @@ class CatalogLexicon:
         self.vocabulary = surfaces  # surface form -> stem
         self._surface_list = list(surfaces)
         self._strong_list = sorted(strong_surfaces)
+        self._sounds: dict[str, str] | None = None  # built on first need (see sound_alike)
+        self._sound_keys: list[str] = []
         self.store_stems = frozenset(stem(t) for t in tokens(catalog.store_name or "") if not is_stopword(t))
+        # The store's policy words are its vocabulary too: "доставка" is the delivery policy's word,
+        # never a typo for a product's "подставка".
+        self.policy_stems = frozenset(
+            stem(t) for policy in catalog.policies for text in (policy.title, *policy.keywords)
+            for t in tokens(text) if not is_stopword(t))
 
     # ------------------------------------------------------------------ statistics
 
@@ -160,6 +167,28 @@ class CatalogLexicon:
                 return str(found[0])
         return None
 
+    def sound_alike(self, token: str) -> str | None:
+        """The catalog word that sounds like ``token``, in either script ("ликви" finds "liqui").
+
+        Same sound first, then one edit between sounds for sounds of five letters or more.
+        Words that name products are preferred to words only descriptions use.
+        """
+        if len(token) < 3 or token[0].isdigit():
+            return None
+        if self._sounds is None:
+            sounds: dict[str, str] = {}
+            for pool in (self._strong_list, self._surface_list):
+                for surface in pool:
+                    if len(surface) >= 3 and not surface[0].isdigit():
+                        sounds.setdefault(sound(surface), surface)
+            self._sounds, self._sound_keys = sounds, list(sounds)
+        key = sound(token)
+        found = self._sounds.get(key)
+        if found is not None or len(key) < 5:
+            return found
+        near = process.extractOne(key, self._sound_keys, scorer=DamerauLevenshtein.distance, score_cutoff=1)
+        return self._sounds[str(near[0])] if near is not None else None
+
     def read(self, content: Sequence[str]) -> ReadQuery:
         """Look up the query's content tokens; unknown ones are corrected where possible."""
         terms: list[QueryTerm] = []
@@ -168,8 +197,8 @@ class CatalogLexicon:
             s = stem(tok)
             corrected = False
             original = tok
-            if s not in self.postings:
-                fixed = self.correct(tok)
+            if s not in self.postings and s not in self.policy_stems:
+                fixed = self.correct(tok) or self.sound_alike(tok)
                 if fixed is not None:
                     tok, s, corrected = fixed, self.vocabulary[fixed], True
             if s in seen:

@@ -32,7 +32,7 @@ from chatpay.core.ports import ChatMessage, ChatModel, ChatRequest, Embedder, St
 from chatpay.core.retrieval.prepared import PreparedCache
 from chatpay.core.retrieval.results import PolicyHit, ProductHit, RetrievalResult
 from chatpay.nlu.fitted import FittedModels, load_models
-from chatpay.nlu.lexicon import BM25_K1, CatalogLexicon, ReadQuery
+from chatpay.nlu.lexicon import BM25_K1, STRONG, CatalogLexicon, ReadQuery
 from chatpay.nlu.query import ParsedQuery, parse
 from chatpay.nlu.text import is_stopword, stem, tokens
 
@@ -53,7 +53,8 @@ ABSTAIN_FEATURES = (
     "top_p", "second_p", "top_cos", "max_cos", "top_strong", "max_strong", "unknown_share",
     "known_terms", "head_strong_df", "recommend", "budget", "desc_only", "p_gap", "dense_lead", "top_any",
     "unknown_number", "cos_z", "lead_z", "need", "content_len", "unknown_head", "top_name_precision",
-    "top_head_strong", "confident_count", "top3_mean_p", "top_bm25_norm",
+    "top_head_strong", "confident_count", "top3_mean_p", "top_bm25_norm", "number_conflict",
+    "purpose_head_strong",
 )
 
 
@@ -233,7 +234,7 @@ class CatalogSearch:
         policy = self._policy(prepared, read, scored)
         if policy is not None:
             return RetrievalResult(query, content_query, "policy", (), (policy,), 0.8)
-        order = np.argsort(-scored.probs, kind="stable")[:k]
+        order = self.order(prepared, q, scored)[:k]
         hits = tuple(
             ProductHit(prepared.products[int(scored.docs[i])].handle, round(float(scored.probs[i]), 4),
                        round(float(scored.features[i, RANK_FEATURES.index("cov_strong")]), 4),
@@ -249,11 +250,37 @@ class CatalogSearch:
                 first = next(h for h in hits if h.handle == picked)
                 rest = tuple(h for h in hits if h is not first)
                 return RetrievalResult(query, corrected, "products", (first, *rest), (), round(float(first.score), 4))
-        names_nothing = q.has_budget and not q.content  # "something under 30": nothing to not sell
-        if not hits or (scored.p_not_sold >= self.models.abstain_threshold and not names_nothing):
+        if not hits or self.declines(q, scored):
             return RetrievalResult(query, corrected, "none", (), (), round(scored.p_not_sold, 4))
         confidence = float(scored.probs[order[0]]) * (1.0 - scored.p_not_sold)
         return RetrievalResult(query, corrected, "products", hits, (), round(confidence, 4))
+
+    @staticmethod
+    def order(prepared: PreparedCatalog, q: ParsedQuery, scored: Scored) -> np.ndarray:
+        """Candidates best first; for "the cheapest X", the likely matches by price, lowest first.
+
+        A likely match is one the ranker gives even odds or better of being asked for (its own
+        decision boundary, not a tuned constant); the rest follow in the ranker's order.
+        """
+        order = np.argsort(-scored.probs, kind="stable")
+        if "cheapest" not in q.cues or len(order) < 2:
+            return order
+        likely = order[scored.probs[order] >= 0.5]
+        if len(likely) < 2:
+            return order
+        docs = scored.docs[likely]
+        by_price = likely[np.lexsort((prepared.prices[docs], ~prepared.available[docs]))]
+        return np.concatenate([by_price, order[scored.probs[order] < 0.5]])
+
+    def declines(self, q: ParsedQuery, scored: Scored) -> bool:
+        """Whether the shop sells nothing that fits: the fitted abstainer's call, except that
+        "something under 30" names nothing to not sell, and a comparison whose two sides both
+        match (even odds or better by the ranker) names two things the shop does sell."""
+        if not len(scored.docs):
+            return True
+        names_nothing = q.has_budget and not q.content
+        compares_two = "compare" in q.cues and int((scored.probs >= 0.5).sum()) >= 2
+        return scored.p_not_sold >= self.models.abstain_threshold and not names_nothing and not compares_two
 
     def _unsure(self, p_not_sold: float) -> bool:
         lo, hi = self.models.meta.get("unsure", (0.0, 0.0))
@@ -414,10 +441,40 @@ class CatalogSearch:
         a[18] = 1.0 if "need" in q.cues else 0.0
         a[19] = min(len(read.terms), 8) / 8.0
         a[20] = 1.0 if head is not None and not head.known else 0.0
+        if n:
+            a[26], a[27] = self._conflicts(prepared, q, read, int(docs[order[0]]))
         a[9] = 1.0 if "recommend" in q.cues or "compare" in q.cues else 0.0
         a[10] = 1.0 if q.has_budget else 0.0
         p_not_sold = self.models.abstain(a, dense=cos_all is not None) if n else 1.0
         return Scored(docs, f, probs, a, p_not_sold)
+
+    @staticmethod
+    def _conflicts(prepared: PreparedCatalog, q: ParsedQuery, read: ReadQuery, top: int) -> tuple[float, float]:
+        """Evidence that the best product is a near miss rather than the thing asked for.
+
+        - number_conflict: the share of the question's words with digits ("pixel 7", "size 12",
+          "48 inch") that the best product does not hold anywhere; a model or size the shop
+          lacks is the usual near miss.
+        - purpose_head_strong: whether the thing asked for, the last content word before a
+          purpose cue ("a spare battery for my drill"), is in the best product's strong fields.
+        """
+        numbered = [t for t in read.terms if any(c.isdigit() for c in t.surface)]
+        conflict = 0.0
+        if numbered:
+            missing = 0
+            for t in numbered:
+                p = prepared.lexicon.postings.get(t.stem)
+                missing += p is None or not bool(np.any(p.docs == top))
+            conflict = missing / len(numbered)
+        head_strong = 0.0
+        if q.head is not None:
+            head_stem = stem(q.head)
+            term = next((t for t in read.terms if t.stem == head_stem or t.original == q.head), None)
+            p = prepared.lexicon.postings.get(term.stem) if term is not None else None
+            if p is not None:
+                hit = np.flatnonzero(p.docs == top)
+                head_strong = 1.0 if len(hit) and (int(p.masks[hit[0]]) & STRONG) else 0.0
+        return conflict, head_strong
 
     @staticmethod
     def _in_budget(prepared: PreparedCatalog, q: ParsedQuery) -> np.ndarray:

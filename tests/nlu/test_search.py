@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatpay.adapters.encoders.onnx_minilm import OnnxMiniLMEncoder
-from chatpay.core.catalog import Catalog, Product, Variant
+from chatpay.core.catalog import Catalog, PolicyDoc, Product, Variant
 from chatpay.core.money import Money
 from chatpay.nlu.lexicon import CatalogLexicon
 from chatpay.nlu.search import CatalogSearch
@@ -35,8 +35,12 @@ CATALOG = Catalog.of(
            ("pruning", "tools")),
         _p("pots-set", "Terracotta Pot Set", "Pots", "Three classic clay pots.", "19.00", ("pots",)),
         _p("bulbs", "Tulip Bulb Mix", "Bulbs", "Twenty tulip bulbs for spring colour.", "11.00", ("bulbs",)),
+        _p("hose-reel", "Hozelock Hose Reel", "Hoses", "A wall-mounted reel that winds a hose away.", "45.00",
+           ("hose", "reel")),
+        _p("stand", "Подставка для шланга", "Accessories", "Металлическая подставка.", "15.00"),
     ],
     store_name="Groenhof Garden Centre",
+    policies=(PolicyDoc("delivery", "Доставка", "Доставляем за три дня.", ("доставка", "курьер")),),
 )
 
 
@@ -52,6 +56,7 @@ def search() -> CatalogSearch:
         ("prunning shears", "shears"),  # a typo the catalog's vocabulary corrects
         ("watring can", "can-10"),  # a transposition
         ("tulips", "bulbs"),  # a word of the description, and the product's kind by meaning
+        ("хозелок", "hose-reel"),  # a brand written in Cyrillic, by its sound
     ],
 )
 async def test_the_right_product_comes_first(search: CatalogSearch, query: str, handle: str) -> None:
@@ -145,3 +150,18 @@ async def test_a_model_decides_only_the_unsure_questions_and_only_among_the_prod
     for q in queries:
         result = await forged.search(CATALOG, q)
         assert "not-in-the-catalog" not in result.handles
+
+
+async def test_the_cheapest_of_the_things_named_comes_first(search: CatalogSearch) -> None:
+    plain = await search.search(CATALOG, "watering")
+    assert plain.handles[:2] == ["can-10", "hose-25"]  # the can's name says it best
+    result = await search.search(CATALOG, "the cheapest thing for watering")
+    assert result.kind == "products" and result.handles[:2] == ["hose-25", "can-10"]  # 24.00 before 39.00
+
+
+def test_the_stores_policy_words_are_never_corrected_into_product_words() -> None:
+    """"доставка" is the delivery policy's word, not a typo for the product's "подставка"."""
+    assert CatalogLexicon(CATALOG).read(["доставка"]).terms[0].surface == "доставка"
+    without_policies = Catalog.of("garden", "EUR", CATALOG, store_name=CATALOG.store_name)
+    assert CatalogLexicon(without_policies).read(["доставка"]).terms[0].surface == "подставка"
+    assert CatalogLexicon(CATALOG).read(["хозелок"]).terms[0].surface == "hozelock"
