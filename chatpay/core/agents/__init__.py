@@ -105,6 +105,31 @@ def _switch_request(ctx: AgentContext) -> RouteDecision | None:
     return RouteDecision("cart_add", 0.9, reason="a new option for a line in the cart", layer="context")
 
 
+def _same_word(a: str, b: str) -> bool:
+    """Equal, or one inflection of the other ("чугунную" and "чугунная", "leathers" and "leather"):
+    words of five letters or more that differ only in their last two letters."""
+    if a == b:
+        return True
+    shorter = min(len(a), len(b))
+    return shorter >= 5 and a[: shorter - 2] == b[: shorter - 2] and abs(len(a) - len(b)) <= 2
+
+
+def _picks_one_shown(ctx: AgentContext) -> str | None:
+    """The one product of those just offered to choose from that the message names by a word of
+    its name no other offered product has ("the leather ones in M", "чугунную, на 24")."""
+    if ctx.catalog is None:
+        return None
+    names = {h: {w for w in tokens(p.name) if len(w) > 2} for h in ctx.last_shown if (p := ctx.catalog.get(h))}
+    said = [w for w in tokens(ctx.turn.text) if len(w) > 2]
+    picked = set()
+    for handle, words in names.items():
+        others = set().union(*(w for h, w in names.items() if h != handle))
+        own = {w for w in words if not any(_same_word(w, o) for o in others)}
+        if any(_same_word(s, w) for s in said for w in own):
+            picked.add(handle)
+    return picked.pop() if len(picked) == 1 else None
+
+
 def _names_a_policy(ctx: AgentContext) -> bool:
     """Whether the message holds a keyword of one of the store's policies (whole words)."""
     if ctx.catalog is None or not ctx.catalog.policies:
@@ -230,6 +255,11 @@ class Engine:
             return RouteDecision("cart_clear", 0.95, reason="yes to emptying the cart", layer="context")
         if pending == "clear" and (said in NEGATIVE or verb):
             return RouteDecision("chitchat", 0.9, reason="kept the cart", layer="context", negated=True)
+        if pending == "pick" and verb is None and "?" not in text:
+            picked = _picks_one_shown(ctx)
+            if picked is not None:
+                return RouteDecision("cart_add", 0.9, reason=f"picked {picked} from the products offered",
+                                     layer="context")
         offer = ctx.state.get("offer")
         if offer and is_affirmative(said):
             return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")

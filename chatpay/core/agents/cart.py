@@ -165,6 +165,7 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
         kinds = _one_kind(ctx, missing) if len(not_found) == 1 and not targets else []
         if kinds:  # "add a notebook": several products are one, so the shopper picks
             hint, rows = suggestions(ctx, kinds, "Which one would you like:")
+            ctx.remember(pending="pick")  # the next message may pick one of them by a word of its name
             said.append(hint)
             buttons = rows
         elif not_found:  # named once, however long the message: a reply stays a few messages at most
@@ -190,6 +191,7 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
         if t.candidates and t.via == "name":
             options = [product.handle, *t.candidates]
             hint, rows = suggestions(ctx, options, "Which one do you mean:")
+            ctx.remember(pending="pick")
             said.append(hint)
             buttons += rows
             continue
