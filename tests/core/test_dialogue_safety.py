@@ -329,6 +329,23 @@ async def test_a_kind_of_product_asks_which_one_and_adds_nothing_on_a_guess() ->
     assert any("Tomato" in label for label in labels) and any("Basil" in label for label in labels)
 
 
+@pytest.mark.parametrize(("answer", "handle"), [("the heirloom ones", "tomato-seeds"), ("sweet", "basil-seeds")])
+async def test_a_word_only_one_offered_product_has_picks_it(answer: str, handle: str) -> None:
+    """After "Which one would you like: A, B?" a word of one name is the choice, whatever the classifier thinks."""
+    rt = await runtime_with()
+    await say(rt, "add some seeds")
+    r = await say(rt, answer)
+    assert r.intent == "cart_add" and r.decision.layer == "context"
+    assert r.cart.quantities() == {handle: 1}
+
+
+async def test_a_question_about_an_offered_product_adds_nothing() -> None:
+    rt = await runtime_with()
+    await say(rt, "add some seeds")
+    r = await say(rt, "the heirloom ones, are they organic?")
+    assert r.cart.is_empty
+
+
 async def test_the_option_asked_about_is_the_one_added() -> None:
     """'is the 5kg one ...?' after the rose feed was shown, then 'ok add that': the 5kg, not the default 1kg."""
     from tests.core.test_service import runtime_with, say
