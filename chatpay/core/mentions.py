@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from chatpay.core.catalog import Catalog
-from chatpay.core.text import edit_distance, tokens, typo_budget
+from chatpay.core.text import edit_distance, sound, tokens, typo_budget
 
 # Words whose lookups one index keeps before starting over: a chat's working vocabulary is a few
 # thousand words, and an entry is a few hundred bytes, so this bounds the cache near a few MB.
@@ -90,6 +90,7 @@ class MentionIndex:
         for order, t in enumerate(self.by_token):
             if len(t) >= 4:
                 self._by_length[len(t)].append((order, t, frozenset(t)))
+        self._sounds: dict[str, list[str]] | None = None  # sound key -> words; built on first need
         # Lookups depend only on the word and this (immutable) vocabulary: chat repeats its words, and
         # a worker looks every word of every message up, so the answers are kept (bounded).
         self._looked_up: dict[str, tuple[tuple[str, float], ...]] = {}
@@ -131,7 +132,19 @@ class MentionIndex:
         for t in (word[:-1], word + "s") if word.endswith("s") else (word + "s",):
             if t in self.by_token:
                 found.append((t, 0.95))
+        if not found and len(word) >= 4 and word.isalpha():
+            found.extend((t, 0.85) for t in self._sound_alike(word))  # "карку" names Carku
         return found
+
+    def _sound_alike(self, word: str) -> list[str]:
+        """Name words that sound like ``word`` in either script (see :func:`chatpay.core.text.sound`)."""
+        if self._sounds is None:
+            sounds: dict[str, list[str]] = defaultdict(list)
+            for t in self.by_token:
+                if len(t) >= 4 and t.isalpha():
+                    sounds[sound(t)].append(t)
+            self._sounds = sounds
+        return self._sounds.get(sound(word), [])
 
     def find(self, text: str, *, min_score: float = 0.5) -> list[Mention]:
         """Products named in ``text``, best first; overlapping weaker mentions are kept for ambiguity checks."""

@@ -89,3 +89,27 @@ def typo_budget(word: str) -> int:
     if n <= 5:
         return 1
     return 2
+
+
+# Cyrillic letters as Latin sounds, then Latin spellings that sound alike folded to one, in order:
+# how Russian writers spell Latin brands ("ликви моли" for Liqui Moly, "сяоми" for Xiaomi) and how
+# English writers misspell them. A word-initial x is "s", as in Chinese brand names.
+_CYRILLIC_SOUNDS = str.maketrans({
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z", "и": "i",
+    "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t",
+    "у": "u", "ф": "f", "х": "h", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "sch", "ъ": "", "ы": "i", "ь": "",
+    "э": "e", "ю": "iu", "я": "ia",
+})
+_SOUND_RULES = tuple((re.compile(pattern), repl) for pattern, repl in (
+    (r"^x", "s"), (r"qu", "kv"), (r"q", "k"), (r"x", "ks"), (r"ph", "f"), (r"ck", "k"), (r"c(?=[eiy])", "s"),
+    (r"c", "k"), (r"w", "v"), (r"[yj]", "i"), (r"z", "s"), (r"(.)\1", r"\1"),
+))
+
+
+def sound(token: str) -> str:
+    """A folded word's rough sound in Latin letters (Cyrillic transliterated first), so a brand
+    written in either script, or misspelt by ear, has one key: ``sound("карку") == sound("carku")``."""
+    token = token.translate(_CYRILLIC_SOUNDS)
+    for pattern, repl in _SOUND_RULES:
+        token = pattern.sub(repl, token)
+    return token

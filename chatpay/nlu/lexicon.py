@@ -24,7 +24,8 @@ from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from chatpay.core.catalog import Catalog, Product
-from chatpay.nlu.text import is_stopword, sound, stem, tokens
+from chatpay.core.text import sound
+from chatpay.nlu.text import is_stopword, stem, tokens
 
 # Fields in the order of :func:`product_fields`, with the BM25F weight of a word found there.
 # The weights follow BM25F practice (a title counts several times the body); what they do to the

@@ -10,8 +10,8 @@ Stems come from the Snowball stemmers (``snowballstemmer``), chosen per token by
 Russian for Cyrillic, English for everything else. Stop words (grammar and shopping talk that
 never names a product) are data files per language under ``lang/``.
 
-:func:`sound` gives a word's rough sound in Latin letters, so a brand written in Cyrillic finds
-its Latin spelling in the catalog ("ликви моли" and "Liqui Moly", "карку" and "Carku").
+:func:`chatpay.core.text.sound` gives a word's rough sound in Latin letters, so a brand written
+in Cyrillic finds its Latin spelling in the catalog ("ликви моли" and "Liqui Moly").
 """
 
 from __future__ import annotations
@@ -89,30 +89,3 @@ def content_tokens(text: str) -> list[str]:
     """Tokens that may name what is wanted: stop words dropped."""
     return [t for t in tokens(text) if not is_stopword(t)]
 
-
-@cache
-def _cyrillic_sounds() -> dict[str, str]:
-    import json
-
-    raw = resources.files("chatpay.nlu").joinpath("lang", "ru", "translit.json").read_text(encoding="utf-8")
-    return dict(json.loads(raw)["letters"])
-
-
-# Latin spellings that sound alike, folded to one, in order: how Russian writers spell Latin
-# brands (and English writers misspell them). A word-initial x is "s" as in Chinese brand names.
-_SOUND_RULES = (
-    (re.compile(r"^x"), "s"), (re.compile(r"qu"), "kv"), (re.compile(r"q"), "k"), (re.compile(r"x"), "ks"),
-    (re.compile(r"ph"), "f"), (re.compile(r"ck"), "k"), (re.compile(r"c(?=[eiy])"), "s"), (re.compile(r"c"), "k"),
-    (re.compile(r"w"), "v"), (re.compile(r"[yj]"), "i"), (re.compile(r"z"), "s"), (re.compile(r"(.)\1"), r"\1"),
-)
-
-
-@lru_cache(maxsize=100_000)
-def sound(token: str) -> str:
-    """A folded token's rough sound in Latin letters (Cyrillic transliterated first)."""
-    if _CYRILLIC.search(token):
-        table = _cyrillic_sounds()
-        token = "".join(table.get(ch, ch) for ch in token)
-    for pattern, repl in _SOUND_RULES:
-        token = pattern.sub(repl, token)
-    return token

@@ -126,3 +126,17 @@ def test_big_small_and_medium_pick_among_options_that_are_sizes() -> None:
     assert match_variant(boards, tokens("35 на 25"))[0] == "m"
     colours = Product("mug", "Mug", "", (Variant("r", "Red", Money(900, "EUR")), Variant("b", "Blue", Money(900, "EUR"))))
     assert match_variant(colours, tokens("the big one"))[0] is None  # not sizes: nothing to pick by
+
+
+def test_a_brand_written_in_cyrillic_names_its_latin_product() -> None:
+    """Russian shoppers write Latin brands by ear: "карку" is Carku, "сяоми" is Xiaomi."""
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    catalog = Catalog.of("cars", "EUR", [
+        product("carku", "Carku Pro-30 пусковое устройство", "Пусковое устройство.", [variant("c", "Default Title", "89.00")]),
+        product("pump", "Xiaomi Mijia компрессор", "Компрессор.", [variant("p", "Default Title", "49.00")]),
+    ])
+    parser = CartParser(MentionIndex(catalog))
+    assert [t.handle for t in parser.parse("карку добавь", "add").targets] == ["carku"]
+    assert [t.handle for t in parser.parse("и компрессор сяоми", "add").targets] == ["pump"]

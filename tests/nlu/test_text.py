@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from chatpay.core.text import sound
 from chatpay.nlu.query import parse
-from chatpay.nlu.text import content_tokens, fold, language, sound, stem, tokens
+from chatpay.nlu.text import content_tokens, fold, language, stem, tokens
 
 
 def test_cyrillic_and_greek_messages_are_read_not_dropped() -> None:
