@@ -35,13 +35,14 @@ CUES: dict[str, frozenset[str]] = {
     "cart_remove": _cues(
         """remove removing delete drop off out minus less fewer cancel scrap scratch ditch lose bin rid rmv undo
         reduce decrease lower make change
-        убери уберите убрать удали удалите удалить минус меньше отмени выкинь убавь вычеркни""",
+        убери уберите убрать удали удалите удалить минус меньше отмени выкинь убавь вычеркни сотри сотрите""",
         ("take off", "take it off", "take them off", "take out", "take it out", "take them out", "no longer",
          "don't want", "dont want", "do not want", "never mind", "changed my mind", "only want", "just want",
          "не надо", "не нужно", "не нужен", "не нужна")),
     "cart_clear": _cues(
         """empty clear wipe reset bin scrap cancel remove delete
-        очисти очистите очистить очищай обнули удали""", ("start over", "start again", "from scratch")),
+        очисти очистите очистить очищай обнули удали убери уберите выкинь выкиньте сотри сбрось опустоши снеси""",
+        ("start over", "start again", "from scratch")),
     "payments": _cues(
         """checkout chekout checkut pay paying payment paid buy order invoice receipt charge
         charged card purchase proceed complete finish done ready
