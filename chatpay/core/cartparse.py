@@ -39,7 +39,8 @@ FILLER = frozenset("ok okay then so well hmm um uh actually oh alright right sur
 PRONOUNS = frozenset("it that this them those these one ones same его её ее их это этот эту этого него нее".split())
 RELATIVE = frozenset("another more extra additional again ещё еще".split())
 SET_CUES = ("make it", "make that", "make them", "change it to", "change that to", "change to", "set it to",
-            "set to", "instead", "only want", "just want", "total of", "in total", "update to", "make the")
+            "set to", "instead", "only want", "just want", "total of", "in total", "update to", "make the",
+            "сделай", "сделайте", "пусть будет", "поставь", "всего")
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ class CartParser:
     ) -> CartCommand:
         raw = normalise_units(text)
         lowered = " ".join(tokens(raw))
-        is_set = mode != "remove" and any(cue in lowered for cue in SET_CUES)
+        padded = f" {lowered} "  # cues are runs of whole words: "sunset tote" holds no "set to"
+        is_set = mode != "remove" and any(f" {cue} " in padded for cue in SET_CUES)
         segments = [s for s in _SPLIT.split(raw) if s and s.strip()]
         targets: list[Target] = []
         unresolved: list[str] = []

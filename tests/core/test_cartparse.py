@@ -140,3 +140,18 @@ def test_a_brand_written_in_cyrillic_names_its_latin_product() -> None:
     parser = CartParser(MentionIndex(catalog))
     assert [t.handle for t in parser.parse("карку добавь", "add").targets] == ["carku"]
     assert [t.handle for t in parser.parse("и компрессор сяоми", "add").targets] == ["pump"]
+
+
+def test_a_set_cue_is_whole_words_never_a_substring() -> None:
+    """"add 2 basil seeds" then "add 2 sunset seeds": "sunset" holds "set", never "set to"."""
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    catalog = Catalog.of("bags", "EUR", [
+        product("tote", "Sunset Tote Bag", "A canvas tote.", [variant("t", "Default Title", "15.00")]),
+    ])
+    parser = CartParser(MentionIndex(catalog))
+    [added] = parser.parse("add 2 sunset tote bags", "add").targets
+    assert (added.handle, added.quantity, added.mode) == ("tote", 2, "add")
+    [made] = parser.parse("сделай 3 сумки sunset tote", "add").targets
+    assert (made.handle, made.quantity, made.mode) == ("tote", 3, "set")
