@@ -31,11 +31,13 @@ CUES: dict[str, frozenset[str]] = {
         i'll ill i'd we'll more another again extra also plus same pick choose gimme bag basket cart
         make switch change swap instead increase double getting book
         добавь добавьте добавить добавлю положи положите положить закинь кинь возьму беру берем
-        хочу куплю купить нужен нужна нужно нужны давай ещё еще плюс закажу заказать поменяй замени"""),
+        хочу куплю купить нужен нужна нужно нужны давай ещё еще плюс закажу заказать поменяй замени
+        сделай сделайте""", ("в корзину",)),
     "cart_remove": _cues(
         """remove removing delete drop off out minus less fewer cancel scrap scratch ditch lose bin rid rmv undo
         reduce decrease lower make change
-        убери уберите убрать удали удалите удалить минус меньше отмени выкинь убавь вычеркни сотри сотрите""",
+        убери уберите убрать удали удалите удалить минус меньше отмени выкинь убавь вычеркни сотри сотрите
+        сделай сделайте оставь""",
         ("take off", "take it off", "take them off", "take out", "take it out", "take them out", "no longer",
          "don't want", "dont want", "do not want", "never mind", "changed my mind", "only want", "just want",
          "не надо", "не нужно", "не нужен", "не нужна")),

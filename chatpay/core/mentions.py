@@ -28,7 +28,8 @@ NEVER_NAMES = frozenset(
     there here out stock available sell sells selling from by about make set just also too really
     same again only each per instead other else new total subtotal clear empty
     на в во с со для и или по из к от до за у о об мне мой моя это этот эту его её ее их ещё еще
-    добавь добавьте убери уберите удали корзину корзина корзине сколько стоит есть""".split()
+    добавь добавьте убери уберите удали корзину корзина корзине сколько стоит есть
+    сделай сделайте поставь пусть будет всего оставь""".split()
 )
 
 
@@ -39,6 +40,22 @@ COMMON = frozenset(
     blue green gold silver plus pro max one first last new old free world life love happy sweet hot cold
     warm cool travel starter deluxe essential essentials signature select selection collection edition""".split()
 )
+
+
+_ENDING_LETTERS = frozenset("аяоеиыуюйьмвх")
+
+
+def _is_cyrillic(word: str) -> bool:
+    return bool(word) and "\u0400" <= word[0] <= "\u04ff"
+
+
+def _without_ending(word: str) -> str:
+    """A Russian word without its case or number ending (up to three final vowels, й, ь, м, в, х;
+    at least four letters kept): "компрессора" and "компрессор", "щётки" and "щётка" agree."""
+    end = len(word)
+    while end > 4 and len(word) - end < 3 and word[end - 1] in _ENDING_LETTERS:
+        end -= 1
+    return word[:end]
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,12 @@ class MentionIndex:
         for order, t in enumerate(self.by_token):
             if len(t) >= 4:
                 self._by_length[len(t)].append((order, t, frozenset(t)))
+        # Russian words change their endings with case and number ("компрессора", "щётки"): name
+        # words by their ending-less form, so an inflected word is the word, not a typo of it.
+        self._endless: dict[str, list[str]] = defaultdict(list)
+        for t in self.by_token:
+            if _is_cyrillic(t):
+                self._endless[_without_ending(t)].append(t)
         self._sounds: dict[str, list[str]] | None = None  # sound key -> words; built on first need
         # Lookups depend only on the word and this (immutable) vocabulary: chat repeats its words, and
         # a worker looks every word of every message up, so the answers are kept (bounded).
@@ -109,6 +132,10 @@ class MentionIndex:
             return []
         if word in self.by_token:
             return [(word, 1.0)]
+        if _is_cyrillic(word):
+            same = self._endless.get(_without_ending(word))
+            if same:
+                return [(t, 1.0) for t in same]  # the same word in another case: not a typo
         budget = typo_budget(word)
         if budget == 0:
             return []

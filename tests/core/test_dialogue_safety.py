@@ -386,3 +386,31 @@ async def test_a_question_in_the_shops_own_policy_words_is_answered_from_the_pol
     rt = await runtime_with()
     r = await say(rt, "hey, is shipping free?")
     assert r.intent == "enquiry", r.decision.reason
+
+
+@pytest.mark.parametrize(("first", "then", "expected"), [
+    (3, "сделай 1", 1),  # down: reported as a removal
+    (1, "сделай 4", 4),  # up, with no noun and no pronoun
+    (1, "make it 2", 2),
+])
+async def test_a_set_quantity_moves_the_line_either_way(first: int, then: str, expected: int) -> None:
+    rt = await runtime_with()
+    await say(rt, f"add {first} basil seeds")
+    r = await say(rt, then)
+    assert r.cart.quantities() == {"basil-seeds": expected}
+    assert r.intent == ("cart_remove" if expected < first else "cart_add")
+
+
+def test_a_russian_word_in_another_case_names_the_product() -> None:
+    """"компрессора" is the word "компрессор", not a typo of it."""
+    from chatpay.core.catalog import Catalog
+    from chatpay.core.mentions import MentionIndex
+    from tests.core.shop import product, variant
+
+    catalog = Catalog.of("cars", "EUR", [
+        product("pump", "Компрессор автомобильный", "Компрессор.", [variant("p", "Default Title", "49.00")]),
+        product("brush", "Щётка для снега", "Щётка.", [variant("b", "Default Title", "9.00")]),
+    ])
+    index = MentionIndex(catalog)
+    assert index.lookup("компрессора") == (("компрессор", 1.0),)
+    assert [m.handle for m in index.find("две щетки")] == ["brush"]

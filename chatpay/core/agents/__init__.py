@@ -13,6 +13,7 @@ from typing import Any
 
 from chatpay.core.buttons import Action, encode, product_key
 from chatpay.core.cart import Cart
+from chatpay.core.cartparse import SET_CUES
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
 from chatpay.core.evidence import SWITCH_WORDS, stands
@@ -30,7 +31,7 @@ from chatpay.core.options import unit_pairs
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
-from chatpay.core.text import normalise, tokens
+from chatpay.core.text import NUMBER_WORDS, normalise, tokens
 from chatpay.core.turns import Button, Message, Reply, Turn
 
 Agent = Callable[["AgentContext"], Awaitable[Reply]]
@@ -103,6 +104,20 @@ def _switch_request(ctx: AgentContext) -> RouteDecision | None:
     if not ctx.delex.variant_words and not _measures_a_cart_option(ctx):
         return None
     return RouteDecision("cart_add", 0.9, reason="a new option for a line in the cart", layer="context")
+
+
+def _set_request(ctx: AgentContext) -> RouteDecision | None:
+    """ "make it 2", "сделай 3 карты": a quantity set on the cart, up or down. The add agent sets it
+    either way (a lower count is reported as a removal); the remove agent could only lower it."""
+    if ctx.cart.is_empty or "?" in ctx.turn.text:
+        return None
+    words = tokens(ctx.turn.text)
+    padded = f" {' '.join(words)} "
+    if not any(f" {cue} " in padded for cue in SET_CUES):
+        return None
+    if not any(w.isdigit() or w in NUMBER_WORDS for w in words):
+        return None
+    return RouteDecision("cart_add", 0.9, reason="sets a quantity in the cart", layer="context")
 
 
 def _same_word(a: str, b: str) -> bool:
@@ -270,7 +285,7 @@ class Engine:
             return decision
         if asks_about_orders(text):
             return RouteDecision("payments", 0.95, reason="asks about their orders or payment", layer="context")
-        switched = _switch_request(ctx)
+        switched = _switch_request(ctx) or _set_request(ctx)
         if switched is not None:
             return switched
         names = (lambda w: w in index.by_token and w not in NEVER_NAMES) if index is not None else None
