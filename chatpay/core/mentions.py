@@ -100,6 +100,7 @@ class MentionIndex:
         n = max(len(catalog), 1)
         self.idf = {t: math.log(1 + n / len(h)) for t, h in self.by_token.items()}
         self.variant_vocab = frozenset(variant_vocab)
+        self._variant_endless = frozenset(_without_ending(t) for t in variant_vocab if _is_cyrillic(t))
         # Typo candidates by length (only words of 4 letters or more take typos), in vocabulary order,
         # with their letters: an edit changes a word's set of letters by at most two, so a cheap set
         # difference rules most candidates out before the edit distance is computed.
@@ -213,7 +214,8 @@ class MentionIndex:
                 replaced[pos] = "PRODUCT"
         variant_words = []
         for pos, w in enumerate(words):
-            if pos not in replaced and w in self.variant_vocab and w not in NEVER_NAMES:
+            if pos not in replaced and w not in NEVER_NAMES and (
+                    w in self.variant_vocab or (_is_cyrillic(w) and _without_ending(w) in self._variant_endless)):
                 replaced[pos] = "VARIANT"
                 variant_words.append(w)
         out: list[str] = []

@@ -414,3 +414,16 @@ def test_a_russian_word_in_another_case_names_the_product() -> None:
     index = MentionIndex(catalog)
     assert index.lookup("компрессора") == (("компрессор", 1.0),)
     assert [m.handle for m in index.find("две щетки")] == ["brush"]
+
+
+def test_an_option_in_another_case_is_an_option() -> None:
+    """"коричневые" is the option "Коричневый": the router sees VARIANT, not a product question."""
+    from chatpay.core.catalog import Catalog
+    from chatpay.core.mentions import MentionIndex
+    from tests.core.shop import product, variant
+
+    catalog = Catalog.of("cars", "EUR", [
+        product("mats", "Коврики EVA", "Коврики.", [variant("m1", "Чёрный", "19.00"), variant("m2", "Коричневый", "19.00")]),
+    ])
+    delex = MentionIndex(catalog).delexicalise("ну тогда коричневые")
+    assert delex.variant_words == ("коричневые",) and delex.text == "ну тогда VARIANT"
