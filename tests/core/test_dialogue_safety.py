@@ -427,3 +427,14 @@ def test_an_option_in_another_case_is_an_option() -> None:
     ])
     delex = MentionIndex(catalog).delexicalise("ну тогда коричневые")
     assert delex.variant_words == ("коричневые",) and delex.text == "ну тогда VARIANT"
+
+
+async def test_a_bare_product_name_is_answered_not_queried() -> None:
+    """No word asks to add "the heirloom tomato seeds": the answer is about the product, with its
+    add button, not "add it or tell you more?" (the classifier is unsure of this one)."""
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, "the heirloom tomato seeds")
+    assert r.intent == "enquiry" and not r.decision.clarify and r.cart.is_empty
+    assert "Tomato" in r.reply.text

@@ -314,7 +314,7 @@ class Engine:
         cue_check = getattr(self.router.classifier, "stands", None)  # the fitted classifier's learned cues
         if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option
                 and not cue_check(text, decision.intent) and not stands(text, decision.intent)):
-            return replace(decision, intent="enquiry", runner_up=decision.intent,
+            return replace(decision, intent="enquiry", runner_up=decision.intent, clarify=False,
                            reason=f"{decision.reason}; no words for {decision.intent}: a product question")
         if (decision.layer in ("classifier", "model") and decision.intent in ("cart_add", "payments")
                 and asks_rather_than_requests(text)):
@@ -324,6 +324,11 @@ class Engine:
         ask_margin = getattr(self.router.classifier, "meta", {}).get("ask_margin")
         if decision.intent == "enquiry" and asks_rather_than_requests(text):
             ask_margin = None  # a product question with an action's verb in it is answered, not queried
+        other = decision.runner_up if decision.intent == "enquiry" else decision.intent
+        if other == "cart_add" and not stands(text, other) and not (cue_check is not None and cue_check(text, other)):
+            # "the rugged case": no word asks to add, so the answer is about the product (with its add
+            # button), not a question. A removal reading is still asked about: taking away is the risk.
+            ask_margin = None
         if (ask_margin and decision.layer == "classifier" and _actionable(ctx, decision)
                 and decision.confidence - decision.runner_up_confidence < float(ask_margin)):
             # Two readings the classifier cannot tell apart, one of them changing the cart: ask.
