@@ -140,6 +140,8 @@ class CatalogSearch:
         models: fitted ranker and abstainer; the shipped artefact for the encoder when omitted.
     """
 
+    fitted_abstention = True  # its "the shop does not sell that" is a fitted decision (the engine may rely on it)
+
     def __init__(self, encoder: Embedder | None, models: FittedModels | None = None,
                  vectors: VectorStore | None = None, model: ChatModel | None = None) -> None:
         self.encoder = encoder
