@@ -438,3 +438,12 @@ async def test_a_bare_product_name_is_answered_not_queried() -> None:
     r = await say(rt, "the heirloom tomato seeds")
     assert r.intent == "enquiry" and not r.decision.clarify and r.cart.is_empty
     assert "Tomato" in r.reply.text
+
+
+async def test_a_yes_to_an_offer_that_names_an_option_adds_that_option() -> None:
+    rt = await runtime_with()
+    r = await say(rt, "tell me about the rose fertiliser")
+    assert "add it to your cart" in r.reply.text
+    r = await say(rt, "ok, the 5kg one then")
+    assert r.cart.quantities() == {"rose-fertiliser": 1}
+    assert [line.variant_id for line in r.cart.lines] == ["rf-5"]  # not the first option, 1kg

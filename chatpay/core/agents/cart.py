@@ -111,7 +111,10 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
         return Reply("That button has expired. Ask me again and I'll show you fresh options.",
                      callback_answer="Expired")
     if ctx.state.get("offer") and is_affirmative(normalise(ctx.turn.text)):  # a yes to "add it to your cart?"
-        targets = [Target(str(ctx.state["offer"]), 1, "add", via="offer")]
+        offered = catalog.get(str(ctx.state["offer"]))
+        # "ok, the rhubarb one then": the yes may also choose the option, which must not be dropped
+        variant_id = match_variant(offered, tokens(ctx.turn.text))[0] if offered is not None else None
+        targets = [Target(str(ctx.state["offer"]), 1, "add", variant_id, via="offer")]
         return await _apply(ctx, targets, price_talk=False, unresolved=[])
     parser = CartParser(ctx.engine.mention_index(catalog))
     words = tokens(ctx.turn.text)
