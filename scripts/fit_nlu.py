@@ -250,19 +250,20 @@ def unsure_band(p: np.ndarray, y: np.ndarray, threshold: float, width: float = 0
     """The run of bins of P(not sold) around ``threshold`` whose out-of-fold decisions are right under 80%."""
     edges = np.arange(0.0, 1.0 + 1e-9, width)
 
-    def accuracy(i: int) -> float | None:
+    def accuracy(i: int) -> float:
+        """Out-of-fold accuracy in bin ``i``; a bin of under three questions counts as sure."""
         inside = (p >= edges[i]) & (p < edges[i] + width)
         if inside.sum() < 3:
-            return None
+            return 1.0
         return float(((p[inside] >= threshold) == (y[inside] == 1)).mean())
 
-    home = min(int(threshold / width), len(edges) - 2)
+    home = min(int(threshold / width + 1e-9), len(edges) - 2)  # 0.55 / 0.05 is 10.999... in floating point
     lo = hi = home
-    while lo > 0 and (accuracy(lo - 1) or 1.0) < UNSURE_ACCURACY:
+    while lo > 0 and accuracy(lo - 1) < UNSURE_ACCURACY:
         lo -= 1
-    while hi < len(edges) - 2 and (accuracy(hi + 1) or 1.0) < UNSURE_ACCURACY:
+    while hi < len(edges) - 2 and accuracy(hi + 1) < UNSURE_ACCURACY:
         hi += 1
-    if (accuracy(home) or 1.0) >= UNSURE_ACCURACY:
+    if accuracy(home) >= UNSURE_ACCURACY:
         return (threshold, threshold)
     return round(float(edges[lo]), 3), round(float(edges[hi] + width), 3)
 
