@@ -28,7 +28,7 @@ def _cues(words: str, phrases: tuple[str, ...] = ()) -> frozenset[str]:
 CUES: dict[str, frozenset[str]] = {
     "cart_add": _cues(
         """add adding added addd put throw chuck stick pop include buy buying grab take taking want order
-        i'll ill i'd we'll more another again extra also plus same pick choose gimme bag basket cart
+        i'll ill i'd we'll more another again extra also plus same pick choose gimme get bag basket cart
         make switch change swap instead increase double getting book
         добавь добавьте добавить добавлю положи положите положить закинь кинь возьму беру берем
         хочу куплю купить нужен нужна нужно нужны давай ещё еще плюс закажу заказать поменяй замени

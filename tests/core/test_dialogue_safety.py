@@ -447,3 +447,13 @@ async def test_a_yes_to_an_offer_that_names_an_option_adds_that_option() -> None
     r = await say(rt, "ok, the 5kg one then")
     assert r.cart.quantities() == {"rose-fertiliser": 1}
     assert [line.variant_id for line in r.cart.lines] == ["rf-5"]  # not the first option, 1kg
+
+
+@pytest.mark.parametrize(("text", "added"), [("the red shears", False), ("can i get the red shears", True)])
+async def test_a_name_and_an_option_with_nothing_shown_yet_asks_for_nothing(text: str, added: bool) -> None:
+    """With no offer or list standing, "the red shears" is a product question; "can i get ..." asks."""
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, text)
+    assert (r.cart.quantities() == {"pruning-shears": 1}) is added

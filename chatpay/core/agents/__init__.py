@@ -331,7 +331,10 @@ class Engine:
             # "do you ship for free?": the shop's own policy words make it a question for the shop.
             return replace(decision, intent="enquiry", runner_up="chitchat",
                            reason=f"{decision.reason}; names the shop's policy: an enquiry")
-        picks_option = decision.intent == "cart_add" and bool(ctx.delex and ctx.delex.variant_words)
+        # "the 2m one" answers an offer or a list just shown; with nothing shown yet, "the red shears"
+        # names a product and an option but asks for nothing: it is a product question.
+        shown = any(ctx.state.get(k) for k in ("offer", "pending", "shown_variants", "last_shown", "last_product"))
+        picks_option = decision.intent == "cart_add" and bool(ctx.delex and ctx.delex.variant_words) and shown
         cue_check = getattr(self.router.classifier, "stands", None)  # the fitted classifier's learned cues
         if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option
                 and not cue_check(text, decision.intent) and not stands(text, decision.intent)):
