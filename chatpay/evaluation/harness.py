@@ -208,6 +208,8 @@ async def evaluate(
         summary["through_router"] = await _retrieval_through_router(runtime, cases)
     summary["store"] = spec.name
     summary["engine_mode"] = engine.mode
+    if settings.nlu != "legacy":  # gated against its own baseline: "offline+fitted" beside "offline"
+        summary["engine"] = f"{summary['engine']}+{settings.nlu}"
     summary["load_seconds"] = round(load_seconds, 3)
     if engine.cassette is not None:
         tape = engine.cassette

@@ -96,3 +96,13 @@ def test_a_floor_failure_with_nothing_changed_still_names_the_failing_cases() ->
     assert "is below its floor 0.9700 (baseline 0.9000)" in failure.message
     assert "no case changed since the baseline" in failure.message
     assert "still failing (1):" in failure.message and "'still wrong' (expected cart_add" in failure.message
+
+
+def test_the_fitted_engine_is_held_to_its_own_baseline_not_the_default_engines_floors() -> None:
+    legacy = gate.make_baseline([routing_summary("demo", 0.99, [])])
+    fitted = [routing_summary("demo", 0.955, ["x"], engine="offline+fitted")]
+    assert gate.check(fitted, legacy) == []  # no fitted baseline yet, and the floors are the default engine's
+    both = gate.make_baseline(fitted, legacy)
+    assert set(both["engines"]) == {"offline", "offline+fitted"}
+    [failure] = gate.check([routing_summary("demo", 0.93, ["x", "y"], engine="offline+fitted")], both)
+    assert failure.kind == "baseline" and failure.baseline == 0.955
