@@ -37,6 +37,9 @@ def evals(session: nox.Session) -> None:
     """Every eval suite on every store; fails below a floor or beyond the noise band of the baseline."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "chatpay.evaluation.all", "--results", "evals/results", *session.posargs)
+    # The fitted language engine against its own baseline (offline+fitted).
+    session.run("python", "-m", "chatpay.evaluation.all", "--nlu", "fitted", "--results", "evals/results/fitted",
+                *session.posargs)
     # The fitted engine's search, leave-one-shop-out on the development shops (fits nothing it ships).
     session.run("python", "scripts/fit_nlu.py", "--no-write", "--score", "demo", "--score", "bikes")
 
@@ -46,6 +49,8 @@ def evals_update_baseline(session: nox.Session) -> None:
     """Rewrite evals/baseline.json from a fresh run (review the diff before committing it)."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "chatpay.evaluation.all", "--results", "evals/results", "--update-baseline")
+    session.run("python", "-m", "chatpay.evaluation.all", "--nlu", "fitted", "--results", "evals/results/fitted",
+                "--update-baseline")
 
 
 @nox.session(python=PYTHON)
