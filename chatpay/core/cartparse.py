@@ -40,7 +40,7 @@ PRONOUNS = frozenset("it that this them those these one ones same его её е
 RELATIVE = frozenset("another more extra additional again ещё еще".split())
 SET_CUES = ("make it", "make that", "make them", "change it to", "change that to", "change to", "set it to",
             "set to", "instead", "only want", "just want", "total of", "in total", "update to", "make the",
-            "сделай", "сделайте", "пусть будет", "поставь", "всего")
+            "сделай", "сделайте", "пусть будет", "всего")
 
 
 @dataclass(frozen=True)
