@@ -36,6 +36,12 @@ _AMOUNT = re.compile(
 ONE_AS_ITEM = frozenset({"the", "that", "this", "which", "other", "same", "big", "small", "large", "cheap",
                          "cheaper", "expensive", "new", *ORDINALS})
 FILLER = frozenset("ok okay then so well hmm um uh actually oh alright right sure fine cool great nice".split())
+# Words that count things without naming them ("three copies please", "две штуки"): a message of a
+# number and these alone means that many of the product in focus; beside a named product, a clause of
+# them names no second product.
+COUNT_NOUNS = frozenset("""copy copies piece pieces pcs item items unit units pack packs bottle bottles pair pairs
+    box boxes ball balls skein skeins bag bags set sets roll rolls tin tins jar jars packet packets sachet sachets of
+    штука штуки штук шт упаковка упаковки упаковок пачка пачки пачек комплект комплекта комплектов""".split())
 PRONOUNS = frozenset("it that this them those these one ones same его её ее их это этот эту этого него нее".split())
 RELATIVE = frozenset("another more extra additional again ещё еще".split())
 SET_CUES = ("make it", "make that", "make them", "change it to", "change that to", "change to", "set it to",
@@ -174,6 +180,7 @@ class CartParser:
                 if self._attach_variant(targets, tokens(original)):
                     continue
                 if any(w not in NEVER_NAMES and w not in FILLER and not w.isdigit() and w not in NUMBER_WORDS
+                       and w not in COUNT_NOUNS
                        and w not in RELATIVE for w in words):
                     unresolved.append(seg.strip())
                 continue

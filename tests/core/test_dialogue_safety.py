@@ -457,3 +457,11 @@ async def test_a_name_and_an_option_with_nothing_shown_yet_asks_for_nothing(text
     rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
     r = await say(rt, text)
     assert (r.cart.quantities() == {"pruning-shears": 1}) is added
+
+
+async def test_a_count_of_things_without_a_name_means_the_product_in_focus() -> None:
+    """"three packets please" after a product was shown: three of it, not "couldn't find"."""
+    rt = await runtime_with()
+    await say(rt, "tell me about the heirloom tomato seeds")
+    r = await say(rt, "three packets please")
+    assert r.cart.quantities() == {"tomato-seeds": 3}
