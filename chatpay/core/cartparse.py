@@ -49,6 +49,12 @@ SET_CUES = ("make it", "make that", "make them", "change it to", "change that to
             "сделай", "сделайте", "пусть будет", "всего")
 
 
+def sets_quantity(words: list[str]) -> bool:
+    """Whether the words hold a set-quantity cue, as a run of whole words ("sunset tote" holds no "set to")."""
+    padded = f" {' '.join(words)} "
+    return any(f" {cue} " in padded for cue in SET_CUES)
+
+
 @dataclass(frozen=True)
 class Target:
     """One product the shopper means, as far as words alone can tell."""
@@ -154,8 +160,7 @@ class CartParser:
     ) -> CartCommand:
         raw = normalise_units(text)
         lowered = " ".join(tokens(raw))
-        padded = f" {lowered} "  # cues are runs of whole words: "sunset tote" holds no "set to"
-        is_set = mode != "remove" and any(f" {cue} " in padded for cue in SET_CUES)
+        is_set = mode != "remove" and sets_quantity(lowered.split())
         segments = [s for s in _SPLIT.split(raw) if s and s.strip()]
         targets: list[Target] = []
         unresolved: list[str] = []

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from chatpay.core.catalog import Catalog
-from chatpay.core.text import edit_distance, sound, tokens, typo_budget
+from chatpay.core.text import edit_distance, sound, sound_index, tokens, typo_budget
 
 # Words whose lookups one index keeps before starting over: a chat's working vocabulary is a few
 # thousand words, and an entry is a few hundred bytes, so this bounds the cache near a few MB.
@@ -167,11 +167,7 @@ class MentionIndex:
     def _sound_alike(self, word: str) -> list[str]:
         """Name words that sound like ``word`` in either script (see :func:`chatpay.core.text.sound`)."""
         if self._sounds is None:
-            sounds: dict[str, list[str]] = defaultdict(list)
-            for t in self.by_token:
-                if len(t) >= 4 and t.isalpha():
-                    sounds[sound(t)].append(t)
-            self._sounds = sounds
+            self._sounds = sound_index(self.by_token, 4)
         return self._sounds.get(sound(word), [])
 
     def find(self, text: str, *, min_score: float = 0.5) -> list[Mention]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 # Letters of every script are words: a Cyrillic or Greek message is read, not dropped.
 _WORD = re.compile(r"[^\W_]+(?:[.,][0-9]+)?(?:'[^\W\d_]+)?")
@@ -113,3 +114,13 @@ def sound(token: str) -> str:
     for pattern, repl in _SOUND_RULES:
         token = pattern.sub(repl, token)
     return token
+
+
+def sound_index(words: Iterable[str], min_length: int) -> dict[str, list[str]]:
+    """Words (alphabetic, at least ``min_length`` letters) by their :func:`sound`, in the order given:
+    the first of a sound is the preferred one."""
+    index: dict[str, list[str]] = {}
+    for word in words:
+        if len(word) >= min_length and word.isalpha():
+            index.setdefault(sound(word), []).append(word)
+    return index

@@ -23,8 +23,8 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 
-from chatpay.core.catalog import Catalog, Product
-from chatpay.core.text import sound
+from chatpay.core.catalog import Catalog, PolicyDoc, Product
+from chatpay.core.text import sound, sound_index
 from chatpay.nlu.text import is_stopword, stem, tokens
 
 # Fields in the order of :func:`product_fields`, with the BM25F weight of a word found there.
@@ -41,6 +41,12 @@ def product_fields(p: Product) -> tuple[str, ...]:
     variant_words = {v.title for v in p.variants if not v.is_default}
     variant_words.update(value for v in p.variants for _, value in v.options)
     return (p.name, p.product_type, " ".join(p.tags), p.vendor, " ".join(sorted(variant_words)), p.description)
+
+
+def _policy_phrases(policy: PolicyDoc) -> list[tuple[str, ...]]:
+    phrases = [tuple(stem(t) for t in tokens(k) if not is_stopword(t)) for k in policy.keywords]
+    phrases.append(tuple(stem(t) for t in tokens(policy.title) if not is_stopword(t)))
+    return [p for p in phrases if p]
 
 
 def typo_budget(token: str) -> int:
@@ -125,14 +131,14 @@ class CatalogLexicon:
         self.vocabulary = surfaces  # surface form -> stem
         self._surface_list = list(surfaces)
         self._strong_list = sorted(strong_surfaces)
-        self._sounds: dict[str, str] | None = None  # built on first need (see sound_alike)
+        self._sounds: dict[str, list[str]] | None = None  # built on first need (see sound_alike)
         self._sound_keys: list[str] = []
         self.store_stems = frozenset(stem(t) for t in tokens(catalog.store_name or "") if not is_stopword(t))
-        # The store's policy words are its vocabulary too: "доставка" is the delivery policy's word,
+        # Each policy's keywords and title as stem phrases (the search answers a policy question from
+        # them); their words are the store's vocabulary too: "доставка" is the delivery policy's word,
         # never a typo for a product's "подставка".
-        self.policy_stems = frozenset(
-            stem(t) for policy in catalog.policies for text in (policy.title, *policy.keywords)
-            for t in tokens(text) if not is_stopword(t))
+        self.policy_phrases = tuple(_policy_phrases(p) for p in catalog.policies)
+        self.policy_stems = frozenset(s for phrases in self.policy_phrases for phrase in phrases for s in phrase)
 
     # ------------------------------------------------------------------ statistics
 
@@ -177,18 +183,14 @@ class CatalogLexicon:
         if len(token) < 3 or token[0].isdigit():
             return None
         if self._sounds is None:
-            sounds: dict[str, str] = {}
-            for pool in (self._strong_list, self._surface_list):
-                for surface in pool:
-                    if len(surface) >= 3 and not surface[0].isdigit():
-                        sounds.setdefault(sound(surface), surface)
-            self._sounds, self._sound_keys = sounds, list(sounds)
+            self._sounds = sound_index([*self._strong_list, *self._surface_list], 3)
+            self._sound_keys = list(self._sounds)
         key = sound(token)
         found = self._sounds.get(key)
         if found is not None or len(key) < 5:
-            return found
+            return found[0] if found else None
         near = process.extractOne(key, self._sound_keys, scorer=DamerauLevenshtein.distance, score_cutoff=1)
-        return self._sounds[str(near[0])] if near is not None else None
+        return self._sounds[str(near[0])][0] if near is not None else None
 
     def read(self, content: Sequence[str]) -> ReadQuery:
         """Look up the query's content tokens; unknown ones are corrected where possible."""

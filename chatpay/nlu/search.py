@@ -34,7 +34,7 @@ from chatpay.core.retrieval.results import PolicyHit, ProductHit, RetrievalResul
 from chatpay.nlu.fitted import FittedModels, load_models
 from chatpay.nlu.lexicon import BM25_K1, STRONG, CatalogLexicon, ReadQuery
 from chatpay.nlu.query import ParsedQuery, parse
-from chatpay.nlu.text import is_stopword, stem, tokens
+from chatpay.nlu.text import stem
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,6 @@ def spread(catalog: Catalog) -> tuple[str, ...]:
     for i in range(max((len(g) for g in groups), default=0)):
         out.extend(g[i].handle for g in groups if i < len(g))
     return tuple(out)
-
-
-def _policy_phrases(policy: PolicyDoc) -> list[tuple[str, ...]]:
-    phrases = [tuple(stem(t) for t in tokens(k) if not is_stopword(t)) for k in policy.keywords]
-    phrases.append(tuple(stem(t) for t in tokens(policy.title) if not is_stopword(t)))
-    return [p for p in phrases if p]
 
 
 @dataclass
@@ -178,7 +172,7 @@ class CatalogSearch:
                                            "products": len(products), "dense": vectors is not None})
         return PreparedCatalog(
             catalog.business_id, catalog.version, len(products), products, lexicon, vectors, prices, available,
-            catalog.policies, tuple(_policy_phrases(p) for p in catalog.policies), spread(catalog),
+            catalog.policies, lexicon.policy_phrases, spread(catalog),
         )
 
     async def _stored_or_embedded(self, catalog: Catalog, products: tuple[Product, ...]) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 from chatpay.core.buttons import Action, encode, product_key
 from chatpay.core.cart import Cart
-from chatpay.core.cartparse import SET_CUES
+from chatpay.core.cartparse import sets_quantity
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
 from chatpay.core.evidence import SWITCH_WORDS, stands
@@ -112,8 +112,7 @@ def _set_request(ctx: AgentContext) -> RouteDecision | None:
     if ctx.cart.is_empty or "?" in ctx.turn.text:
         return None
     words = tokens(ctx.turn.text)
-    padded = f" {' '.join(words)} "
-    if not any(f" {cue} " in padded for cue in SET_CUES):
+    if not sets_quantity(words):
         return None
     if not any(w.isdigit() or w in NUMBER_WORDS for w in words):
         return None
@@ -316,6 +315,7 @@ class Engine:
         # живой человек?", "can you help me with my maths homework").
         if result.kind != "products" or result.confidence < 0.5:
             return decision
+        ctx.retrieval = result  # the enquiry agent answers from this search rather than running it again
         return replace(decision, intent="enquiry", runner_up="chitchat",
                        reason=f"{decision.reason}; the shop sells what it describes: an enquiry")
 

@@ -132,7 +132,8 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
                      buttons=tuple((add_button(p, f"🛒 {p.name[:40]}"),) for p in referenced[:MAX_CARDS]
                                    if p.available))
     with ctx.trace.span("retrieve") as span:
-        result = await ctx.engine.retriever.search(catalog, ctx.turn.text, k=ctx.engine.top_k)
+        # The router may already have searched this message (small talk read as a product question).
+        result = ctx.retrieval or await ctx.engine.retriever.search(catalog, ctx.turn.text, k=ctx.engine.top_k)
         span.attrs.update(
             kind=result.kind, confidence=round(result.confidence, 3), query=result.content_query,
             products=[{"handle": h.handle, "score": round(h.score, 3), "lexical": round(h.lexical, 3),
