@@ -16,9 +16,9 @@ from typing import Literal
 
 from chatpay.core.cart import MAX_QUANTITY
 from chatpay.core.catalog import Catalog, Product
-from chatpay.core.mentions import NEVER_NAMES, MentionIndex
+from chatpay.core.mentions import NEVER_NAMES, Mention, MentionIndex
 from chatpay.core.options import match_variant, normalise_units, variant_numbers
-from chatpay.core.text import NUMBER_WORDS, ORDINALS, tokens
+from chatpay.core.text import NUMBER_WORDS, ORDINALS, same_word, tokens
 
 Mode = Literal["add", "remove", "set"]
 
@@ -81,6 +81,22 @@ class CartCommand:
 DESCRIBING = frozenset({"the", "those", "these"})  # not "that": "make that 2" counts
 
 
+def _fullest(mentions: list[Mention]) -> list[Mention]:
+    """``mentions`` without the tied ones another tied mention names more of the message than.
+
+    Among mentions scored alike (within 0.05, the band the ambiguity check uses), one whose matched
+    words are a strict part of another's drops out: "the oat cleanser" names the oat one, not every
+    cleanser. Mentions matching different words stay a real ambiguity.
+    """
+    if len(mentions) < 2:
+        return mentions
+    best = mentions[0].score
+    tied = [m for m in mentions if m.score >= best - 0.05]
+    kept = [m for m in tied if not any(set(m.positions) < set(o.positions) for o in tied)]
+    kept.sort(key=lambda m: -len(m.positions))
+    return kept + [m for m in mentions if m not in tied]
+
+
 def parse_quantity(words: Sequence[str]) -> tuple[int | None, bool]:
     """A quantity in the words and whether it is relative ("2 more", "another")."""
     relative = any(w in RELATIVE for w in words)
@@ -115,8 +131,15 @@ _FRACTION = re.compile(r"(?<![\d.,])(\d+[.,]\d+|\d+/\d+)(?![\d.,]|\s*(?:kg|g|ml|
 _THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
 
 
-def quantity_problem(segment: str, qty: int | None, max_quantity: int) -> str | None:
-    """Why a quantity in ``segment`` cannot be taken as said, or None when it can (or there is none)."""
+def quantity_problem(segment: str, qty: int | None, max_quantity: int,
+                     values: frozenset[str] = frozenset()) -> str | None:
+    """Why a quantity in ``segment`` cannot be taken as said, or None when it can (or there is none).
+
+    Numbers in ``values`` are option values the message picks ("the 5.0 one" of a 5.0Ah battery),
+    not quantities, however they are written.
+    """
+    for value in values:
+        segment = re.sub(rf"(?<![\d.,]){re.escape(value)}(?![\d.,]*\d)", " ", segment)
     if _NEGATIVE_QTY.search(segment):
         return "negative"
     if _SCIENTIFIC.search(segment):
@@ -265,6 +288,14 @@ class CartParser:
         message_words: Sequence[str] = (),
     ) -> Target | None:
         mentions = self.index.find(seg)
+        if parse_quantity(words)[0] is not None:
+            # "2 pairs of nitrile gloves", "add 10 balls": beside a number, a unit word or the number
+            # itself names no product ("Sawhorse (Pair)", "Ball Winder", "(pack of 10)") when another
+            # word names one, or when adding more of the product in focus.
+            units = [m for m in mentions if all(w.isdigit() or w in COUNT_NOUNS for w in m.words)]
+            if len(units) < len(mentions) or (mode == "add" and last_product):
+                mentions = [m for m in mentions if m not in units]
+        mentions = _fullest(mentions)
         named = {p for m in mentions[:1] for p in m.positions}
         # Numbers inside a product's name (a model number) are not quantities.
         qty, relative = parse_quantity([w for i, w in enumerate(words) if i not in named])
@@ -278,7 +309,7 @@ class CartParser:
             values = variant_numbers(product) & set(vwords) if variant_id else frozenset()
             own_qty, own_relative = count_in(words, product, values=values, skip=named)
             quantity = own_qty if not (own_relative and own_qty is None) else 1
-            problem = quantity_problem(seg, own_qty, MAX_QUANTITY) if mode != "remove" else None
+            problem = quantity_problem(seg, own_qty, MAX_QUANTITY, values) if mode != "remove" else None
             return Target(handle, quantity, "set" if is_set and not own_relative else mode, variant_id, vwords,
                           via, seg.strip(), candidates, problem)
 
@@ -306,7 +337,7 @@ class CartParser:
         if described is not None:
             return target(described, "described")
         # "I don't want the helmet anymore", "2 more of the socks": the cart's only helmet, socks.
-        if mode == "remove" or relative:
+        if mode == "remove" or relative or is_set:
             in_cart = self._described(words, cart_handles, at_least=1, strong=True)
             if in_cart is not None:
                 return target(in_cart, "cart")
@@ -372,7 +403,9 @@ class CartParser:
             is_words = set(tokens(f"{product.name} {product.product_type} {' '.join(product.tags)} {options}"))
             shown_names |= is_words
             text = is_words if strong else set(tokens(product.searchable_text()))
-            scores.append((sum(1 for w in content if w in text or w.rstrip("s") in text), handle))
+            # "ароматизаторов" is the name's "ароматизатор" in another case
+            scores.append((sum(1 for w in content if w in text or w.rstrip("s") in text
+                               or any(same_word(w, t) for t in text)), handle))
         if not strong and any(w in self.index.by_token and w not in shown_names for w in content):
             return None  # "an oil" after four serums names another kind of product, not one of them
         scores.sort(reverse=True)

@@ -61,6 +61,20 @@ CUES["chitchat"] = frozenset(  # single words only
 # set; the cart agent, which already knows the line, also takes "rather", "replace", "вместо".
 SWITCH_WORDS = frozenset("switch swap change instead exchange поменяй замени поменять заменить".split())
 SWITCH_CUES = SWITCH_WORDS | frozenset("rather replace вместо".split())
+# "make it the compact", "make that the 800 watt": "make" before a pointer and "the"/"a" names an
+# option to switch to; "make it 2" sets a quantity instead.
+_MAKE_SWITCH = (("make", "it", "the"), ("make", "it", "a"), ("make", "that", "the"), ("make", "them", "the"),
+                ("make", "it", "in"), ("make", "them", "in"))
+
+
+def asks_switch(words: list[str] | tuple[str, ...], *, strict: bool = False) -> bool:
+    """Whether ``words`` ask to switch something to another option ("switch it to", "make it the");
+    with ``strict``, only the verbs of changing count, not "instead" or "rather"."""
+    if set(words) & (SWITCH_WORDS if strict else SWITCH_CUES):
+        return True
+    return any(tuple(words[i:i + 3]) in _MAKE_SWITCH for i in range(len(words) - 2))
+
+
 # Russian words change their endings; a cue of five letters or more also matches as a word start.
 _PREFIX = 5
 POINTERS = frozenset({"it", "its", "that", "this", "them", "those", "these", "one", "ones", "both", "all",

@@ -30,12 +30,13 @@ def variant_numbers(product: Product | None) -> frozenset[str]:
     out: set[str] = set()
     for v in product.variants:
         for t in tokens(v.title) + [t for _, value in v.options for t in tokens(value)]:
-            digits = re.match(r"\d+", t)
+            digits = re.match(r"\d+(?:\.\d+)?", t)  # "5.0" of a "5.0Ah" battery, not "5"
             if digits:
                 out.add(digits.group(0))
     return frozenset(out)
 
 
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _NUMBER_UNIT = re.compile(r"^(\d+(?:\.\d+)?)(kg|g|gr|mg|ml|cl|l|oz|lb|lbs|m|cm|mm|in|ft|w|kw|v|mah|ah|gb|tb|pack|pcs)$")
 
 
@@ -127,7 +128,8 @@ def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, t
     separated = {w for i, w in enumerate(words) if i + 1 < len(words) and words[i + 1] in UNIT_ALIASES}
     # A bare number meets the number inside a title's "5kg" only when it picks ("the 5 one"),
     # never when it counts ("add 2 of the cable" with a "2m" option).
-    picks = {w for i, w in enumerate(words) if w.isdigit() and i + 1 < len(words) and words[i + 1] in ("one", "ones")}
+    picks = {w for i, w in enumerate(words)
+             if _NUMBER.match(w) and i + 1 < len(words) and words[i + 1] in ("one", "ones")}
     best: tuple[int, str | None, tuple[str, ...]] = (0, None, ())
     titled = [set(tokens(normalise_units(v.title))) for v in product.variants if not v.is_default]
     # A word every option shares ("step" in "0.9m (3 step)", "1.5m (5 step)") tells none apart.

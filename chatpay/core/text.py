@@ -124,3 +124,12 @@ def sound_index(words: Iterable[str], min_length: int) -> dict[str, list[str]]:
         if len(word) >= min_length and word.isalpha():
             index.setdefault(sound(word), []).append(word)
     return index
+
+
+def same_word(a: str, b: str) -> bool:
+    """Equal, or one inflection of the other ("чугунную" and "чугунная", "leathers" and "leather"):
+    words of five letters or more that differ only in their last two letters."""
+    if a == b:
+        return True
+    shorter = min(len(a), len(b))
+    return shorter >= 5 and a[: shorter - 2] == b[: shorter - 2] and abs(len(a) - len(b)) <= 2

@@ -155,3 +155,50 @@ def test_a_set_cue_is_whole_words_never_a_substring() -> None:
     assert (added.handle, added.quantity, added.mode) == ("tote", 2, "add")
     [made] = parser.parse("сделай 3 сумки sunset tote", "add").targets
     assert (made.handle, made.quantity, made.mode) == ("tote", 3, "set")
+
+
+def _tools_and_skincare() -> CartParser:
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    return CartParser(MentionIndex(Catalog.of("mixed", "EUR", [
+        product("oat", "Calm Oat Gel Cleanser", "A gentle gel.", [variant("o", "Default Title", "14.50")]),
+        product("acid", "Clarifying Salicylic Foam Cleanser", "A foaming wash.", [variant("a", "Default Title", "16.00")]),
+        product("battery", "Torque 18V Li-ion Battery", "Fits every tool.", [
+            variant("b2", "2.0Ah", "69.00"), variant("b5", "5.0Ah", "139.00")]),
+        product("gloves", "Nitrile Work Gloves", "Coated gloves.", [variant("g", "Default Title", "9.95")]),
+        product("horse", "Folding Steel Sawhorse (Pair)", "Two trestles.", [variant("h", "Default Title", "79.00")]),
+        product("yarn", "Merino DK Yarn", "Soft wool.", [variant("y", "Default Title", "6.50")]),
+        product("winder", "Yarn Ball Winder", "Winds cakes.", [variant("w", "Default Title", "24.00")]),
+        product("markers", "Ring Stitch Markers (pack of 10)", "Brass rings.", [variant("m", "Default Title", "3.00")]),
+    ])))
+
+
+def test_the_product_that_matches_more_of_the_message_wins_a_tie() -> None:
+    """Two cleansers share "cleanser"; "the oat cleanser" names one of them, not both."""
+    parser = _tools_and_skincare()
+    for text, handle in (("add the oat cleanser too", "oat"), ("add the salicylic cleanser", "acid")):
+        [t] = parser.parse(text, "add").targets
+        assert (t.handle, t.candidates) == (handle, ())
+    [both] = parser.parse("add a cleanser", "add").targets  # the word both share stays ambiguous
+    assert {both.handle, *both.candidates} == {"oat", "acid"}
+
+
+def test_a_unit_beside_a_number_is_not_a_product() -> None:
+    """"2 pairs of nitrile gloves" is gloves, not the sawhorse sold as a pair; "10 balls" after the
+    yarn was shown is ten of the yarn, not the ball winder or the pack of 10 markers."""
+    parser = _tools_and_skincare()
+    [gloves] = parser.parse("add 2 pairs of nitrile gloves", "add").targets
+    assert (gloves.handle, gloves.quantity, gloves.candidates) == ("gloves", 2, ())
+    [yarn] = parser.parse("great, add 10 balls please", "add", last_product="yarn").targets
+    assert (yarn.handle, yarn.quantity) == ("yarn", 10)
+
+
+def test_a_decimal_option_value_is_the_option_not_a_fractional_quantity() -> None:
+    parser = _tools_and_skincare()
+    [one] = parser.parse("add the 5.0 one", "add", last_product="battery").targets
+    assert (one.variant_id, one.quantity, one.problem) == ("b5", None, None)
+    [named] = parser.parse("and a 2.0 battery", "add").targets
+    assert (named.handle, named.variant_id, named.problem) == ("battery", "b2", None)
+    [counted] = parser.parse("add 2.5 of the yarn", "add").targets
+    assert counted.problem == "fraction"  # a fraction that is no option is still asked about

@@ -114,6 +114,15 @@ async def test_switching_the_variant_keeps_the_line_and_its_quantity() -> None:
     assert r.reply.cart is not None and r.reply.cart.subtotal.amount_str() == "58.00"
 
 
+@pytest.mark.parametrize("text", ["actually make it the 5kg", "make that the 5 kg one"])
+async def test_make_it_the_option_switches_the_line_rather_than_adding_one(text: str) -> None:
+    """"make it the compact" names an option to switch to, where "make it 2" sets a count."""
+    rt = await runtime_with()
+    await say(rt, "add 2 rose fertiliser 1kg")
+    r = await say(rt, text)
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("rf-5", 2)]
+
+
 async def test_one_more_adds_to_the_variant_already_in_the_cart() -> None:
     rt = await runtime_with()
     await say(rt, "add the rose fertiliser 5kg")

@@ -16,7 +16,7 @@ from chatpay.core.cart import Cart
 from chatpay.core.cartparse import sets_quantity
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
-from chatpay.core.evidence import SWITCH_WORDS, stands
+from chatpay.core.evidence import asks_switch, stands
 from chatpay.core.mentions import NEVER_NAMES, Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.negation import (
@@ -31,7 +31,7 @@ from chatpay.core.options import unit_pairs
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
-from chatpay.core.text import NUMBER_WORDS, normalise, tokens
+from chatpay.core.text import NUMBER_WORDS, normalise, same_word, tokens
 from chatpay.core.turns import Button, Message, Reply, Turn
 
 Agent = Callable[["AgentContext"], Awaitable[Reply]]
@@ -98,8 +98,7 @@ def _switch_request(ctx: AgentContext) -> RouteDecision | None:
     """ "switch it to white", "поменяй на 200х220": a new option for a line already in the cart."""
     if ctx.cart.is_empty or ctx.delex is None:
         return None
-    words = set(ctx.delex.tokens)
-    if not words & SWITCH_WORDS or "?" in ctx.turn.text:
+    if not asks_switch(list(ctx.delex.tokens), strict=True) or "?" in ctx.turn.text:
         return None
     if not ctx.delex.variant_words and not _measures_a_cart_option(ctx):
         return None
@@ -119,15 +118,6 @@ def _set_request(ctx: AgentContext) -> RouteDecision | None:
     return RouteDecision("cart_add", 0.9, reason="sets a quantity in the cart", layer="context")
 
 
-def _same_word(a: str, b: str) -> bool:
-    """Equal, or one inflection of the other ("чугунную" and "чугунная", "leathers" and "leather"):
-    words of five letters or more that differ only in their last two letters."""
-    if a == b:
-        return True
-    shorter = min(len(a), len(b))
-    return shorter >= 5 and a[: shorter - 2] == b[: shorter - 2] and abs(len(a) - len(b)) <= 2
-
-
 def _picks_one_shown(ctx: AgentContext) -> str | None:
     """The one product of those just offered to choose from that the message names by a word of
     its name no other offered product has ("the leather ones in M", "чугунную, на 24")."""
@@ -138,8 +128,8 @@ def _picks_one_shown(ctx: AgentContext) -> str | None:
     picked = set()
     for handle, words in names.items():
         others = set().union(*(w for h, w in names.items() if h != handle))
-        own = {w for w in words if not any(_same_word(w, o) for o in others)}
-        if any(_same_word(s, w) for s in said for w in own):
+        own = {w for w in words if not any(same_word(w, o) for o in others)}
+        if any(same_word(s, w) for s in said for w in own):
             picked.add(handle)
     return picked.pop() if len(picked) == 1 else None
 

@@ -31,7 +31,7 @@ from chatpay.core.cartparse import (
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import is_affirmative
 from chatpay.core.errors import CartError, ConcurrencyConflict, OutOfStock, QuantityError
-from chatpay.core.evidence import SWITCH_CUES, has_cue
+from chatpay.core.evidence import asks_switch, has_cue
 from chatpay.core.options import match_variant
 from chatpay.core.text import ORDINALS, normalise, tokens
 from chatpay.core.turns import Button, CartLineView, CartView, Reply
@@ -213,7 +213,7 @@ REFERRING = frozenset({"it", "that", "this", "them", "those", "one", "его", "
 
 def _cart_switch(ctx: AgentContext, catalog: Catalog, words: list[str]) -> Target | None:
     """The one cart line whose product has another option the message names, when it asks to switch."""
-    if not set(words) & SWITCH_CUES:
+    if not asks_switch(words):
         return None
     fits = []
     for handle in ctx.cart.quantities():
@@ -262,7 +262,7 @@ def _switch_asked(ctx: AgentContext, product: Product, variant_id: str | None) -
     """The option now on the product's one cart line, when the message asks to switch it to another."""
     in_cart = _line_variants(ctx, product.handle)
     if (variant_id and len(in_cart) == 1 and in_cart[0] != variant_id
-            and set(tokens(ctx.turn.text)) & SWITCH_CUES):
+            and asks_switch(tokens(ctx.turn.text))):
         return in_cart[0]
     return None
 
