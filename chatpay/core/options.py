@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from chatpay.core.catalog import Product
+from chatpay.core.catalog import Product, Variant
 from chatpay.core.mentions import NEVER_NAMES
 from chatpay.core.text import tokens
 
@@ -117,11 +117,21 @@ def _plural_of(word: str, present: set[str]) -> bool:
     return word.isascii() and word.isalpha() and (word + "s" in present or word + "es" in present)
 
 
-def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
+def _kept_values(product: Product, variant_id: str) -> set[tuple[str, str]]:
+    for v in product.variants:
+        if v.id == variant_id:
+            return set(v.options)
+    return set()
+
+
+def match_variant(product: Product, words: Sequence[str], *,
+                  prefer: str | None = None) -> tuple[str | None, tuple[str, ...]]:
     """The product's variant named by ``words`` ("1kg", "black", "ground", "бордовые", "10 inch"), if any.
 
     A measurement counts twice as much as a word, so "the 10 inch" picks the 10 in option over
-    one that only shares a word.
+    one that only shares a word. Among variants the words name equally, the one that keeps most
+    option values of the variant ``prefer`` wins: "switch it to XXL" from L / Navy is XXL / Navy,
+    and "black is fine" after L / Orange was sold out is L / Black.
     """
     present = set(_split_units(words))
     measured = unit_pairs(words)
@@ -131,6 +141,7 @@ def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, t
     picks = {w for i, w in enumerate(words)
              if _NUMBER.match(w) and i + 1 < len(words) and words[i + 1] in ("one", "ones")}
     best: tuple[int, str | None, tuple[str, ...]] = (0, None, ())
+    scored: list[tuple[int, Variant, tuple[str, ...]]] = []
     titled = [set(tokens(normalise_units(v.title))) for v in product.variants if not v.is_default]
     # A word every option shares ("step" in "0.9m (3 step)", "1.5m (5 step)") tells none apart.
     shared = set.intersection(*titled) if len(titled) > 1 else set()
@@ -148,6 +159,15 @@ def match_variant(product: Product, words: Sequence[str]) -> tuple[str | None, t
         score = len(hit) + len(pairs)
         if score > best[0] or (score == best[0] and hit and len(vt) == len(hit)):
             best = (score, v.id, hit)
+        if score:
+            scored.append((score, v, hit))
+    if best[0] and prefer is not None:
+        kept = _kept_values(product, prefer)
+        tied = [(len(kept & set(v.options)), v.available, v.id, hit) for n, v, hit in scored if n == best[0]]
+        if kept and len(tied) > 1:
+            shared, _, vid, words = max(tied, key=lambda t: (t[0], t[1]))
+            if shared:
+                return vid, words
     if best[0]:
         return best[1], best[2]
     return _by_size(product, words)

@@ -474,3 +474,38 @@ async def test_a_count_of_things_without_a_name_means_the_product_in_focus() -> 
     await say(rt, "tell me about the heirloom tomato seeds")
     r = await say(rt, "three packets please")
     assert r.cart.quantities() == {"tomato-seeds": 3}
+
+
+def _tee_shop():  # type: ignore[no-untyped-def]
+    from chatpay.core.catalog import Catalog, Variant
+    from chatpay.core.money import Money
+    from tests.core.shop import product
+
+    def tee(vid: str, size: str, colour: str, price: str, available: bool = True) -> Variant:
+        return Variant(vid, f"{size} / {colour}", Money.parse(price, "EUR"), available=available,
+                       options=(("Size", size), ("Colour", colour)))
+
+    return Catalog.of("garden", "EUR", [product("tee", "Crew Tee", "A cotton tee.", [
+        tee("l-white", "L", "White", "22.00"), tee("l-navy", "L", "Navy", "22.00"),
+        tee("l-orange", "L", "Orange", "22.00", available=False), tee("s-black", "S", "Black", "22.00"),
+        tee("l-black", "L", "Black", "22.00"), tee("xxl-white", "XXL", "White", "24.00", available=False),
+        tee("xxl-navy", "XXL", "Navy", "24.00"),
+    ])])
+
+
+async def test_switching_one_option_keeps_the_others() -> None:
+    """"switch it to XXL" from L / Navy is XXL / Navy, not the first XXL listed (a sold-out white)."""
+    rt = await runtime_with()
+    await rt.import_catalog(_tee_shop())
+    await say(rt, "add the crew tee in navy L")
+    r = await say(rt, "switch it to XXL")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("xxl-navy", 1)]
+
+
+async def test_after_a_sold_out_option_a_new_colour_keeps_the_size_asked_for() -> None:
+    rt = await runtime_with()
+    await rt.import_catalog(_tee_shop())
+    r = await say(rt, "add the crew tee, L in orange")
+    assert r.cart.is_empty and "out of stock" in r.reply.text
+    r = await say(rt, "black is fine")
+    assert [ln.variant_id for ln in r.cart.lines] == ["l-black"]

@@ -221,7 +221,7 @@ def _cart_switch(ctx: AgentContext, catalog: Catalog, words: list[str]) -> Targe
         held = _line_variants(ctx, handle)
         if product is None or len(held) != 1:
             continue
-        variant_id, vwords = match_variant(product, words)
+        variant_id, vwords = match_variant(product, words, prefer=held[0])
         if variant_id is not None and variant_id != held[0]:
             fits.append(Target(handle, None, "add", variant_id, vwords, via="switch"))
     return fits[0] if len(fits) == 1 else None
@@ -274,15 +274,18 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[st
     """What happened to one target, and any buttons that go with it (alternatives to a sold-out one)."""
     old = _switch_asked(ctx, product, t.variant_id)
     if old is not None and t.variant_id is not None:
-        return await _switch(ctx, product, old, t.variant_id), ()
+        return await _switch(ctx, product, old, _repick(product, t, old)), ()
     in_cart = _line_variants(ctx, product.handle)
     if t.variant_id is None and len(in_cart) == 1:
         # "one more", "make it 2 cables": the line already in the cart, not a new default variant
         t = Target(t.handle, t.quantity, t.mode, in_cart[0], t.variant_words, t.via, t.phrase, t.candidates)
     focus = ctx.state.get("focus_variant")
-    if t.variant_id is None and not in_cart and isinstance(focus, list) and focus[:1] == [product.handle]:
-        # "is the 12 inch one big enough?" ... "ok add that": the option the shopper asked about
-        t = Target(t.handle, t.quantity, t.mode, str(focus[1]), t.variant_words, t.via, t.phrase, t.candidates)
+    if not in_cart and isinstance(focus, list) and focus[:1] == [product.handle]:
+        # "is the 12 inch one big enough?" ... "ok add that": the option the shopper asked about;
+        # "black is fine" after L / Orange was sold out: L / Black
+        chosen = _repick(product, t, str(focus[1])) if t.variant_id is not None else (
+            str(focus[1]) if _available(product, str(focus[1])) else None)  # not the sold-out one again
+        t = Target(t.handle, t.quantity, t.mode, chosen, t.variant_words, t.via, t.phrase, t.candidates)
     try:
         variant = product.variant(t.variant_id)
     except KeyError:
@@ -308,7 +311,8 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[st
         ctx.remember(last_product=product.handle)
         return outcome, ()
     except OutOfStock:
-        ctx.remember(last_product=product.handle)  # "ok, the 1kg then" refers to it
+        # "ok, the 1kg then" refers to it, keeping the other options asked for
+        ctx.remember(last_product=product.handle, focus_variant=None if variant.is_default else [product.handle, variant.id])
         ctx.emit("CartItemRefused", handle=product.handle, variant_id=variant.id, reason="out_of_stock")
         others = [v for v in product.variants if v.available]
         if others and not variant.is_default:
@@ -323,6 +327,18 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[st
         return f"Sorry, **{product.name}** is out of stock right now.", ()
     except QuantityError:
         return f"Sorry, you can have at most {MAX_QUANTITY} of **{label}** in your cart.", ()
+
+
+def _available(product: Product, variant_id: str) -> bool:
+    return any(v.id == variant_id and v.available for v in product.variants)
+
+
+def _repick(product: Product, t: Target, prefer: str) -> str:
+    """``t``'s option, or among the options its words name as well, the one keeping most of ``prefer``'s."""
+    assert t.variant_id is not None
+    if not t.variant_words:
+        return t.variant_id
+    return match_variant(product, t.variant_words, prefer=prefer)[0] or t.variant_id
 
 
 async def _switch(ctx: AgentContext, product: Product, old: str, new: str) -> str:
