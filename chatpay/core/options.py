@@ -165,8 +165,8 @@ def match_variant(product: Product, words: Sequence[str], *,
         kept = _kept_values(product, prefer)
         tied = [(len(kept & set(v.options)), v.available, v.id, hit) for n, v, hit in scored if n == best[0]]
         if kept and len(tied) > 1:
-            shared, _, vid, words = max(tied, key=lambda t: (t[0], t[1]))
-            if shared:
+            overlap, _, vid, words = max(tied, key=lambda t: (t[0], t[1]))
+            if overlap:
                 return vid, words
     if best[0]:
         return best[1], best[2]
