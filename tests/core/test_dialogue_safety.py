@@ -509,3 +509,14 @@ async def test_after_a_sold_out_option_a_new_colour_keeps_the_size_asked_for() -
     assert r.cart.is_empty and "out of stock" in r.reply.text
     r = await say(rt, "black is fine")
     assert [ln.variant_id for ln in r.cart.lines] == ["l-black"]
+
+
+async def test_a_question_the_search_cannot_place_is_about_the_product_in_the_conversation() -> None:
+    """After the shears were shown, "would the shears cope with thick hawthorn stems?" is about
+    them, not "we don't sell that"; a question naming nothing of the conversation is still declined."""
+    rt = await runtime_with()
+    await say(rt, "tell me about the bypass pruning shears")
+    r = await say(rt, "would the shears cope with thick hawthorn stems for my elderly neighbour?")
+    assert "Bypass Pruning Shears" in r.reply.text and "don't sell" not in r.reply.text
+    r = await say(rt, "do you have a petrol hedge trimmer?")
+    assert "don't sell" in r.reply.text

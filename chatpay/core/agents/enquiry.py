@@ -16,9 +16,10 @@ from chatpay.core.agents import VIEW_CART, AgentContext, add_button
 from chatpay.core.buttons import decode, resolve
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.errors import ModelError
+from chatpay.core.mentions import NEVER_NAMES
 from chatpay.core.options import match_variant
 from chatpay.core.ports import ChatMessage, ChatRequest
-from chatpay.core.text import ORDINALS, tokens
+from chatpay.core.text import ORDINALS, same_word, tokens
 from chatpay.core.turns import ProductCard, Reply
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,10 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
         top=[[h.handle, round(h.score, 3)] for h in result.products[:3]],
     )
     if result.kind == "none":
+        talked_of = _talked_of(ctx, catalog)
+        if talked_of is not None:  # "is the 12v one strong enough for shelves?" after a list of drills
+            ctx.span_attrs["followup"] = [talked_of.handle]
+            return _about(ctx, talked_of, tokens(ctx.turn.text))
         return _abstain(ctx, catalog, result.content_query)
     if result.kind == "policy" and result.policies:
         policy = next(p for p in catalog.policies if p.id == result.policies[0].id)
@@ -220,6 +225,31 @@ def _about(ctx: AgentContext, product: Product, words: Sequence[str]) -> Reply:
         text += "\nWould you like me to add it to your cart?"
     ctx.emit("EnquiryAnswered", query=ctx.turn.text, kind="followup", confidence=1.0, top=[[product.handle, 1.0]])
     return Reply(text, cards=(card(product),))
+
+
+def _talked_of(ctx: AgentContext, catalog: Catalog) -> Product | None:
+    """The one product of this conversation (in focus, just shown, or in the cart) that a question
+    the catalog search could not place names by what it is: "will the merino balls be one dye lot?"
+    asks about the merino in focus, not about something we don't sell."""
+    pool = [p for h in dict.fromkeys([*([ctx.last_product] if ctx.last_product else []), *ctx.last_shown,
+                                      *ctx.cart.quantities()]) if (p := catalog.get(h)) is not None]
+    said = [w for w in tokens(ctx.turn.text) if len(w) > 2 and w not in NEVER_NAMES and w not in FOLLOW_UP_WORDS]
+    if not pool or not said:
+        return None
+    # "will it charge on the halo charger?" names a product of its own, by two words of its name or more
+    named = sorted((m for m in (ctx.delex.mentions if ctx.delex else ()) if len(m.positions) >= 2 or m.score >= NAMED_SCORE),
+                   key=lambda m: (-len(m.positions), -m.score))
+    if named:
+        return catalog.get(named[0].handle)
+    scored = []
+    for product in pool:
+        options = " ".join(v.title for v in product.variants if not v.is_default)
+        is_words = set(tokens(f"{product.name} {product.product_type} {options}"))
+        scored.append((sum(1 for w in said if any(same_word(w, t) for t in is_words)), product))
+    scored.sort(key=lambda sp: -sp[0])
+    if scored[0][0] and (len(scored) == 1 or scored[0][0] > scored[1][0]):
+        return scored[0][1]
+    return None
 
 
 def _abstain(ctx: AgentContext, catalog: Catalog, query: str) -> Reply:
