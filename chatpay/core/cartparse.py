@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from chatpay.core.cart import MAX_QUANTITY
@@ -162,8 +162,21 @@ def count_in(words: Sequence[str], product: Product | None, *, values: frozenset
     Words of the product's own name ("Six-Panel Cap", "Two-Pack"), option values the message
     picks (``values``: "the 20000 one") and positions in ``skip`` are not quantities.
     """
-    name_words = set(tokens(product.name)) if product is not None else set()
-    return parse_quantity([w for i, w in enumerate(words) if i not in skip and w not in values and w not in name_words])
+    name = tokens(product.name) if product is not None else []
+    name_words = set(name)
+    followers = {(a, b) for a, b in zip(name, name[1:], strict=False)}
+
+    def names(i: int, w: str) -> bool:
+        # A number of the name is the name's where it stands as in the name ("the 20000 power bank"),
+        # but a count where another word follows it: "2 прихватки" of "Прихватки, 2 шт." is two packs.
+        if w not in name_words:
+            return False
+        if not w.isdigit() or i + 1 >= len(words):
+            return True
+        return (w, words[i + 1]) in followers or words[i + 1] not in name_words and words[i + 1] not in COUNT_NOUNS \
+            and not any(same_word(words[i + 1], t) for t in name_words)
+
+    return parse_quantity([w for i, w in enumerate(words) if i not in skip and w not in values and not names(i, w)])
 
 
 class CartParser:
@@ -197,15 +210,24 @@ class CartParser:
             # Variants are matched on the original words: "a €50 gift card" names the €50 card.
             target = self._segment(seg, words, tokens(original), mode, is_set, last_shown, last_product,
                                    cart_handles, message_words=tokens(raw))
-            if target is not None and target.via == "last" and targets and self._attach_variant(
-                    targets, tokens(original)):
-                continue  # "add the ladder, 1.5m": the option is the named product's, not another's
+            if target is not None and target.via == "last" and targets:
+                # "add the ladder, 1.5m", "наволочки, 2 упаковки белых": the option and the count
+                # are the named product's, not the one in focus
+                attached = self._attach_variant(targets, tokens(original))
+                if self._attach_count(targets, words) or attached:
+                    continue
+            if target is not None and target.via == "described" and targets and is_set:
+                continue  # "make it 2 pens, one's for my brother": a remark, not a second product to set
+            if target is not None and target.via == "reference" and targets and self._attach_count(
+                    targets, words):
+                continue  # "ёлочек многовато, сделай 2": the count is the named product's, not the one in focus
             if target is not None and targets and self._sharpens(targets, target):
                 continue  # "add the braidline one, 2m black": the second clause says which braidline
             if target is None:
                 # "add the step ladder, 1.5m": a clause that only names an option of a product the
                 # message names elsewhere chooses that option.
-                if self._attach_variant(targets, tokens(original)):
+                attached = self._attach_variant(targets, tokens(original))
+                if self._attach_count(targets, words) or attached:
                     continue
                 if any(w not in NEVER_NAMES and w not in FILLER and not w.isdigit() and w not in NUMBER_WORDS
                        and w not in COUNT_NOUNS
@@ -222,6 +244,10 @@ class CartParser:
                 q_mode: Mode = "set" if is_set else mode
                 problem = quantity_problem(raw, qty, MAX_QUANTITY) if mode != "remove" else None
                 targets.append(Target(implied[0], qty, q_mode, via=implied[1], phrase=raw.strip(), problem=problem))
+        # "ёлочек многовато": a count to set on a cart line, but no count said; never a silent 1
+        # ("make it the compact" names an option instead: a switch, not a count)
+        targets = [replace(t, problem="missing") if t.mode == "set" and t.via == "cart" and t.quantity is None
+                   and t.variant_id is None and not t.problem else t for t in targets]
         price_talk = _price_talk(raw, targets)
         merged = self._merge(targets)
         return CartCommand(tuple(merged), price_talk, tuple(unresolved))
@@ -241,6 +267,26 @@ class CartParser:
                                     old.mode, new.variant_id, new.variant_words, "name", f"{old.phrase}, {new.phrase}")
                 return True
         return False
+
+    def _attach_count(self, targets: list[Target], words: list[str]) -> bool:
+        """Give the last target without a count the count of a clause that only counts ("и наволочки,
+        2 упаковки белых", "the merino, 10 balls"); True if done."""
+        if not targets or targets[-1].quantity is not None:
+            return False
+        last = targets[-1]
+        product = self.index.catalog.get(last.handle) if last.handle else None
+        if product is None:
+            return False
+        _, options = match_variant(product, words)
+        said = [w for w in words if not any(same_word(w, o) for o in options)]  # "6-7Y" is a size, not 6
+        qty, relative = parse_quantity(said)
+        if qty is None or relative or any(w not in COUNT_NOUNS and w not in FILLER and w not in NEVER_NAMES
+                                          and w not in NUMBER_WORDS and not w.isdigit() for w in said):
+            return False
+        clause = " ".join(words)
+        targets[-1] = replace(last, quantity=qty, phrase=f"{last.phrase}, {clause}",
+                              problem=last.problem or quantity_problem(clause, qty, MAX_QUANTITY))
+        return True
 
     def _attach_variant(self, targets: list[Target], words: list[str]) -> bool:
         return self.attach_variant(self.index.catalog, targets, words)
@@ -353,6 +399,10 @@ class CartParser:
             product = catalog.get(focus)
             if product and match_variant(product, vwords_all)[0]:
                 return target(focus, "last")
+        # ... or to the one product just shown that has that option ("давай 172х205" after a list)
+        having = [h for h in last_shown if (p := catalog.get(h)) is not None and match_variant(p, vwords_all)[1]]
+        if len(having) == 1:
+            return target(having[0], "reference")
         return None
 
     def _break_tie(

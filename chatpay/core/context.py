@@ -64,7 +64,9 @@ def yes_means(question: str) -> str | None:
 PICK_FILLER = frozenset(
     """the a an one ones of please pls plz thanks thank you i'll ill i'd id take have want get go with
     for me ok okay yes yeah sure and just then that in size colour color version option like would
-    lets let's let us please""".split()
+    lets let's let us please
+    тогда ну ладно хорошо ок давай давайте мне пожалуйста можно в на с цвете цвет размер размере
+    беру возьму возьмём ту тот то ту одну один одно его её ее их вот такую такой такое""".split()
 )
 PICK_WORDS = frozenset({"VARIANT", "both", "all", *ORDINALS})
 REFUSED = "out of stock"  # the cart agent's own words when it refuses a sold-out product

@@ -37,7 +37,7 @@ CUES: dict[str, frozenset[str]] = {
         """remove removing delete drop off out minus less fewer cancel scrap scratch ditch lose bin rid rmv undo
         reduce decrease lower make change
         убери уберите убрать удали удалите удалить минус меньше отмени выкинь убавь вычеркни сотри сотрите
-        сделай сделайте оставь""",
+        сними снимите снять вытащи вытащите сделай сделайте оставь""",
         ("take off", "take it off", "take them off", "take out", "take it out", "take them out", "no longer",
          "don't want", "dont want", "do not want", "never mind", "changed my mind", "only want", "just want",
          "не надо", "не нужно", "не нужен", "не нужна")),

@@ -17,7 +17,7 @@ NEGATORS = frozenset({"don't", "dont", "do not", "never", "not", "no need to", "
 ACTIONS = frozenset(
     """remove delete empty clear drop take cancel add put buy checkout pay order change switch touch throw
     bin wipe reset erase get rid swap
-    удаляй удалять удали убирай убери убрать очищай очисти очищать чисти добавляй добавь добавлять клади
+    удаляй удалять удали убирай убери убрать снимай сними снимать очищай очисти очищать чисти добавляй добавь добавлять клади
     положи оформляй оформлять плати платить трогай меняй менять выкидывай выбрасывай""".split()
 )
 WINDOW = 3  # the negator and up to two words between it and the verb ("do not ever empty")

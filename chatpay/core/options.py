@@ -19,7 +19,14 @@ from chatpay.core.text import tokens
 _UNIT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(kg|g|gr|grams?|ml|l|oz|lb|lbs|cl|cm|mm|m)\b", re.IGNORECASE)
 
 
+# Two dimensions of one thing: "160х200" (Cyrillic х), "160 x 200", "160 на 200", "160 by 200".
+_TWO_DIMENSIONS = re.compile(r"(?<![\d.,])(\d+)\s*(?:[xх×*]|на|by)\s*(\d+)(?![\d.,]*\d)", re.IGNORECASE)
+
+
 def normalise_units(text: str) -> str:
+    """Units glued to their numbers and lower-cased ("5 KG" is "5kg"), and dimensions written one
+    way ("160 на 200" and a title's "160х200" are both "160x200")."""
+    text = _TWO_DIMENSIONS.sub(r"\1x\2", text)
     return _UNIT.sub(lambda m: f"{m.group(1).replace(',', '.')}{m.group(2).lower().rstrip('s')}", text)
 
 
@@ -57,13 +64,13 @@ def _inflected(word: str, present: set[str]) -> str | None:
     """A word of ``present`` that is ``word`` with another ending ("бордовые" for "бордовый").
 
     Russian inflects adjectives and nouns; a shared stem of all but the last two letters (at least
-    four) is the same word. Latin-script words must match exactly.
+    three: "серый" and "серую") is the same word. Latin-script words must match exactly.
     """
     if word.isascii() or len(word) < 5 or not word.isalpha():
         return None
-    stem_ = word[: max(4, len(word) - 2)]
+    stem_ = word[: len(word) - 2]
     for w in present:
-        if not w.isascii() and len(w) >= 5 and w[: max(4, len(w) - 2)] == stem_:
+        if not w.isascii() and len(w) >= 5 and w[: len(w) - 2] == stem_:
             return w
     return None
 
@@ -181,7 +188,7 @@ _SIZE_WORDS = {"large": 1, "big": 1, "bigger": 1, "biggest": 1, "largest": 1, "l
 _SIZE_STEMS = {"больш": 1, "крупн": 1, "маленьк": -1, "мален": -1, "небольш": -1, "средн": 0}
 
 
-def _size_word(words: Sequence[str]) -> int | None:
+def size_word(words: Sequence[str]) -> int | None:
     for w in words:
         if w in _SIZE_WORDS:
             return _SIZE_WORDS[w]
@@ -193,7 +200,7 @@ def _size_word(words: Sequence[str]) -> int | None:
 
 def _by_size(product: Product, words: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
     """The smallest, middle or largest option when the shopper says so and the options are sizes."""
-    wanted = _size_word(words)
+    wanted = size_word(words)
     if wanted is None:
         return None, ()
     sized: list[tuple[float, str]] = []

@@ -15,7 +15,7 @@ from chatpay.core.buttons import Action, encode, product_key
 from chatpay.core.cart import Cart
 from chatpay.core.cartparse import sets_quantity
 from chatpay.core.catalog import Catalog, Product
-from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
+from chatpay.core.context import NEGATIVE, PICK_FILLER, context_intent, is_affirmative
 from chatpay.core.evidence import asks_switch, stands
 from chatpay.core.mentions import NEVER_NAMES, Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
@@ -27,7 +27,7 @@ from chatpay.core.negation import (
     mentions_the_cart,
     negated_action,
 )
-from chatpay.core.options import unit_pairs
+from chatpay.core.options import match_variant, size_word, unit_pairs
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
@@ -118,6 +118,20 @@ def _set_request(ctx: AgentContext) -> RouteDecision | None:
     return RouteDecision("cart_add", 0.9, reason="sets a quantity in the cart", layer="context")
 
 
+def _picks_an_option(ctx: AgentContext) -> str | None:
+    """The product in focus, when the message only names one of its options ("тогда 26", "the 5.0
+    one then") with words that surround a pick: not a question, and no other product named."""
+    focus = ctx.catalog.get(ctx.last_product) if ctx.catalog is not None and ctx.last_product else None
+    if focus is None or not focus.has_options or "?" in ctx.turn.text or (ctx.delex and ctx.delex.mentions):
+        return None
+    words = tokens(ctx.turn.text)
+    variant_id, hit = match_variant(focus, words)
+    if variant_id is None or not hit:
+        return None
+    rest = [w for w in words if w not in hit and w not in PICK_FILLER and not w.replace(".", "", 1).isdigit()]
+    return focus.handle if not rest else None
+
+
 def _picks_one_shown(ctx: AgentContext) -> str | None:
     """The one product of those just offered to choose from that the message names by a word of
     its name no other offered product has ("the leather ones in M", "чугунную, на 24")."""
@@ -151,13 +165,20 @@ def _names_a_policy(ctx: AgentContext) -> bool:
 
 
 def _measures_a_cart_option(ctx: AgentContext) -> bool:
-    """ "switch it to the 10 inch": a measurement that is an option of a product in the cart."""
-    said = unit_pairs(ctx.delex.tokens) if ctx.delex is not None else set()
-    if not said or ctx.catalog is None:
+    """ "switch it to the 10 inch", "поменяй на большие": a measurement or a size word that names
+    an option of a product in the cart."""
+    words = list(ctx.delex.tokens) if ctx.delex is not None else []
+    said = unit_pairs(words)
+    sized = size_word(words) is not None
+    if not (said or sized) or ctx.catalog is None:
         return False
     for line in ctx.cart.lines:
         product = ctx.catalog.get(line.handle)
-        if product is not None and any(said & unit_pairs(tokens(v.title)) for v in product.variants):
+        if product is None:
+            continue
+        if said and any(said & unit_pairs(tokens(v.title)) for v in product.variants):
+            return True
+        if sized and match_variant(product, words)[0] not in (None, line.variant_id):
             return True
     return False
 
@@ -264,6 +285,10 @@ class Engine:
             if picked is not None:
                 return RouteDecision("cart_add", 0.9, reason=f"picked {picked} from the products offered",
                                      layer="context")
+        option = _picks_an_option(ctx)
+        if option is not None and verb is None:
+            return RouteDecision("cart_add", 0.85, reason=f"picked an option of {option}, the product in focus",
+                                 layer="context")
         offer = ctx.state.get("offer")
         if offer and is_affirmative(said):
             return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")

@@ -176,6 +176,8 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
             more = f" and {len(not_found) - MAX_NAMED} more" if len(not_found) > MAX_NAMED else ""
             hint = suggestion if buttons else ""
             said.append(f"I couldn't find {shown}{more} in our catalog. {hint}".strip())
+            if hint and not targets:
+                ctx.remember(pending="pick")  # "чугунную, на 24": the next message may pick a suggestion
     ctx.span_attrs["targets"] = [
         {"handle": t.handle, "quantity": t.quantity, "mode": t.mode, "variant": t.variant_id, "via": t.via}
         for t in targets

@@ -1,0 +1,97 @@
+"""A Russian shopper's cart commands: options by word and by number, counts in clauses, removal verbs.
+
+The shop is a small home-goods catalog written for these tests (Cyrillic names and options).
+"""
+
+from __future__ import annotations
+
+from chatpay.config import Settings
+from chatpay.core.catalog import Catalog, Variant
+from chatpay.core.money import Money
+from tests.core.shop import product
+from tests.core.test_service import runtime_with, say
+
+
+def _v(vid: str, title: str, price: str, available: bool = True, **options: str) -> Variant:
+    return Variant(vid, title, Money.parse(price, "RUB"), available=available,
+                   options=tuple(options.items()) or ((("Размер", title),)))
+
+
+def home_shop() -> Catalog:
+    return Catalog.of("garden", "RUB", [
+        product("pan", "Сковорода с антипригарным покрытием «Гранит»", "Сковорода для плиты.", [
+            _v("p24", "24 см", "1990.00"), _v("p26", "26 см", "2290.00"), _v("p28", "28 см", "2590.00", available=False)]),
+        product("mitts", "Прихватки силиконовые, 2 шт.", "Пара прихваток.", [_v("m", "Default Title", "490.00")]),
+        product("sheet", "Простыня на резинке трикотажная", "Натяжная простыня.", [
+            Variant("s90w", "90х200 / Белый", Money.parse("990.00", "RUB"), options=(("Размер", "90х200"), ("Цвет", "Белый"))),
+            Variant("s160w", "160х200 / Белый", Money.parse("1390.00", "RUB"), options=(("Размер", "160х200"), ("Цвет", "Белый"))),
+            Variant("s160g", "160х200 / Серый", Money.parse("1390.00", "RUB"), options=(("Размер", "160х200"), ("Цвет", "Серый"))),
+        ]),
+        product("board", "Доска разделочная бамбуковая", "Доска из бамбука.", [
+            _v("b1", "30х20 см", "590.00"), _v("b2", "35х25 см", "790.00"), _v("b3", "40х30 см", "990.00")]),
+        product("cases", "Наволочки сатиновые 50х70, 2 шт.", "Пара наволочек.", [
+            _v("cw", "Белый", "790.00", **{"Цвет": "Белый"}), _v("cg", "Серый", "790.00", **{"Цвет": "Серый"})]),
+        product("tree", "Ароматизатор подвесной «Ёлочка»", "Картонный ароматизатор.", [
+            _v("t1", "Чёрный лёд", "150.00", **{"Аромат": "Чёрный лёд"})]),
+        product("gel", "Ароматизатор гелевый Ken", "Гелевый ароматизатор.", [
+            _v("g1", "Ваниль", "350.00", **{"Аромат": "Ваниль"})]),
+    ])
+
+
+async def shop():  # type: ignore[no-untyped-def]
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))  # the engine that reads Russian
+    await rt.import_catalog(home_shop())
+    return rt
+
+
+async def test_after_a_sold_out_size_a_bare_number_picks_another_size() -> None:
+    rt = await shop()
+    r = await say(rt, "добавь сковородку гранит 28 см")
+    assert r.cart.is_empty and "out of stock" in r.reply.text
+    r = await say(rt, "тогда 26")
+    assert [ln.variant_id for ln in r.cart.lines] == ["p26"]
+
+
+async def test_a_number_in_a_name_is_still_a_count_before_another_word() -> None:
+    """"2 прихватки" of "Прихватки силиконовые, 2 шт." is two packs, not one pack named "2"."""
+    rt = await shop()
+    r = await say(rt, "добавь 2 прихватки")
+    assert r.cart.quantities() == {"mitts": 2}
+
+
+async def test_dimensions_said_with_na_meet_the_option_and_are_no_quantity() -> None:
+    rt = await shop()
+    r = await say(rt, "добавь простыню на резинке 160 на 200 серую")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("s160g", 1)]
+
+
+async def test_change_to_the_big_ones_switches_the_line() -> None:
+    rt = await shop()
+    await say(rt, "добавь три разделочные доски средние")
+    r = await say(rt, "поменяй на большие")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("b3", 3)]
+
+
+async def test_a_count_in_its_own_clause_belongs_to_the_product_named_before_it() -> None:
+    rt = await shop()
+    await say(rt, "добавь доску 40х30")
+    r = await say(rt, "и наволочки к ней, 2 упаковки белых")
+    assert r.cart.quantities() == {"board": 1, "cases": 2}
+    assert {ln.variant_id for ln in r.cart.lines} == {"b3", "cw"}
+
+
+async def test_a_count_set_on_a_line_named_in_another_case_leaves_the_others() -> None:
+    """"ёлочек многовато, сделай 2": the trees go to two; the gel in focus is not touched."""
+    rt = await shop()
+    await say(rt, "добавь 3 ёлочки")
+    await say(rt, "и гелевый ароматизатор ken")
+    r = await say(rt, "ёлочек многовато, сделай 2")
+    assert r.cart.quantities() == {"tree": 2, "gel": 1}
+
+
+async def test_snimi_takes_a_line_off() -> None:
+    rt = await shop()
+    await say(rt, "добавь доску 40х30")
+    await say(rt, "и наволочки белые")
+    r = await say(rt, "сними наволочки")
+    assert r.cart.quantities() == {"board": 1}
