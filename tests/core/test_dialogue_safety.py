@@ -520,3 +520,14 @@ async def test_a_question_the_search_cannot_place_is_about_the_product_in_the_co
     assert "Bypass Pruning Shears" in r.reply.text and "don't sell" not in r.reply.text
     r = await say(rt, "do you have a petrol hedge trimmer?")
     assert "don't sell" in r.reply.text
+
+
+async def test_fewer_without_a_number_asks_how_many_to_leave_and_the_answer_sets_it() -> None:
+    """"too many basil seeds, fewer please" takes nothing on a guess (it used to empty the line)."""
+    rt = await runtime_with()
+    await say(rt, "add 3 basil seeds and a watering can")
+    r = await say(rt, "that's too many basil seeds, fewer please")
+    assert r.cart.quantities() == {"basil-seeds": 3, "watering-can": 1}
+    assert "How many should I leave" in r.reply.text
+    r = await say(rt, "just 2")
+    assert r.cart.quantities() == {"basil-seeds": 2, "watering-can": 1}

@@ -280,6 +280,8 @@ class Engine:
             return RouteDecision("cart_clear", 0.95, reason="yes to emptying the cart", layer="context")
         if pending == "clear" and (said in NEGATIVE or verb):
             return RouteDecision("chitchat", 0.9, reason="kept the cart", layer="context", negated=True)
+        if pending == "keep" and verb is None and any(w.isdigit() or w in NUMBER_WORDS for w in tokens(text)):
+            return RouteDecision("cart_remove", 0.9, reason="how many to leave in the cart", layer="context")
         if pending == "pick" and verb is None and "?" not in text:
             picked = _picks_one_shown(ctx)
             if picked is not None:

@@ -26,6 +26,7 @@ from chatpay.core.cartparse import (
     Target,
     count_in,
     name_head,
+    parse_quantity,
     quantity_problem,
 )
 from chatpay.core.catalog import Catalog, Product
@@ -393,6 +394,14 @@ def _cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Ta
     return out, []
 
 
+# Words that ask for fewer of a line rather than none of it (stems for Russian endings).
+_FEWER = frozenset("fewer less lower reduce decrease поменьше меньше убавь уменьши уменьшить".split())
+
+
+def _asks_fewer(text: str) -> bool:
+    return bool(_FEWER & set(tokens(text)))
+
+
 async def cart_remove_agent(ctx: AgentContext) -> Reply:
     catalog = ctx.catalog
     assert catalog is not None
@@ -404,6 +413,10 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
     if data:
         product = resolve(catalog, action.product) if action is not None and action.kind == "remove" else None
         targets = [Target(product.handle, None, "remove", via="button")] if product else []
+    elif ctx.state.get("pending") == "keep" and ctx.last_product in in_cart:
+        # the answer to "how many should I leave?": that many stay
+        kept, _ = parse_quantity(tokens(ctx.turn.text))
+        targets = [Target(ctx.last_product, kept, "set", via="last")] if kept is not None else []
     else:
         parser = CartParser(ctx.engine.mention_index(catalog))
         command = parser.parse(ctx.turn.text, "remove", last_shown=ctx.last_shown,
@@ -431,6 +444,12 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
             said.append(f"**{product.name}** isn't in your cart.")
             continue
         quantity = t.quantity if t.mode != "set" else None
+        have = ctx.cart.quantity_of(product.handle)
+        if t.quantity is None and have > 1 and (t.mode == "set" or _asks_fewer(ctx.turn.text)):
+            # "too many candles, fewer please": fewer, not none; how many is the shopper's to say
+            ctx.remember(last_product=product.handle, pending="keep")
+            said.append(f"You have {have} × **{product.name}**. How many should I leave in your cart?")
+            continue
         if t.mode == "set" and t.quantity is not None:  # "only keep 2": remove down to that
             have = ctx.cart.quantity_of(product.handle)
             if t.quantity >= have:
