@@ -18,7 +18,7 @@ from chatpay.core.cart import MAX_QUANTITY
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.mentions import NEVER_NAMES, Mention, MentionIndex
 from chatpay.core.options import match_variant, normalise_units, variant_numbers
-from chatpay.core.text import NUMBER_WORDS, ORDINALS, same_word, tokens
+from chatpay.core.text import FILLER, NUMBER_WORDS, ORDINALS, same_word, tokens
 
 Mode = Literal["add", "remove", "set"]
 
@@ -35,7 +35,6 @@ _AMOUNT = re.compile(
 )
 ONE_AS_ITEM = frozenset({"the", "that", "this", "which", "other", "same", "big", "small", "large", "cheap",
                          "cheaper", "expensive", "new", *ORDINALS})
-FILLER = frozenset("ok okay then so well hmm um uh actually oh alright right sure fine cool great nice".split())
 # Words that count things without naming them ("three copies please", "две штуки"): a message of a
 # number and these alone means that many of the product in focus; beside a named product, a clause of
 # them names no second product.
@@ -268,6 +267,28 @@ class CartParser:
                 return True
         return False
 
+    def _in_order(self, mentions: list[Mention], words: list[str]) -> list[Mention]:
+        """Tied mentions told apart by word order: "usb c to usb c" and "usb a to usb c" share every
+        word, but only one name has "c to" in it. The name with most of the message's word pairs
+        wins; without a single best, the tie stands."""
+        if len(mentions) < 2:
+            return mentions
+        first = mentions[0]
+        tied = [m for m in mentions if m.score >= first.score - 0.05 and len(m.positions) == len(first.positions)]
+        if len(tied) < 2:
+            return mentions
+        said = set(zip(words, words[1:], strict=False))
+
+        def pairs(m: Mention) -> int:
+            product = self.index.catalog.get(m.handle)
+            name = tokens(product.name) if product is not None else []
+            return len(said & set(zip(name, name[1:], strict=False)))
+
+        ranked = sorted(((pairs(m), m) for m in tied), key=lambda pm: -pm[0])
+        if ranked[0][0] > ranked[1][0]:
+            return [ranked[0][1], *(m for m in mentions if m not in tied)]
+        return mentions
+
     def _attach_count(self, targets: list[Target], words: list[str]) -> bool:
         """Give the last target without a count the count of a clause that only counts ("и наволочки,
         2 упаковки белых", "the merino, 10 balls"); True if done."""
@@ -341,7 +362,7 @@ class CartParser:
             units = [m for m in mentions if all(w.isdigit() or w in COUNT_NOUNS for w in m.words)]
             if len(units) < len(mentions) or (mode == "add" and last_product):
                 mentions = [m for m in mentions if m not in units]
-        mentions = _fullest(mentions)
+        mentions = self._in_order(_fullest(mentions), words)
         named = {p for m in mentions[:1] for p in m.positions}
         # Numbers inside a product's name (a model number) are not quantities.
         qty, relative = parse_quantity([w for i, w in enumerate(words) if i not in named])

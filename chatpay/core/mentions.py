@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from chatpay.core.catalog import Catalog
-from chatpay.core.text import edit_distance, sound, sound_index, tokens, typo_budget
+from chatpay.core.text import FILLER, edit_distance, sound, sound_index, tokens, typo_budget
 
 # Words whose lookups one index keeps before starting over: a chat's working vocabulary is a few
 # thousand words, and an entry is a few hundred bytes, so this bounds the cache near a few MB.
@@ -137,7 +137,7 @@ class MentionIndex:
             same = self._endless.get(_without_ending(word))
             if same:
                 return [(t, 1.0) for t in same]  # the same word in another case: not a typo
-        budget = typo_budget(word)
+        budget = 0 if word in FILLER else typo_budget(word)
         if budget == 0:
             return []
         found = []
@@ -180,10 +180,18 @@ class MentionIndex:
                     prev = hits[handle].get(vocab)
                     if prev is None or prev[0] < weight:
                         hits[handle][vocab] = (weight, pos)
+        # A one-letter word names nothing alone, but beside a word of the same name it is part of
+        # it: the "c" of "usb c" tells "USB-C to USB-C" from "USB-A to USB-C".
+        for pos, w in enumerate(words):
+            if len(w) == 1 and w.isalpha() and w not in NEVER_NAMES:
+                for handle in self.by_token.get(w, ()):
+                    near = {p for _, p in hits.get(handle, {}).values()}
+                    if near & {pos - 1, pos + 1} and w not in hits[handle]:
+                        hits[handle][w] = (1.0, pos)
         mentions = []
         for handle, matched in hits.items():
             name = self.name_tokens[handle]
-            total = sum(self.idf[t] for t in name) or 1.0
+            total = sum(self.idf[t] for t in set(name)) or 1.0  # a word said twice in a name counts once
             got = sum(self.idf[t] * w for t, (w, _) in matched.items())
             coverage = got / total
             distinctive = max(self.idf[t] * w for t, (w, _) in matched.items())

@@ -82,6 +82,11 @@ def edit_distance(a: str, b: str, limit: int = 3) -> int:
     return prev[-1]
 
 
+# Words that fill a sentence around a command ("ok then", "as well"): spelled right, they are never
+# a misspelt product word ("well" is not "wall").
+FILLER = frozenset("ok okay then so well hmm um uh actually oh alright right sure fine cool great nice".split())
+
+
 def typo_budget(word: str) -> int:
     """How many edits a word of this length may carry and still match."""
     n = len(word)

@@ -202,3 +202,21 @@ def test_a_decimal_option_value_is_the_option_not_a_fractional_quantity() -> Non
     assert (named.handle, named.variant_id, named.problem) == ("battery", "b2", None)
     [counted] = parser.parse("add 2.5 of the yarn", "add").targets
     assert counted.problem == "fraction"  # a fraction that is no option is still asked about
+
+
+def test_word_order_and_one_letter_words_tell_apart_names_that_share_every_word() -> None:
+    """"usb c to usb c" and "usb a to usb c" differ by a letter and by order; "as well" is no "Wall"."""
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    parser = CartParser(MentionIndex(Catalog.of("cables", "EUR", [
+        product("a-c", "Braid USB-A to USB-C Cable", "A cable.", [variant("ac", "Default Title", "7.99")]),
+        product("c-c", "Braid USB-C to USB-C Cable", "A cable.", [variant("cc", "Default Title", "6.99")]),
+        product("wall", "GaN USB-C Wall Charger", "A charger.", [variant("w", "Default Title", "29.99")]),
+        product("car", "Dual USB Car Charger", "A charger.", [variant("k", "Default Title", "11.99")]),
+    ])))
+    for text, handle in (("add three usb a to usb c cables", "a-c"), ("add 2 usb-c to usb-c cables", "c-c")):
+        [t] = parser.parse(text, "add").targets
+        assert (t.handle, t.candidates) == (handle, ())
+    [charger] = parser.parse("make it 2 car chargers as well", "add").targets
+    assert (charger.handle, charger.quantity, charger.candidates) == ("car", 2, ())
