@@ -209,6 +209,10 @@ class CartParser:
             # Variants are matched on the original words: "a €50 gift card" names the €50 card.
             target = self._segment(seg, words, tokens(original), mode, is_set, last_shown, last_product,
                                    cart_handles, message_words=tokens(raw))
+            if targets and self._both_take(targets, words, tokens(original)):
+                continue  # "add jane eyre and wuthering heights, both paperback"
+            if target is not None and target.via == "last" and targets and self._repeats_option(targets, words):
+                continue  # "add three softcover packs, dotted": the option of the product just named
             if target is not None and target.via == "last" and targets:
                 # "add the ladder, 1.5m", "наволочки, 2 упаковки белых": the option and the count
                 # are the named product's, not the one in focus
@@ -288,6 +292,31 @@ class CartParser:
         if ranked[0][0] > ranked[1][0]:
             return [ranked[0][1], *(m for m in mentions if m not in tied)]
         return mentions
+
+    def _repeats_option(self, targets: list[Target], words: list[str]) -> bool:
+        """Whether a clause only names the option the last target already took."""
+        last = targets[-1]
+        product = self.index.catalog.get(last.handle) if last.handle else None
+        if product is None or last.variant_id is None:
+            return False
+        variant_id, said = match_variant(product, words)
+        rest = [w for w in words if w not in said and not any(same_word(w, o) for o in said)
+                and w not in FILLER and w not in NEVER_NAMES]
+        return variant_id == last.variant_id and not rest
+
+    def _both_take(self, targets: list[Target], words: list[str], original: list[str]) -> bool:
+        """"both paperback", "оба белые": the option goes to every target named before, none counted."""
+        if not set(words) & {"both", "оба", "обе", "обоих"} or len(targets) < 2:
+            return False
+        picked = []
+        for t in targets:
+            product = self.index.catalog.get(t.handle) if t.handle else None
+            variant_id, said = match_variant(product, original) if product else (None, ())
+            if variant_id is None:
+                return False
+            picked.append(replace(t, variant_id=variant_id, variant_words=said))
+        targets[:] = picked
+        return True
 
     def _attach_count(self, targets: list[Target], words: list[str]) -> bool:
         """Give the last target without a count the count of a clause that only counts ("и наволочки,

@@ -220,3 +220,23 @@ def test_word_order_and_one_letter_words_tell_apart_names_that_share_every_word(
         assert (t.handle, t.candidates) == (handle, ())
     [charger] = parser.parse("make it 2 car chargers as well", "add").targets
     assert (charger.handle, charger.quantity, charger.candidates) == ("car", 2, ())
+
+
+def test_both_gives_the_option_to_every_product_named_and_a_repeated_option_adds_nothing() -> None:
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    def book(handle: str, name: str) -> object:
+        return product(handle, name, "A novel.", [variant(f"{handle}-h", "Hardback", "14.99"),
+                                                  variant(f"{handle}-p", "Paperback", "6.99")])
+
+    parser = CartParser(MentionIndex(Catalog.of("books", "EUR", [
+        book("eyre", "Jane Eyre"), book("heights", "Wuthering Heights"),
+        product("pad", "Softcover Notebooks (Pack of 3)", "Notebooks.", [
+            variant("pl", "Lined", "12.00"), variant("pd", "Dotted", "12.00")]),
+        product("hard", "Hardcover Notebook", "A notebook.", [variant("hl", "Lined", "14.50"), variant("hd", "Dotted", "14.50")]),
+    ])))
+    both = parser.parse("add jane eyre and wuthering heights, both paperback", "add").targets
+    assert [(t.handle, t.quantity, t.variant_id) for t in both] == [("eyre", None, "eyre-p"), ("heights", None, "heights-p")]
+    packs = parser.parse("add three softcover packs, dotted", "add", last_product="hard", cart_handles=["hard"]).targets
+    assert [(t.handle, t.quantity, t.variant_id) for t in packs] == [("pad", 3, "pd")]  # not a dotted hardcover too

@@ -531,3 +531,21 @@ async def test_fewer_without_a_number_asks_how_many_to_leave_and_the_answer_sets
     assert "How many should I leave" in r.reply.text
     r = await say(rt, "just 2")
     assert r.cart.quantities() == {"basil-seeds": 2, "watering-can": 1}
+
+
+async def test_which_options_a_named_product_comes_in_answers_that_product_so_the_second_one_is_its_option() -> None:
+    from chatpay.config import Settings
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        product("ink50", "Tide Fountain Pen Ink 50ml", "Dye ink.", [variant("blue", "Blue", "12.50"),
+                                                                   variant("red", "Oxblood", "12.50")]),
+        product("ink30", "Tide Sheen Ink 30ml", "Sheen ink.", [variant("g", "Emerald", "15.00")]),
+        product("ink100", "Tide Fountain Pen Ink 100ml Refill", "Dye ink refill.", [variant("b", "Blue", "19.00")]),
+    ]))
+    r = await say(rt, "what colours does the tide fountain pen ink 50ml come in")
+    assert "Oxblood" in r.reply.text and "Refill" not in r.reply.text
+    r = await say(rt, "add the second one")
+    assert [(ln.handle, ln.variant_id) for ln in r.cart.lines] == [("ink50", "red")]

@@ -175,6 +175,9 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
     if len(named) >= 2:  # "should I get A or B?": both, in the shopper's order, so "the second one" is B
         shown = (named + [p for p in shown if p not in named])[:MAX_CARDS]
         top = shown[0]
+    elif len(named) == 1 and named[0].has_options and _asks_options(ctx.turn.text):
+        # "what colours does the tidewater 50ml ink come in": that product's options, listed in order
+        top, shown = named[0], [named[0]]
     if len(shown) == 1 or len(named) < 2 and result.confidence >= 0.8 and best - scores.get(shown[1].handle, 0) > 0.15:
         composed = product_answer(top, tokens(ctx.turn.text))
         if top.has_options:  # the answer lists its options in order: "the second one" is the second
@@ -193,6 +196,13 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
 
 
 NAMED_SCORE = 0.6
+# Words that ask which options a product comes in (English and Russian stems).
+_OPTION_WORDS = ("colour", "color", "size", "shade", "scent", "flavour", "flavor", "option", "variant", "version",
+                 "length", "width", "цвет", "размер", "оттен", "запах", "вкус", "вариант")
+
+
+def _asks_options(text: str) -> bool:
+    return any(w.startswith(_OPTION_WORDS) for w in tokens(text)) or "come in" in text.lower()
 
 
 def _named_in_order(ctx: AgentContext) -> list[Product]:
