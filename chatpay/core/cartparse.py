@@ -17,7 +17,7 @@ from typing import Literal
 from chatpay.core.cart import MAX_QUANTITY
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.mentions import NEVER_NAMES, Mention, MentionIndex
-from chatpay.core.options import match_variant, normalise_units, variant_numbers
+from chatpay.core.options import UNIT_ALIASES, match_variant, normalise_units, variant_numbers
 from chatpay.core.text import FILLER, NUMBER_WORDS, ORDINALS, same_word, tokens
 
 Mode = Literal["add", "remove", "set"]
@@ -102,6 +102,9 @@ def parse_quantity(words: Sequence[str]) -> tuple[int | None, bool]:
     for i, w in enumerate(words):
         if i > 0 and words[i - 1] in DESCRIBING:
             continue  # "the 3 person one", "the 20000 one": a number that describes, not counts
+        if (w.isdigit() and i + 1 < len(words) and UNIT_ALIASES.get(words[i + 1], "n") != "n"
+                and len(words[i + 1]) > 1 and words[i + 1] != "in"):  # "3 in red" is three
+            continue  # "руль у меня 38 см", "a 2 m wall": a measurement; counted units ("2 packs") still count
         if w.isdigit():
             return int(w), relative
         if w in ("x",) and i + 1 < len(words) and words[i + 1].isdigit():
@@ -347,7 +350,14 @@ class CartParser:
         fits = []
         for i, t in enumerate(targets):
             product = catalog.get(t.handle) if t.handle else None
-            if product is None or t.variant_id is not None:
+            if product is None:
+                continue
+            if t.variant_id is not None:
+                # "the work shirt in navy, size M": the clause sharpens the option already taken
+                variant_id, vwords = match_variant(product, [*t.variant_words, *words])
+                new = [w for w in vwords if w not in t.variant_words]
+                if variant_id and variant_id != t.variant_id and new and set(t.variant_words) <= set(vwords):
+                    fits.append((i, variant_id, tuple(new)))
                 continue
             variant_id, vwords = match_variant(product, words)
             if variant_id:
@@ -384,7 +394,7 @@ class CartParser:
         message_words: Sequence[str] = (),
     ) -> Target | None:
         mentions = self.index.find(seg)
-        if parse_quantity(words)[0] is not None:
+        if any(w.isdigit() or w in NUMBER_WORDS for w in words):
             # "2 pairs of nitrile gloves", "add 10 balls": beside a number, a unit word or the number
             # itself names no product ("Sawhorse (Pair)", "Ball Winder", "(pack of 10)") when another
             # word names one, or when adding more of the product in focus.
@@ -513,12 +523,24 @@ class CartParser:
             return scores[0][1]
         return None
 
-    @staticmethod
-    def _merge(targets: list[Target]) -> list[Target]:
-        """Join segments that name the same product (e.g. a variant given in its own clause)."""
+    def _merge(self, targets: list[Target]) -> list[Target]:
+        """Join segments that name the same product (e.g. a variant given in its own clause).
+
+        Options named in two clauses make one variant when together they name one ("in navy, size
+        M" is M / Navy); two options of one kind ("the 4mm and the 4.5mm") stay two lines.
+        """
         out: list[Target] = []
         for t in targets:
             prev = next((o for o in out if o.handle == t.handle and o.mode == t.mode), None)
+            variant_id = (prev.variant_id or t.variant_id) if prev is not None else None
+            if prev is not None and prev.variant_id and t.variant_id and prev.variant_id != t.variant_id:
+                product = self.index.catalog.get(t.handle) if t.handle else None
+                combined, hit = match_variant(product, [*prev.variant_words, *t.variant_words]) if product \
+                    else (None, ())
+                if combined is None or not set(prev.variant_words) | set(t.variant_words) <= set(hit):
+                    out.append(t)  # "the 4mm and the 4.5mm": two lines
+                    continue
+                variant_id = combined
             if prev is None:
                 out.append(t)
                 continue
@@ -527,7 +549,7 @@ class CartParser:
                 prev.handle,
                 prev.quantity if prev.quantity is not None else t.quantity,
                 prev.mode,
-                prev.variant_id or t.variant_id,
+                variant_id,
                 prev.variant_words + t.variant_words,
                 prev.via,
                 f"{prev.phrase}, {t.phrase}",

@@ -162,7 +162,8 @@ def context_intent(
     if is_pick(delex) and ("?" in previous or "\n" in previous or " or " in previous):
         return "cart_add", 0.85, f"picked {delex.text!r} from the previous offer"
     words = delex.text.replace("?", " ? ").split()
-    if previous.startswith("Sorry") and REFUSED in previous and "VARIANT" in words and "?" not in words:
+    if (previous.startswith("Sorry") and REFUSED in previous and "VARIANT" in words and "?" not in words
+            and not has_cue(delex.original, "cart_remove")):  # "fine, take out the 4.5mm then" removes
         # "the steel workbench in 1.8m then", right after "Sorry, X is out of stock": another choice
         return "cart_add", 0.8, "named another product and option after a refusal"
     return None

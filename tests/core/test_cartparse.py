@@ -240,3 +240,36 @@ def test_both_gives_the_option_to_every_product_named_and_a_repeated_option_adds
     assert [(t.handle, t.quantity, t.variant_id) for t in both] == [("eyre", None, "eyre-p"), ("heights", None, "heights-p")]
     packs = parser.parse("add three softcover packs, dotted", "add", last_product="hard", cart_handles=["hard"]).targets
     assert [(t.handle, t.quantity, t.variant_id) for t in packs] == [("pad", 3, "pd")]  # not a dotted hardcover too
+
+
+def _needles_and_shirts() -> CartParser:
+    from chatpay.core.catalog import Catalog, Variant
+    from chatpay.core.money import Money
+    from tests.core.shop import product, variant
+
+    def shirt(vid: str, size: str, colour: str) -> Variant:
+        return Variant(vid, f"{size} / {colour}", Money.parse("39.95", "EUR"), options=(("Size", size), ("Colour", colour)))
+
+    return CartParser(MentionIndex(Catalog.of("mixed", "EUR", [
+        product("zing", "Zing Straight Needles", "Needles.", [variant("n4", "4mm", "6.40"), variant("n45", "4.5mm", "6.60")]),
+        product("shirt", "Hi-Vis Work Shirt", "A shirt.", [shirt("xs-n", "XS", "Navy"), shirt("m-y", "M", "Yellow"),
+                                                          shirt("m-n", "M", "Navy")]),
+        product("wrap", "Steering Wheel Cover", "Fits 37-39 cm wheels.", [variant("w", "Default Title", "890.00")]),
+    ])))
+
+
+def test_two_options_of_one_kind_are_two_lines_and_options_of_two_kinds_are_one() -> None:
+    parser = _needles_and_shirts()
+    two = parser.parse("add the 4mm and the 4.5mm", "add", last_product="zing").targets
+    assert [(t.handle, t.variant_id) for t in two] == [("zing", "n4"), ("zing", "n45")]
+    [one] = parser.parse("add the work shirt in navy, size M", "add").targets
+    assert (one.handle, one.variant_id) == ("shirt", "m-n")
+
+
+def test_a_number_before_a_unit_of_measure_is_no_count() -> None:
+    """"руль у меня 38 см" says how big the wheel is; "add 3 in red" is still three."""
+    parser = _needles_and_shirts()
+    [wrap] = parser.parse("add the steering wheel cover, my wheel is 38 cm", "add").targets
+    assert (wrap.handle, wrap.quantity, wrap.problem) == ("wrap", None, None)
+    [three] = parser.parse("add 3 work shirts in yellow", "add").targets
+    assert (three.quantity, three.variant_id) == (3, "m-y")

@@ -549,3 +549,15 @@ async def test_which_options_a_named_product_comes_in_answers_that_product_so_th
     assert "Oxblood" in r.reply.text and "Refill" not in r.reply.text
     r = await say(rt, "add the second one")
     assert [(ln.handle, ln.variant_id) for ln in r.cart.lines] == [("ink50", "red")]
+
+
+async def test_removing_by_an_option_takes_the_cart_line_that_has_it() -> None:
+    """Two lines of one tee; "remove the black one" is the L / Black line, though "black" alone
+    first names S / Black."""
+    rt = await runtime_with()
+    await rt.import_catalog(_tee_shop())
+    await say(rt, "add the crew tee in navy L")
+    r = await say(rt, "and one in black, size L")
+    assert {ln.variant_id for ln in r.cart.lines} == {"l-navy", "l-black"}
+    r = await say(rt, "remove the black one")
+    assert [ln.variant_id for ln in r.cart.lines] == ["l-navy"]

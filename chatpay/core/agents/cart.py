@@ -34,7 +34,7 @@ from chatpay.core.context import is_affirmative
 from chatpay.core.errors import CartError, ConcurrencyConflict, OutOfStock, QuantityError
 from chatpay.core.evidence import asks_switch, has_cue
 from chatpay.core.options import match_variant
-from chatpay.core.text import ORDINALS, normalise, tokens
+from chatpay.core.text import ORDINALS, normalise, same_word, tokens
 from chatpay.core.turns import Button, CartLineView, CartView, Reply
 
 log = logging.getLogger(__name__)
@@ -398,6 +398,18 @@ def _cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Ta
 _FEWER = frozenset("fewer less lower reduce decrease поменьше меньше убавь уменьши уменьшить".split())
 
 
+def _held_variant(ctx: AgentContext, product: Product, t: Target) -> str | None:
+    """The cart line of ``product`` that ``t``'s option words name: "remove the orange one" with an
+    XL / Orange line in the cart is that line, though "orange" alone first names S / Orange."""
+    held = _line_variants(ctx, product.handle)
+    if t.variant_id is None or t.variant_id in held or not t.variant_words:
+        return t.variant_id
+    titled = {v.id: tokens(v.title) for v in product.variants if v.id in held}
+    fits = [vid for vid, words in titled.items()
+            if all(any(same_word(w, x) for x in words) for w in t.variant_words)]
+    return fits[0] if len(fits) == 1 else t.variant_id
+
+
 def _asks_fewer(text: str) -> bool:
     return bool(_FEWER & set(tokens(text)))
 
@@ -457,7 +469,7 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
                 continue
             quantity = have - t.quantity
         try:
-            handle, variant_id = product.handle, t.variant_id
+            handle, variant_id = product.handle, _held_variant(ctx, product, t)
             await _save(ctx, lambda c, h=handle, n=quantity, v=variant_id: c.remove(h, n, v))
         except (CartError, QuantityError) as exc:
             said.append(f"Couldn't remove that: {exc}.")
