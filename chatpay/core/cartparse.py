@@ -212,6 +212,10 @@ class CartParser:
             # Variants are matched on the original words: "a €50 gift card" names the €50 card.
             target = self._segment(seg, words, tokens(original), mode, is_set, last_shown, last_product,
                                    cart_handles, message_words=tokens(raw))
+            if target is not None and target.via == "name" and targets and self._only_options(targets, words):
+                # "and the hanging feeder, 6 ports": an option of the feeder, not "pots" misspelt
+                self._attach_variant(targets, tokens(original))
+                continue
             if targets and self._both_take(targets, words, tokens(original)):
                 continue  # "add jane eyre and wuthering heights, both paperback"
             if target is not None and target.via == "last" and targets and self._repeats_option(targets, words):
@@ -280,6 +284,14 @@ class CartParser:
         wins; without a single best, the tie stands."""
         if len(mentions) < 2:
             return mentions
+        # "a screen protector for iphone 15": what comes after "for" says what it fits, not what it
+        # is, so a product named wholly after it gives way to one named wholly before it
+        cut = next((i for i, w in enumerate(words) if w in ("for", "для")), None)
+        if cut is not None and min(mentions[0].positions or (mentions[0].start,)) > cut:
+            before = [m for m in mentions if max(m.positions or (m.start,)) < cut]
+            if len(before) == 1:  # and what it fits is no rival for the ambiguity check
+                return [before[0], *(m for m in mentions if m is not before[0]
+                                     and min(m.positions or (m.start,)) < cut)]
         first = mentions[0]
         tied = [m for m in mentions if m.score >= first.score - 0.05 and len(m.positions) == len(first.positions)]
         if len(tied) < 2:
@@ -295,6 +307,18 @@ class CartParser:
         if ranked[0][0] > ranked[1][0]:
             return [ranked[0][1], *(m for m in mentions if m not in tied)]
         return mentions
+
+    def _only_options(self, targets: list[Target], words: list[str]) -> bool:
+        """Whether every word of a clause is part of an option of the product named just before."""
+        last = targets[-1]
+        product = self.index.catalog.get(last.handle) if last.handle else None
+        if product is None or not product.has_options:
+            return False
+        _, said = match_variant(product, words)
+        titled = set(tokens(" ".join(v.title for v in product.variants if not v.is_default)))
+        rest = [w for w in words if w not in said and w not in titled and not any(same_word(w, o) for o in said)
+                and w not in FILLER and w not in NEVER_NAMES and w not in COUNT_NOUNS]
+        return bool(said) and not rest
 
     def _repeats_option(self, targets: list[Target], words: list[str]) -> bool:
         """Whether a clause only names the option the last target already took."""

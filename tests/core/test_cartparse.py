@@ -273,3 +273,21 @@ def test_a_number_before_a_unit_of_measure_is_no_count() -> None:
     assert (wrap.handle, wrap.quantity, wrap.problem) == ("wrap", None, None)
     [three] = parser.parse("add 3 work shirts in yellow", "add").targets
     assert (three.quantity, three.variant_id) == (3, "m-y")
+
+
+def test_what_follows_for_is_what_it_fits_and_a_clause_of_options_is_the_named_products() -> None:
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    parser = CartParser(MentionIndex(Catalog.of("mixed", "EUR", [
+        product("case15", "Clear Case for iPhone 15", "A case.", [variant("c", "Default Title", "17.99")]),
+        product("glass", "Tempered Glass Screen Protector", "Glass.", [variant("g15", "iPhone 15", "9.99"),
+                                                                        variant("g16", "iPhone 16", "9.99")]),
+        product("feeder", "Hanging Seed Feeder", "A feeder.", [variant("f3", "3 ports", "14.90"),
+                                                             variant("f6", "6 ports", "19.90")]),
+        product("pots", "Nursery Pots 10-Pack", "Pots.", [variant("p", "Default Title", "3.90")]),
+    ])))
+    [glass] = parser.parse("add a screen protector for iphone 15 too", "add", cart_handles=["case15"]).targets
+    assert (glass.handle, glass.variant_id) == ("glass", "g15")
+    [feeder] = parser.parse("and the hanging feeder, 6 ports", "add").targets  # not 6 "pots"
+    assert (feeder.handle, feeder.quantity, feeder.variant_id) == ("feeder", None, "f6")
