@@ -15,9 +15,17 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from chatpay.core.cart import MAX_QUANTITY
-from chatpay.core.catalog import Catalog, Product
-from chatpay.core.mentions import NEVER_NAMES, Mention, MentionIndex
-from chatpay.core.options import UNIT_ALIASES, match_variant, normalise_units, variant_numbers
+from chatpay.core.catalog import Catalog
+from chatpay.core.mentions import NEVER_NAMES, MentionIndex, fullest, in_order
+from chatpay.core.options import match_variant, normalise_units, variant_numbers
+from chatpay.core.quantities import (  # noqa: F401  (re-exported: the parser's public API)
+    COUNT_NOUNS,
+    ONE_AS_ITEM,
+    RELATIVE,
+    count_in,
+    parse_quantity,
+    quantity_problem,
+)
 from chatpay.core.text import FILLER, NUMBER_WORDS, ORDINALS, same_word, tokens
 
 Mode = Literal["add", "remove", "set"]
@@ -33,16 +41,7 @@ _AMOUNT = re.compile(
     r"[€$£]\s*\d+(?:[.,]\d+)?|\d+(?:[.,]\d+)?\s*(?:euros?|eur|dollars?|usd|pounds?|gbp|cents?|[€$£])",
     re.IGNORECASE,
 )
-ONE_AS_ITEM = frozenset({"the", "that", "this", "which", "other", "same", "big", "small", "large", "cheap",
-                         "cheaper", "expensive", "new", *ORDINALS})
-# Words that count things without naming them ("three copies please", "две штуки"): a message of a
-# number and these alone means that many of the product in focus; beside a named product, a clause of
-# them names no second product.
-COUNT_NOUNS = frozenset("""copy copies piece pieces pcs item items unit units pack packs bottle bottles pair pairs
-    box boxes ball balls skein skeins bag bags set sets roll rolls tin tins jar jars packet packets sachet sachets of
-    штука штуки штук шт упаковка упаковки упаковок пачка пачки пачек комплект комплекта комплектов""".split())
 PRONOUNS = frozenset("it that this them those these one ones same его её ее их это этот эту этого него нее".split())
-RELATIVE = frozenset("another more extra additional again ещё еще".split())
 SET_CUES = ("make it", "make that", "make them", "change it to", "change that to", "change to", "set it to",
             "set to", "instead", "only want", "just want", "total of", "in total", "update to", "make the",
             "сделай", "сделайте", "пусть будет", "всего")
@@ -75,110 +74,6 @@ class CartCommand:
     price_talk: bool = False
     unresolved: tuple[str, ...] = ()  # phrases that named nothing we know
     notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-DESCRIBING = frozenset({"the", "those", "these"})  # not "that": "make that 2" counts
-
-
-def _fullest(mentions: list[Mention]) -> list[Mention]:
-    """``mentions`` without the tied ones another tied mention names more of the message than.
-
-    Among mentions scored alike (within 0.05, the band the ambiguity check uses), one whose matched
-    words are a strict part of another's drops out: "the oat cleanser" names the oat one, not every
-    cleanser. Mentions matching different words stay a real ambiguity.
-    """
-    if len(mentions) < 2:
-        return mentions
-    best = mentions[0].score
-    tied = [m for m in mentions if m.score >= best - 0.05]
-    kept = [m for m in tied if not any(set(m.positions) < set(o.positions) for o in tied)]
-    kept.sort(key=lambda m: -len(m.positions))
-    return kept + [m for m in mentions if m not in tied]
-
-
-def parse_quantity(words: Sequence[str]) -> tuple[int | None, bool]:
-    """A quantity in the words and whether it is relative ("2 more", "another")."""
-    relative = any(w in RELATIVE for w in words)
-    for i, w in enumerate(words):
-        if i > 0 and words[i - 1] in DESCRIBING:
-            continue  # "the 3 person one", "the 20000 one": a number that describes, not counts
-        if (w.isdigit() and i + 1 < len(words) and UNIT_ALIASES.get(words[i + 1], "n") != "n"
-                and len(words[i + 1]) > 1 and words[i + 1] != "in"):  # "3 in red" is three
-            continue  # "руль у меня 38 см", "a 2 m wall": a measurement; counted units ("2 packs") still count
-        if w.isdigit():
-            return int(w), relative
-        if w in ("x",) and i + 1 < len(words) and words[i + 1].isdigit():
-            return int(words[i + 1]), relative
-        m = re.fullmatch(r"x?(\d+)x?", w)
-        if m and not re.fullmatch(r"\d+(kg|g|ml|l|oz|lb|cl|cm|mm|m)", w):
-            return int(m.group(1)), relative
-    for i, w in enumerate(words):
-        if w in NUMBER_WORDS and w not in ("a", "an", "one", "un", "une", "uno", "una", "ein", "eine"):
-            if w == "couple" and (i + 1 >= len(words) or words[i + 1] != "of"):
-                continue
-            return NUMBER_WORDS[w], relative
-    for i, w in enumerate(words):
-        # "remove one" is a quantity; "the second one", "that one" name an item.
-        if w in ("one", "single") and (i == 0 or words[i - 1] not in ONE_AS_ITEM):
-            return 1, relative
-    if relative:
-        return 1, True
-    return None, False
-
-
-_NEGATIVE_QTY = re.compile(r"(?<![\w.])-\s*\d")
-_SCIENTIFIC = re.compile(r"\b\d+(?:[.,]\d+)?e[+-]?\d+\b", re.IGNORECASE)
-_FRACTION = re.compile(r"(?<![\d.,])(\d+[.,]\d+|\d+/\d+)(?![\d.,]|\s*(?:kg|g|ml|l|oz|lb|cl|cm|mm|m|in|inch|ft|w|v|mah|ah)\b)",
-                       re.IGNORECASE)
-_THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
-
-
-def quantity_problem(segment: str, qty: int | None, max_quantity: int,
-                     values: frozenset[str] = frozenset()) -> str | None:
-    """Why a quantity in ``segment`` cannot be taken as said, or None when it can (or there is none).
-
-    Numbers in ``values`` are option values the message picks ("the 5.0 one" of a 5.0Ah battery),
-    not quantities, however they are written.
-    """
-    for value in values:
-        segment = re.sub(rf"(?<![\d.,]){re.escape(value)}(?![\d.,]*\d)", " ", segment)
-    if _NEGATIVE_QTY.search(segment):
-        return "negative"
-    if _SCIENTIFIC.search(segment):
-        return "too large"
-    if _THOUSANDS.search(segment):
-        return "too large"
-    if _FRACTION.search(segment):
-        return "fraction"
-    if qty is not None and qty <= 0:
-        return "zero"
-    if qty is not None and qty > max_quantity:
-        return "too large"
-    return None
-
-
-def count_in(words: Sequence[str], product: Product | None, *, values: frozenset[str] = frozenset(),
-             skip: set[int] | frozenset[int] = frozenset()) -> tuple[int | None, bool]:
-    """The quantity in ``words`` for ``product``, and whether it is relative.
-
-    Words of the product's own name ("Six-Panel Cap", "Two-Pack"), option values the message
-    picks (``values``: "the 20000 one") and positions in ``skip`` are not quantities.
-    """
-    name = tokens(product.name) if product is not None else []
-    name_words = set(name)
-    followers = {(a, b) for a, b in zip(name, name[1:], strict=False)}
-
-    def names(i: int, w: str) -> bool:
-        # A number of the name is the name's where it stands as in the name ("the 20000 power bank"),
-        # but a count where another word follows it: "2 прихватки" of "Прихватки, 2 шт." is two packs.
-        if w not in name_words:
-            return False
-        if not w.isdigit() or i + 1 >= len(words):
-            return True
-        return (w, words[i + 1]) in followers or words[i + 1] not in name_words and words[i + 1] not in COUNT_NOUNS \
-            and not any(same_word(words[i + 1], t) for t in name_words)
-
-    return parse_quantity([w for i, w in enumerate(words) if i not in skip and w not in values and not names(i, w)])
 
 
 class CartParser:
@@ -277,36 +172,6 @@ class CartParser:
                                     old.mode, new.variant_id, new.variant_words, "name", f"{old.phrase}, {new.phrase}")
                 return True
         return False
-
-    def _in_order(self, mentions: list[Mention], words: list[str]) -> list[Mention]:
-        """Tied mentions told apart by word order: "usb c to usb c" and "usb a to usb c" share every
-        word, but only one name has "c to" in it. The name with most of the message's word pairs
-        wins; without a single best, the tie stands."""
-        if len(mentions) < 2:
-            return mentions
-        # "a screen protector for iphone 15": what comes after "for" says what it fits, not what it
-        # is, so a product named wholly after it gives way to one named wholly before it
-        cut = next((i for i, w in enumerate(words) if w in ("for", "для")), None)
-        if cut is not None and min(mentions[0].positions or (mentions[0].start,)) > cut:
-            before = [m for m in mentions if max(m.positions or (m.start,)) < cut]
-            if len(before) == 1:  # and what it fits is no rival for the ambiguity check
-                return [before[0], *(m for m in mentions if m is not before[0]
-                                     and min(m.positions or (m.start,)) < cut)]
-        first = mentions[0]
-        tied = [m for m in mentions if m.score >= first.score - 0.05 and len(m.positions) == len(first.positions)]
-        if len(tied) < 2:
-            return mentions
-        said = set(zip(words, words[1:], strict=False))
-
-        def pairs(m: Mention) -> int:
-            product = self.index.catalog.get(m.handle)
-            name = tokens(product.name) if product is not None else []
-            return len(said & set(zip(name, name[1:], strict=False)))
-
-        ranked = sorted(((pairs(m), m) for m in tied), key=lambda pm: -pm[0])
-        if ranked[0][0] > ranked[1][0]:
-            return [ranked[0][1], *(m for m in mentions if m not in tied)]
-        return mentions
 
     def _only_options(self, targets: list[Target], words: list[str]) -> bool:
         """Whether every word of a clause is part of an option of the product named just before."""
@@ -425,7 +290,7 @@ class CartParser:
             units = [m for m in mentions if all(w.isdigit() or w in COUNT_NOUNS for w in m.words)]
             if len(units) < len(mentions) or (mode == "add" and last_product):
                 mentions = [m for m in mentions if m not in units]
-        mentions = self._in_order(_fullest(mentions), words)
+        mentions = in_order(fullest(mentions), words, self.index.catalog)
         named = {p for m in mentions[:1] for p in m.positions}
         # Numbers inside a product's name (a model number) are not quantities.
         qty, relative = parse_quantity([w for i, w in enumerate(words) if i not in named])

@@ -231,3 +231,53 @@ class MentionIndex:
         if "?" in text:
             out.append("?")
         return Delexicalised(text, " ".join(out), tuple(words), tuple(mentions), tuple(variant_words))
+
+
+# Ties between mentions, settled by what the message says (used by the cart parser).
+
+
+def fullest(mentions: list[Mention]) -> list[Mention]:
+    """``mentions`` without the tied ones another tied mention names more of the message than.
+
+    Among mentions scored alike (within 0.05, the band the ambiguity check uses), one whose matched
+    words are a strict part of another's drops out: "the oat cleanser" names the oat one, not every
+    cleanser. Mentions matching different words stay a real ambiguity.
+    """
+    if len(mentions) < 2:
+        return mentions
+    best = mentions[0].score
+    tied = [m for m in mentions if m.score >= best - 0.05]
+    kept = [m for m in tied if not any(set(m.positions) < set(o.positions) for o in tied)]
+    kept.sort(key=lambda m: -len(m.positions))
+    return kept + [m for m in mentions if m not in tied]
+
+
+def in_order(mentions: list[Mention], words: list[str], catalog: Catalog) -> list[Mention]:
+    """Tied mentions told apart by word order: "usb c to usb c" and "usb a to usb c" share every
+    word, but only one name has "c to" in it. The name with most of the message's word pairs
+    wins; without a single best, the tie stands."""
+    if len(mentions) < 2:
+        return mentions
+    # "a screen protector for iphone 15": what comes after "for" says what it fits, not what it
+    # is, so a product named wholly after it gives way to one named wholly before it
+    cut = next((i for i, w in enumerate(words) if w in ("for", "для")), None)
+    if cut is not None and min(mentions[0].positions or (mentions[0].start,)) > cut:
+        before = [m for m in mentions if max(m.positions or (m.start,)) < cut]
+        if len(before) == 1:  # and what it fits is no rival for the ambiguity check
+            return [before[0], *(m for m in mentions if m is not before[0]
+                                 and min(m.positions or (m.start,)) < cut)]
+    first = mentions[0]
+    tied = [m for m in mentions if m.score >= first.score - 0.05 and len(m.positions) == len(first.positions)]
+    if len(tied) < 2:
+        return mentions
+    said = set(zip(words, words[1:], strict=False))
+
+    def pairs(m: Mention) -> int:
+        product = catalog.get(m.handle)
+        name = tokens(product.name) if product is not None else []
+        return len(said & set(zip(name, name[1:], strict=False)))
+
+    ranked = sorted(((pairs(m), m) for m in tied), key=lambda pm: -pm[0])
+    if ranked[0][0] > ranked[1][0]:
+        return [ranked[0][1], *(m for m in mentions if m not in tied)]
+    return mentions

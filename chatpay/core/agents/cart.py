@@ -19,22 +19,33 @@ from chatpay.core.agents import (
     product_key,
 )
 from chatpay.core.agents.finding import alternatives, resolve_unknown, says_what_it_is, searched, suggestions
+from chatpay.core.agents.lines import (
+    REFERRING,
+    asks_fewer,
+    available,
+    cart_lines_named,
+    cart_switch,
+    held_variant,
+    line_variants,
+    listed_option,
+    repick,
+    switch_asked,
+)
 from chatpay.core.buttons import Action, decode, encode, resolve
 from chatpay.core.cart import MAX_QUANTITY, Cart
 from chatpay.core.cartparse import (
     CartParser,
     Target,
     count_in,
-    name_head,
     parse_quantity,
     quantity_problem,
 )
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import is_affirmative
 from chatpay.core.errors import CartError, ConcurrencyConflict, OutOfStock, QuantityError
-from chatpay.core.evidence import asks_switch, has_cue
+from chatpay.core.evidence import has_cue
 from chatpay.core.options import match_variant
-from chatpay.core.text import ORDINALS, normalise, same_word, tokens
+from chatpay.core.text import normalise, tokens
 from chatpay.core.turns import Button, CartLineView, CartView, Reply
 
 log = logging.getLogger(__name__)
@@ -119,7 +130,7 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
         return await _apply(ctx, targets, price_talk=False, unresolved=[])
     parser = CartParser(ctx.engine.mention_index(catalog))
     words = tokens(ctx.turn.text)
-    listed = _listed_option(ctx, catalog, words)
+    listed = listed_option(ctx, catalog, words)
     if listed is not None:  # "what sizes does it come in?" ... "add the second one"
         return await _apply(ctx, [listed], price_talk=False, unresolved=[])
     command = parser.parse(
@@ -127,7 +138,7 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
         cart_handles=list(ctx.cart.quantities()),
     )
     targets = list(command.targets)
-    switched = _cart_switch(ctx, catalog, words)
+    switched = cart_switch(ctx, catalog, words)
     in_cart = set(ctx.cart.quantities())
     if switched is not None and (not targets or (all(t.handle not in in_cart for t in targets)
                                                  and set(words) & REFERRING)):
@@ -211,43 +222,6 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
     return _finish(ctx, said, buttons=buttons)
 
 
-REFERRING = frozenset({"it", "that", "this", "them", "those", "one", "его", "её", "ее", "их", "это"})
-
-
-def _cart_switch(ctx: AgentContext, catalog: Catalog, words: list[str]) -> Target | None:
-    """The one cart line whose product has another option the message names, when it asks to switch."""
-    if not asks_switch(words):
-        return None
-    fits = []
-    for handle in ctx.cart.quantities():
-        product = catalog.get(handle)
-        held = _line_variants(ctx, handle)
-        if product is None or len(held) != 1:
-            continue
-        variant_id, vwords = match_variant(product, words, prefer=held[0])
-        if variant_id is not None and variant_id != held[0]:
-            fits.append(Target(handle, None, "add", variant_id, vwords, via="switch"))
-    return fits[0] if len(fits) == 1 else None
-
-
-def _listed_option(ctx: AgentContext, catalog: Catalog, words: list[str]) -> Target | None:
-    """The option an ordinal picks when the last answer listed one product's options in order."""
-    listed = ctx.state.get("shown_variants")
-    ordinals = [ORDINALS[w] for w in words if w in ORDINALS]
-    if not isinstance(listed, list) or len(listed) != 2 or len(ordinals) != 1 or len(ctx.last_shown) > 1:
-        return None
-    handle, variant_ids = listed
-    product = catalog.get(str(handle))
-    if product is None or not isinstance(variant_ids, list) or (ctx.last_shown and ctx.last_shown[0] != handle):
-        return None
-    n = ordinals[0]
-    idx = len(variant_ids) - 1 if n == -1 else n - 1
-    if not 0 <= idx < len(variant_ids):
-        return None
-    quantity, _ = count_in(words, product)
-    return Target(product.handle, quantity, "add", str(variant_ids[idx]), via="ordinal")
-
-
 def _one_kind(ctx: AgentContext, missing: list[tuple[str, list[str]]]) -> list[str]:
     """The found products that each are what the one unresolved phrase names ("a notebook"), if two or more."""
     assert ctx.catalog is not None
@@ -257,28 +231,15 @@ def _one_kind(ctx: AgentContext, missing: list[tuple[str, list[str]]]) -> list[s
     return kinds if len(kinds) >= 2 else []
 
 
-def _line_variants(ctx: AgentContext, handle: str) -> list[str]:
-    return [ln.variant_id for ln in ctx.cart.lines if ln.handle == handle]
-
-
-def _switch_asked(ctx: AgentContext, product: Product, variant_id: str | None) -> str | None:
-    """The option now on the product's one cart line, when the message asks to switch it to another."""
-    in_cart = _line_variants(ctx, product.handle)
-    if (variant_id and len(in_cart) == 1 and in_cart[0] != variant_id
-            and asks_switch(tokens(ctx.turn.text))):
-        return in_cart[0]
-    return None
-
-
 Rows = tuple[tuple[Button, ...], ...]
 
 
 async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[str, Rows]:
     """What happened to one target, and any buttons that go with it (alternatives to a sold-out one)."""
-    old = _switch_asked(ctx, product, t.variant_id)
+    old = switch_asked(ctx, product, t.variant_id)
     if old is not None and t.variant_id is not None:
-        return await _switch(ctx, product, old, _repick(product, t, old)), ()
-    in_cart = _line_variants(ctx, product.handle)
+        return await _switch(ctx, product, old, repick(product, t, old)), ()
+    in_cart = line_variants(ctx, product.handle)
     if t.variant_id is None and len(in_cart) == 1:
         # "one more", "make it 2 cables": the line already in the cart, not a new default variant
         t = Target(t.handle, t.quantity, t.mode, in_cart[0], t.variant_words, t.via, t.phrase, t.candidates)
@@ -286,8 +247,8 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[st
     if not in_cart and isinstance(focus, list) and focus[:1] == [product.handle]:
         # "is the 12 inch one big enough?" ... "ok add that": the option the shopper asked about;
         # "black is fine" after L / Orange was sold out: L / Black
-        chosen = _repick(product, t, str(focus[1])) if t.variant_id is not None else (
-            str(focus[1]) if _available(product, str(focus[1])) else None)  # not the sold-out one again
+        chosen = repick(product, t, str(focus[1])) if t.variant_id is not None else (
+            str(focus[1]) if available(product, str(focus[1])) else None)  # not the sold-out one again
         t = Target(t.handle, t.quantity, t.mode, chosen, t.variant_words, t.via, t.phrase, t.candidates)
     try:
         variant = product.variant(t.variant_id)
@@ -332,18 +293,6 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[st
         return f"Sorry, you can have at most {MAX_QUANTITY} of **{label}** in your cart.", ()
 
 
-def _available(product: Product, variant_id: str) -> bool:
-    return any(v.id == variant_id and v.available for v in product.variants)
-
-
-def _repick(product: Product, t: Target, prefer: str) -> str:
-    """``t``'s option, or among the options its words name as well, the one keeping most of ``prefer``'s."""
-    assert t.variant_id is not None
-    if not t.variant_words:
-        return t.variant_id
-    return match_variant(product, t.variant_words, prefer=prefer)[0] or t.variant_id
-
-
 async def _switch(ctx: AgentContext, product: Product, old: str, new: str) -> str:
     """Replace the variant on the cart's line, keeping its quantity ("switch it to the 65W")."""
     quantity = ctx.cart.quantity_of(product.handle, old)
@@ -358,60 +307,6 @@ async def _switch(ctx: AgentContext, product: Product, old: str, new: str) -> st
 
 def _remove_button(product: Product) -> Button:
     return Button(f"➖ {product.name[:40]}", encode(Action("remove", product_key(product.handle))))
-
-
-def _cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Target], list[Product]]:
-    """Point each named removal at the cart line whose name the words fit best; a tie is a question.
-
-    A removal acts only on a line of the cart: "take the weekly planner off" with a weekly planner
-    and a weekly desk pad in the cart removes the planner, and with two equally named lines asks.
-    """
-    catalog = ctx.catalog
-    assert catalog is not None
-    words = set(tokens(ctx.turn.text))
-    lines = [p for h in ctx.cart.quantities() if (p := catalog.get(h)) is not None]
-    out: list[Target] = []
-    for t in targets:
-        if t.via != "name":
-            out.append(t)
-            continue
-        scored = sorted(((len(words & set(tokens(p.name))), p) for p in lines), key=lambda sp: -sp[0])
-        if not scored or scored[0][0] == 0:
-            out.append(t)
-            continue
-        best = [p for n, p in scored if n == scored[0][0]]
-        if len(best) > 1:  # "bottle" is the Water Bottle more than the Bottle Cage: the head noun decides
-            headed = [p for p in best if name_head(p.name) in words]
-            best = headed if len(headed) == 1 else best
-        if len(best) > 1:
-            return [], best[:4]
-        named = catalog.get(t.handle) if t.handle else None
-        named_fit = len(words & set(tokens(named.name))) if named is not None else 0
-        if best[0].handle != t.handle and scored[0][0] > named_fit:
-            # The words fit a cart line's name better than the product they were read as naming.
-            t = Target(best[0].handle, t.quantity, t.mode, None, t.variant_words, "cart", t.phrase)
-        out.append(t)
-    return out, []
-
-
-# Words that ask for fewer of a line rather than none of it (stems for Russian endings).
-_FEWER = frozenset("fewer less lower reduce decrease поменьше меньше убавь уменьши уменьшить".split())
-
-
-def _held_variant(ctx: AgentContext, product: Product, t: Target) -> str | None:
-    """The cart line of ``product`` that ``t``'s option words name: "remove the orange one" with an
-    XL / Orange line in the cart is that line, though "orange" alone first names S / Orange."""
-    held = _line_variants(ctx, product.handle)
-    if t.variant_id is None or t.variant_id in held or not t.variant_words:
-        return t.variant_id
-    titled = {v.id: tokens(v.title) for v in product.variants if v.id in held}
-    fits = [vid for vid, words in titled.items()
-            if all(any(same_word(w, x) for x in words) for w in t.variant_words)]
-    return fits[0] if len(fits) == 1 else t.variant_id
-
-
-def _asks_fewer(text: str) -> bool:
-    return bool(_FEWER & set(tokens(text)))
 
 
 async def cart_remove_agent(ctx: AgentContext) -> Reply:
@@ -436,13 +331,13 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
         targets = list(command.targets)
         for t in targets:  # "switch the conditioner to the 16 oz" changes a line; it removes nothing
             product = catalog.get(t.handle) if t.handle else None
-            old = _switch_asked(ctx, product, t.variant_id) if product else None
+            old = switch_asked(ctx, product, t.variant_id) if product else None
             if product and old is not None and t.variant_id is not None:
                 return _finish(ctx, [await _switch(ctx, product, old, t.variant_id)])
         if targets and all(t.via in ("last", "reference", "only-line") for t in targets) and not has_cue(
                 ctx.turn.text, "cart_remove"):
             targets = []  # nothing named and no word asks to remove: ask which, never guess a removal
-        targets, ambiguous = _cart_lines_named(ctx, targets)
+        targets, ambiguous = cart_lines_named(ctx, targets)
         if ambiguous:
             rows = tuple((_remove_button(p),) for p in ambiguous)
             names = " or ".join(f"**{p.name}**" for p in ambiguous)
@@ -457,7 +352,7 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
             continue
         quantity = t.quantity if t.mode != "set" else None
         have = ctx.cart.quantity_of(product.handle)
-        if t.quantity is None and have > 1 and (t.mode == "set" or _asks_fewer(ctx.turn.text)):
+        if t.quantity is None and have > 1 and (t.mode == "set" or asks_fewer(ctx.turn.text)):
             # "too many candles, fewer please": fewer, not none; how many is the shopper's to say
             ctx.remember(last_product=product.handle, pending="keep")
             said.append(f"You have {have} × **{product.name}**. How many should I leave in your cart?")
@@ -469,7 +364,7 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
                 continue
             quantity = have - t.quantity
         try:
-            handle, variant_id = product.handle, _held_variant(ctx, product, t)
+            handle, variant_id = product.handle, held_variant(ctx, product, t)
             await _save(ctx, lambda c, h=handle, n=quantity, v=variant_id: c.remove(h, n, v))
         except (CartError, QuantityError) as exc:
             said.append(f"Couldn't remove that: {exc}.")
