@@ -10,12 +10,12 @@ whatever this cannot read is reported as unresolved so the agent can ask, sugges
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from chatpay.core.cart import MAX_QUANTITY
-from chatpay.core.catalog import Catalog
+from chatpay.core.catalog import Catalog, Product
 from chatpay.core.mentions import NEVER_NAMES, MentionIndex, fullest, in_order
 from chatpay.core.options import match_variant, normalise_units, variant_numbers
 from chatpay.core.quantities import (  # noqa: F401  (re-exported: the parser's public API)
@@ -76,6 +76,13 @@ class CartCommand:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+def _besides(words: Sequence[str], said: Sequence[str], *also: Collection[str]) -> list[str]:
+    """The words of a clause that are neither the option words ``said`` (in any ending), filler, words
+    that never name a product, nor in one of the sets ``also``."""
+    return [w for w in words if w not in said and not any(same_word(w, o) for o in said) and w not in FILLER
+            and w not in NEVER_NAMES and not any(w in words_ for words_ in also)]
+
+
 class CartParser:
     """Reads cart commands against one catalog's mention index and the thread's state."""
 
@@ -108,11 +115,11 @@ class CartParser:
             target = self._segment(seg, words, tokens(original), mode, is_set, last_shown, last_product,
                                    cart_handles, message_words=tokens(raw))
             if target is not None and target.via == "name" and targets and self._only_options(targets, words):
-                # "and the hanging feeder, 6 ports": an option of the feeder, not "pots" misspelt
+                # "and the feeder, 6 ports": an option of the feeder, not "pots" misspelt
                 self._attach_variant(targets, tokens(original))
                 continue
             if targets and self._both_take(targets, words, tokens(original)):
-                continue  # "add jane eyre and wuthering heights, both paperback"
+                continue  # "add the novel and the memoir, both paperback"
             if target is not None and target.via == "last" and targets and self._repeats_option(targets, words):
                 continue  # "add three softcover packs, dotted": the option of the product just named
             if target is not None and target.via == "last" and targets:
@@ -173,28 +180,27 @@ class CartParser:
                 return True
         return False
 
+    def _product(self, t: Target) -> Product | None:
+        return self.index.catalog.get(t.handle) if t.handle else None
+
     def _only_options(self, targets: list[Target], words: list[str]) -> bool:
         """Whether every word of a clause is part of an option of the product named just before."""
         last = targets[-1]
-        product = self.index.catalog.get(last.handle) if last.handle else None
+        product = self._product(last)
         if product is None or not product.has_options:
             return False
         _, said = match_variant(product, words)
         titled = set(tokens(" ".join(v.title for v in product.variants if not v.is_default)))
-        rest = [w for w in words if w not in said and w not in titled and not any(same_word(w, o) for o in said)
-                and w not in FILLER and w not in NEVER_NAMES and w not in COUNT_NOUNS]
-        return bool(said) and not rest
+        return bool(said) and not _besides(words, said, titled, COUNT_NOUNS)
 
     def _repeats_option(self, targets: list[Target], words: list[str]) -> bool:
         """Whether a clause only names the option the last target already took."""
         last = targets[-1]
-        product = self.index.catalog.get(last.handle) if last.handle else None
+        product = self._product(last)
         if product is None or last.variant_id is None:
             return False
         variant_id, said = match_variant(product, words)
-        rest = [w for w in words if w not in said and not any(same_word(w, o) for o in said)
-                and w not in FILLER and w not in NEVER_NAMES]
-        return variant_id == last.variant_id and not rest
+        return variant_id == last.variant_id and not _besides(words, said)
 
     def _both_take(self, targets: list[Target], words: list[str], original: list[str]) -> bool:
         """"both paperback", "оба белые": the option goes to every target named before, none counted."""
@@ -202,7 +208,7 @@ class CartParser:
             return False
         picked = []
         for t in targets:
-            product = self.index.catalog.get(t.handle) if t.handle else None
+            product = self._product(t)
             variant_id, said = match_variant(product, original) if product else (None, ())
             if variant_id is None:
                 return False
@@ -216,14 +222,13 @@ class CartParser:
         if not targets or targets[-1].quantity is not None:
             return False
         last = targets[-1]
-        product = self.index.catalog.get(last.handle) if last.handle else None
+        product = self._product(last)
         if product is None:
             return False
         _, options = match_variant(product, words)
         said = [w for w in words if not any(same_word(w, o) for o in options)]  # "6-7Y" is a size, not 6
         qty, relative = parse_quantity(said)
-        if qty is None or relative or any(w not in COUNT_NOUNS and w not in FILLER and w not in NEVER_NAMES
-                                          and w not in NUMBER_WORDS and not w.isdigit() for w in said):
+        if qty is None or relative or any(not w.isdigit() for w in _besides(said, (), COUNT_NOUNS, NUMBER_WORDS)):
             return False
         clause = " ".join(words)
         targets[-1] = replace(last, quantity=qty, phrase=f"{last.phrase}, {clause}",
@@ -328,12 +333,12 @@ class CartParser:
         if "both" in words or "all" in words and "them" in words:
             return None  # handled by the agent from last_shown
         # "the manual one" among several shown: the one whose own words say "manual".
-        described = self._described(words, last_shown)
+        described = self.described(words, last_shown)
         if described is not None:
             return target(described, "described")
         # "I don't want the helmet anymore", "2 more of the socks": the cart's only helmet, socks.
         if mode == "remove" or relative or is_set:
-            in_cart = self._described(words, cart_handles, at_least=1, strong=True)
+            in_cart = self.described(words, cart_handles, at_least=1, strong=True)
             if in_cart is not None:
                 return target(in_cart, "cart")
         if any(w in PRONOUNS for w in words) or (qty is not None and all(
@@ -381,12 +386,13 @@ class CartParser:
         shown = [h for h in handles if h in last_shown]
         return shown[0] if len(shown) == 1 else None
 
-    def _described(self, words: Sequence[str], last_shown: Sequence[str], *, at_least: int = 2,
-                   strong: bool = False) -> str | None:
+    def described(self, words: Sequence[str], last_shown: Sequence[str], *, at_least: int = 2,
+                  strong: bool = False, tags: bool = True) -> str | None:
         """The single product among ``last_shown`` whose text holds the message's describing words.
 
         With ``strong``, only what the product *is* counts (name, type, tags, options), never its
         description: "remove the cable" must not remove headphones whose description mentions one.
+        Without ``tags``, a product's tags do not count either.
         """
         content = [w for w in words if w not in NEVER_NAMES and w not in FILLER and w not in PRONOUNS
                    and len(w) > 2 and not w.isdigit()]
@@ -399,7 +405,8 @@ class CartParser:
             if product is None:
                 continue
             options = " ".join(v.title for v in product.variants if not v.is_default)
-            is_words = set(tokens(f"{product.name} {product.product_type} {' '.join(product.tags)} {options}"))
+            tagged = " ".join(product.tags) if tags else ""
+            is_words = set(tokens(f"{product.name} {product.product_type} {tagged} {options}"))
             shown_names |= is_words
             text = is_words if strong else set(tokens(product.searchable_text()))
             # "ароматизаторов" is the name's "ароматизатор" in another case
@@ -423,7 +430,7 @@ class CartParser:
             prev = next((o for o in out if o.handle == t.handle and o.mode == t.mode), None)
             variant_id = (prev.variant_id or t.variant_id) if prev is not None else None
             if prev is not None and prev.variant_id and t.variant_id and prev.variant_id != t.variant_id:
-                product = self.index.catalog.get(t.handle) if t.handle else None
+                product = self._product(t)
                 combined, hit = match_variant(product, [*prev.variant_words, *t.variant_words]) if product \
                     else (None, ())
                 if combined is None or not set(prev.variant_words) | set(t.variant_words) <= set(hit):

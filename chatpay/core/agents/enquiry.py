@@ -14,12 +14,13 @@ from collections.abc import Sequence
 
 from chatpay.core.agents import VIEW_CART, AgentContext, add_button
 from chatpay.core.buttons import decode, resolve
+from chatpay.core.cartparse import CartParser
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.errors import ModelError
 from chatpay.core.mentions import NEVER_NAMES
 from chatpay.core.options import match_variant
 from chatpay.core.ports import ChatMessage, ChatRequest
-from chatpay.core.text import ORDINALS, same_word, tokens
+from chatpay.core.text import ORDINALS, tokens
 from chatpay.core.turns import ProductCard, Reply
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
         shown = (named + [p for p in shown if p not in named])[:MAX_CARDS]
         top = shown[0]
     elif len(named) == 1 and named[0].has_options and _asks_options(ctx.turn.text):
-        # "what colours does the tidewater 50ml ink come in": that product's options, listed in order
+        # "what colours does the 50ml ink come in": that product's options, listed in order
         top, shown = named[0], [named[0]]
     if len(shown) == 1 or len(named) < 2 and result.confidence >= 0.8 and best - scores.get(shown[1].handle, 0) > 0.15:
         composed = product_answer(top, tokens(ctx.turn.text))
@@ -251,15 +252,10 @@ def _talked_of(ctx: AgentContext, catalog: Catalog) -> Product | None:
                    key=lambda m: (-len(m.positions), -m.score))
     if named:
         return catalog.get(named[0].handle)
-    scored = []
-    for product in pool:
-        options = " ".join(v.title for v in product.variants if not v.is_default)
-        is_words = set(tokens(f"{product.name} {product.product_type} {options}"))
-        scored.append((sum(1 for w in said if any(same_word(w, t) for t in is_words)), product))
-    scored.sort(key=lambda sp: -sp[0])
-    if scored[0][0] and (len(scored) == 1 or scored[0][0] > scored[1][0]):
-        return scored[0][1]
-    return None
+    # by what a product is (name, type, options), as a removal names its cart line
+    handle = CartParser(ctx.engine.mention_index(catalog)).described(said, [p.handle for p in pool], at_least=1,
+                                                                      strong=True, tags=False)
+    return catalog.get(handle) if handle else None
 
 
 def _abstain(ctx: AgentContext, catalog: Catalog, query: str) -> Reply:
