@@ -139,7 +139,9 @@ async def run_retrieval(
     The contract scores the enquiry agent, so each query goes to it directly; with
     ``through_router`` the router decides first (a diagnostic of the whole turn).
     """
-    run = SuiteRun("retrieval", runtime, cassette, tick)
+    # The routed run gets threads of its own: on the direct run's threads each query would be the
+    # second turn of a conversation that already asked it.
+    run = SuiteRun("retrieval-routed" if through_router else "retrieval", runtime, cassette, tick)
     catalog = await runtime.catalog()
     store_size = len(catalog) if catalog is not None else 0
     hits1: list[bool] = []

@@ -77,6 +77,15 @@ async def test_retrieval_hits_none_and_all_rules() -> None:
     assert routed_away["got"] == {"intent": "cart_add", "kind": None, "ranked": [], "products": 0}
 
 
+async def test_retrieval_through_the_router_asks_each_query_on_a_thread_of_its_own() -> None:
+    rt = FakeRuntime({"mug": Outcome(kind="products", ranked=("mug",)), "cup": Outcome(kind="products", ranked=("cup",))})
+    cases = [RetrievalCase("mug", ("mug",)), RetrievalCase("cup", ("cup",))]
+    await run_retrieval(cases, rt)
+    await run_retrieval(cases, rt, through_router=True)  # the eval runs both on one runtime
+    threads = [thread for thread, _ in rt.ran]
+    assert len(set(threads)) == 4, rt.ran  # never the second turn of a thread that already asked it
+
+
 async def test_all_means_every_product_of_a_store_smaller_than_three() -> None:
     from chatpay.core.catalog import Catalog
 
