@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from chatpay.core.evidence import has_cue
 from chatpay.core.mentions import Delexicalised
+from chatpay.core.replies import says_sold_out
 from chatpay.core.text import NUMBER_WORDS, ORDINALS, normalise
 from chatpay.core.turns import Message
 
@@ -69,7 +70,6 @@ PICK_FILLER = frozenset(
     беру возьму возьмём ту тот то ту одну один одно его её ее их вот такую такой такое""".split()
 )
 PICK_WORDS = frozenset({"VARIANT", "both", "all", *ORDINALS})
-REFUSED = "out of stock"  # the cart agent's own words when it refuses a sold-out product
 _QUESTION_END = re.compile(r"[^.!?\n]*\?")
 
 Classify = Callable[[str], list[tuple[str, float]]]
@@ -162,7 +162,7 @@ def context_intent(
     if is_pick(delex) and ("?" in previous or "\n" in previous or " or " in previous):
         return "cart_add", 0.85, f"picked {delex.text!r} from the previous offer"
     words = delex.text.replace("?", " ? ").split()
-    if (previous.startswith("Sorry") and REFUSED in previous and "VARIANT" in words and "?" not in words
+    if (says_sold_out(previous) and "VARIANT" in words and "?" not in words
             and not has_cue(delex.original, "cart_remove")):  # "fine, take out the 4.5mm then" removes
         # "the steel workbench in 1.8m then", right after "Sorry, X is out of stock": another choice
         return "cart_add", 0.8, "named another product and option after a refusal"

@@ -19,6 +19,7 @@ from chatpay.core.catalog import Catalog
 from chatpay.core.errors import ChatPayError
 from chatpay.core.metering import call_context, collect_usage
 from chatpay.core.ports import Clock, Stores
+from chatpay.core.replies import catalog_language, current, reply_language, say, speaking
 from chatpay.core.routing import RouteDecision
 from chatpay.core.telemetry import Event, Trace, UsageRecord
 from chatpay.core.turns import Message, Reply, Turn
@@ -88,14 +89,13 @@ class TurnService:
         record = edits.get(str(turn.message_id))
         if record is None or record.get("after_version") != ctx.cart.version:
             text = _cart_text(ctx)
-            return ("You edited an earlier message. Your cart has changed since (or I no longer have that "
-                    f"message), so I've left it as it stands.\n\n{text}".strip(), False)
+            return (f"{say('edit.stands')}\n\n{text}".strip(), False)
         restored = Cart(ctx.cart.business_id, ctx.cart.thread_id,
                         tuple(CartLine(h, v, q) for h, v, q in record.get("before", [])), ctx.cart.version)
         if restored.lines != ctx.cart.lines:
             ctx.cart = await self.stores.carts.save(restored)
             ctx.emit("EditUndone", message_id=turn.message_id)
-            return ("You edited your message, so I've undone what the original did and read it again:", True)
+            return (say("edit.undone"), True)
         return ("", True)
 
     async def _run(self, turn: Turn, trace: Trace, forced: str | None = None) -> TurnResult:
@@ -106,10 +106,19 @@ class TurnService:
             history = await self.stores.conversations.recent(turn.business_id, turn.thread_id, HISTORY_TURNS)
             state = await self.stores.conversations.get_state(turn.business_id, turn.thread_id)
             span.attrs.update(products=len(catalog) if catalog else 0, history=len(history), cart_lines=len(cart.lines))
+        # Answer in the shopper's language: this message's, else the conversation's, else the shop's.
+        lang = reply_language(turn.text or "", state.get("lang"), catalog_language(catalog))
+        with speaking(lang):
+            return await self._answer(turn, trace, forced, started, catalog, cart, history, state)
+
+    async def _answer(self, turn: Turn, trace: Trace, forced: str | None, started: float, catalog: Catalog | None,
+                      cart: Cart, history: list[Message], state: dict[str, Any]) -> TurnResult:
         ctx = AgentContext(
             turn=turn, catalog=catalog, cart=cart, history=history, state=state, trace=trace,
             stores=self.stores, clock=self.clock, engine=self.engine,
         )
+        if state.get("lang") != current():
+            ctx.remember(lang=current())
         before = cart
         correction = ""
         try:
@@ -147,7 +156,7 @@ class TurnService:
             else:
                 log.exception("turn crashed", extra={"turn_id": turn.turn_id})
             decision = ctx.decision or RouteDecision.fallback(repr(exc))
-            reply = Reply("Sorry, something went wrong on our side. Please try again in a moment.")
+            reply = Reply(say("shop.error"))
             error = f"{type(exc).__name__}: {exc}"
         with trace.span("save"):
             now = self.clock.now()

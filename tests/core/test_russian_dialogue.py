@@ -47,7 +47,7 @@ async def shop():  # type: ignore[no-untyped-def]
 async def test_after_a_sold_out_size_a_bare_number_picks_another_size() -> None:
     rt = await shop()
     r = await say(rt, "добавь сковородку гранит 28 см")
-    assert r.cart.is_empty and "out of stock" in r.reply.text
+    assert r.cart.is_empty and "нет в наличии" in r.reply.text
     r = await say(rt, "тогда 26")
     assert [ln.variant_id for ln in r.cart.lines] == ["p26"]
 
@@ -95,3 +95,9 @@ async def test_snimi_takes_a_line_off() -> None:
     await say(rt, "и наволочки белые")
     r = await say(rt, "сними наволочки")
     assert r.cart.quantities() == {"board": 1}
+
+
+async def test_what_the_shop_does_not_sell_is_quoted_in_russian() -> None:
+    rt = await shop()
+    r = await say(rt, "есть детские автокресла?")
+    assert r.reply.text.startswith("К сожалению, по запросу «"), r.reply.text

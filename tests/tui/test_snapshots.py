@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from textual.app import App, ComposeResult
 
-from chatpay.core.agents import CHECKOUT, CLEAR_CART, VIEW_CART
+from chatpay.core.agents import checkout_button, clear_cart_button, view_cart_button
 from chatpay.core.agents.cart import cart_text, cart_view
 from chatpay.core.agents.enquiry import card
 from chatpay.core.cart import Cart
@@ -134,7 +134,7 @@ def test_preview_of_a_cart(snap_compare) -> None:
     assert light is not None and dark is not None
     cart = Cart("demo", "thread-1").add(light, "sl-1k", 1).add(dark, None, 2)
     view = cart_view(cart, catalog)
-    reply = Reply(cart_text(view), buttons=((CHECKOUT, CLEAR_CART),), cart=view)
+    reply = Reply(cart_text(view), buttons=((checkout_button(), clear_cart_button()),), cart=view)
     assert snap_compare(PreviewApp(render(reply), user="what's in my cart?"), terminal_size=(50, 16))
 
 
@@ -142,7 +142,7 @@ def test_preview_of_an_album(snap_compare) -> None:
     catalog = small_shop()
     cards = tuple(card(p) for p in catalog)
     reply = Reply("We sell 4 products in 1 category: Coffee Beans (4). A few favourites:", cards=cards,
-                  buttons=((VIEW_CART,),))
+                  buttons=((view_cart_button(),),))
     messages = render(reply)
     assert [m.method for m in messages] == ["sendMessage", "sendMediaGroup", "sendMessage"]
     assert snap_compare(PreviewApp(messages, user="what do you sell?"), terminal_size=(50, 40))

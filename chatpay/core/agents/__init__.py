@@ -29,6 +29,7 @@ from chatpay.core.negation import (
 )
 from chatpay.core.options import match_variant, size_word, unit_pairs
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
+from chatpay.core.replies import say
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
 from chatpay.core.text import NUMBER_WORDS, normalise, same_word, tokens
@@ -80,13 +81,24 @@ class AgentContext:
 # ----------------------------------------------------------------- buttons (the codec is chatpay.core.buttons)
 
 
-def add_button(product: Product, label: str = "🛒 Add to cart", variant_id: str | None = None) -> Button:
-    return Button(label, encode(Action("add", product_key(product.handle), variant_id)))
+def add_button(product: Product, label: str | None = None, variant_id: str | None = None) -> Button:
+    return Button(label or say("button.add"), encode(Action("add", product_key(product.handle), variant_id)))
 
 
-VIEW_CART = Button("🧺 View cart", encode(Action("view")))
-CHECKOUT = Button("💳 Checkout", encode(Action("pay")))
-CLEAR_CART = Button("🗑 Clear cart", encode(Action("clear")))
+# The cart's buttons are made per reply: their labels are in the turn's language.
+VIEW_CART_DATA = encode(Action("view"))
+
+
+def view_cart_button() -> Button:
+    return Button(say("button.view_cart"), VIEW_CART_DATA)
+
+
+def checkout_button() -> Button:
+    return Button(say("button.checkout"), encode(Action("pay")))
+
+
+def clear_cart_button() -> Button:
+    return Button(say("button.clear_cart"), encode(Action("clear")))
 
 
 # ----------------------------------------------------------------- engine
@@ -205,9 +217,9 @@ def _left_alone(ctx: AgentContext) -> Reply:
 
     ctx.emit("CommandDeclined", reason=ctx.decision.reason if ctx.decision else "")
     if ctx.catalog is None or ctx.cart.is_empty:
-        return Reply("Okay, I won't change anything.")
+        return Reply(say("cart.no_change"))
     view = cart_view(ctx.cart, ctx.catalog)
-    return Reply(f"Okay, I've left your cart as it is.\n\n{cart_text(view)}", cart=view)
+    return Reply(f"{say('cart.left_as_is')}\n\n{cart_text(view)}", cart=view)
 
 
 
@@ -386,7 +398,7 @@ class Engine:
     async def run_agent(self, name: str, ctx: AgentContext) -> Reply:
         agent = self.agents.get(name) or self.agents["clarify"]
         if ctx.catalog is None and name not in ("chitchat", "clarify"):
-            return Reply("This shop has no catalog yet. Please come back soon!")
+            return Reply(say("shop.no_catalog"))
         if ctx.decision is not None and ctx.decision.negated:
             reply = _left_alone(ctx)
         else:

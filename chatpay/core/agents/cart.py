@@ -11,12 +11,13 @@ import logging
 from typing import Any
 
 from chatpay.core.agents import (
-    CHECKOUT,
-    CLEAR_CART,
-    VIEW_CART,
+    VIEW_CART_DATA,
     AgentContext,
     add_button,
+    checkout_button,
+    clear_cart_button,
     product_key,
+    view_cart_button,
 )
 from chatpay.core.agents.finding import alternatives, resolve_unknown, says_what_it_is, searched, suggestions
 from chatpay.core.agents.lines import (
@@ -45,6 +46,8 @@ from chatpay.core.context import is_affirmative
 from chatpay.core.errors import CartError, ConcurrencyConflict, OutOfStock, QuantityError
 from chatpay.core.evidence import has_cue
 from chatpay.core.options import match_variant
+from chatpay.core.replies import count as count_of
+from chatpay.core.replies import say
 from chatpay.core.text import normalise, tokens
 from chatpay.core.turns import Button, CartLineView, CartView, Reply
 
@@ -64,13 +67,14 @@ def cart_view(cart: Cart, catalog: Catalog) -> CartView:
 
 def cart_text(view: CartView) -> str:
     if not view.lines:
-        return "Your cart is empty."
+        return say("cart.empty")
     rows = [
         f"• {ln.quantity} × **{ln.title}**{f' ({ln.variant})' if ln.variant else ''} — {ln.total.format()}"
         for ln in view.lines
     ]
     count = view.item_count
-    return "Your cart:\n" + "\n".join(rows) + f"\nSubtotal ({count} item{'s' if count != 1 else ''}): **{view.subtotal.format()}**"
+    subtotal = say("cart.subtotal", items=count_of(count, "item"), amount=view.subtotal.format())
+    return say("cart.heading") + "\n" + "\n".join(rows) + "\n" + subtotal
 
 
 def _clip(phrase: str) -> str:
@@ -104,7 +108,7 @@ def _finish(ctx: AgentContext, said: list[str], *, buttons: tuple[tuple[Button, 
     text = "\n".join(s for s in said if s)
     if view.lines:
         text += f"\n\n{cart_text(view)}"
-        buttons = buttons + ((VIEW_CART, CHECKOUT),)
+        buttons = buttons + ((view_cart_button(), checkout_button()),)
     return Reply(text.strip(), buttons=buttons, cart=view)
 
 
@@ -116,12 +120,11 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
     if action is not None and action.kind == "add":
         product = resolve(catalog, action.product)
         if product is None:
-            return Reply("That product is no longer in our catalog.", callback_answer="Not available")
+            return Reply(say("cart.product_gone"), callback_answer=say("answer.not_available"))
         targets = [Target(product.handle, 1, "add", action.variant, via="button")]
         return await _apply(ctx, targets, price_talk=False, unresolved=[])
     if data:  # any other button: forged, or from a reply this version no longer sends
-        return Reply("That button has expired. Ask me again and I'll show you fresh options.",
-                     callback_answer="Expired")
+        return Reply(say("button.expired"), callback_answer=say("answer.expired"))
     if ctx.state.get("offer") and is_affirmative(normalise(ctx.turn.text)):  # a yes to "add it to your cart?"
         offered = catalog.get(str(ctx.state["offer"]))
         # "ok, the rhubarb one then": the yes may also choose the option, which must not be dropped
@@ -174,20 +177,20 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
                 continue
             not_found.append(_clip(phrase))
             if not buttons:
-                hint, rows = suggestions(ctx, handles, "Did you mean")
+                hint, rows = suggestions(ctx, handles, say("cart.did_you_mean"))
                 buttons += rows
                 suggestion = hint
         kinds = _one_kind(ctx, missing) if len(not_found) == 1 and not targets else []
         if kinds:  # "add a notebook": several products are one, so the shopper picks
-            hint, rows = suggestions(ctx, kinds, "Which one would you like:")
+            hint, rows = suggestions(ctx, kinds, say("cart.which_would_you_like"))
             ctx.remember(pending="pick")  # the next message may pick one of them by a word of its name
             said.append(hint)
             buttons = rows
         elif not_found:  # named once, however long the message: a reply stays a few messages at most
             shown = ", ".join(f"“{p}”" for p in not_found[:MAX_NAMED])
-            more = f" and {len(not_found) - MAX_NAMED} more" if len(not_found) > MAX_NAMED else ""
+            more = say("cart.not_found_more", n=len(not_found) - MAX_NAMED) if len(not_found) > MAX_NAMED else ""
             hint = suggestion if buttons else ""
-            said.append(f"I couldn't find {shown}{more} in our catalog. {hint}".strip())
+            said.append(f"{say('cart.not_found', shown=shown, more=more)} {hint}".strip())
             if hint and not targets:
                 ctx.remember(pending="pick")  # "чугунную, на 24": the next message may pick a suggestion
     ctx.span_attrs["targets"] = [
@@ -198,16 +201,16 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
     if problems:
         t = problems[0]
         product = catalog.get(t.handle) if t.handle else None
-        name = f" of **{product.name}**" if product else ""
+        name = say("cart.how_many_of", name=product.name) if product else ""
         ctx.emit("CartQuantityQueried", handle=t.handle, reason=t.problem)
-        return _finish(ctx, [f"How many{name} would you like? I can add a whole number from 1 to {MAX_QUANTITY}."])
+        return _finish(ctx, [say("cart.how_many", name=name, most=MAX_QUANTITY)])
     for t in targets:
         product = catalog.get(t.handle) if t.handle else None
         if product is None:
             continue
         if t.candidates and t.via == "name":
             options = [product.handle, *t.candidates]
-            hint, rows = suggestions(ctx, options, "Which one do you mean:")
+            hint, rows = suggestions(ctx, options, say("cart.which_do_you_mean"))
             ctx.remember(pending="pick")
             said.append(hint)
             buttons += rows
@@ -216,9 +219,9 @@ async def _apply(ctx: AgentContext, targets: list[Target], *, price_talk: bool, 
         said.append(text)
         buttons += rows
     if price_talk:
-        said.append("Prices come from our catalog, so I've used the listed price.")
+        said.append(say("cart.listed_price"))
     if not said:
-        said.append("What would you like to add? Tell me a product name, or ask me what we sell.")
+        said.append(say("cart.what_to_add"))
     return _finish(ctx, said, buttons=buttons)
 
 
@@ -253,7 +256,7 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[st
     try:
         variant = product.variant(t.variant_id)
     except KeyError:
-        return f"Sorry, I couldn't find that option of **{product.name}**.", ()
+        return say("cart.no_such_option", name=product.name), ()
     label = _label(product, variant.id)
     current = ctx.cart.quantity_of(product.handle, variant.id)
     try:
@@ -266,12 +269,12 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[st
             ctx.emit("CartQuantitySet", handle=product.handle, variant_id=variant.id, quantity=quantity)
             if quantity < current:  # "make it 1" of 3 took some away: the turn's outcome is a removal
                 ctx.outcome_intent = "cart_remove"
-            outcome = f"Updated: {quantity} × **{label}**."
+            outcome = say("cart.updated", quantity=quantity, label=label)
         else:
             quantity = t.quantity if t.quantity is not None else 1
             await _save(ctx, lambda c: c.add(product, variant.id, quantity))
             ctx.emit("CartItemAdded", handle=product.handle, variant_id=variant.id, quantity=quantity)
-            outcome = f"Added {quantity} × **{label}** ({variant.price.format()} each)."
+            outcome = say("cart.added", quantity=quantity, label=label, price=variant.price.format())
         ctx.remember(last_product=product.handle)
         return outcome, ()
     except OutOfStock:
@@ -281,16 +284,16 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[st
         others = [v for v in product.variants if v.available]
         if others and not variant.is_default:
             rows = tuple((add_button(product, f"🛒 {v.title[:40]}", v.id),) for v in others[:4])
-            return f"Sorry, **{label}** is out of stock. Available: {', '.join(v.title for v in others)}.", rows
+            return say("cart.option_sold_out", label=label, options=", ".join(v.title for v in others)), rows
         # Never another product in its place: say so, and offer the nearest in-stock ones to choose.
         nearest = await alternatives(ctx, product)
         if nearest:
             rows = tuple((add_button(p, f"🛒 {p.name[:40]}"),) for p in nearest)
             names = ", ".join(f"**{p.name}**" for p in nearest)
-            return f"Sorry, **{product.name}** is out of stock right now. In stock and close to it: {names}.", rows
-        return f"Sorry, **{product.name}** is out of stock right now.", ()
+            return say("cart.sold_out_nearest", name=product.name, names=names), rows
+        return say("cart.sold_out", name=product.name), ()
     except QuantityError:
-        return f"Sorry, you can have at most {MAX_QUANTITY} of **{label}** in your cart.", ()
+        return say("cart.at_most", most=MAX_QUANTITY, label=label), ()
 
 
 async def _switch(ctx: AgentContext, product: Product, old: str, new: str) -> str:
@@ -298,11 +301,11 @@ async def _switch(ctx: AgentContext, product: Product, old: str, new: str) -> st
     quantity = ctx.cart.quantity_of(product.handle, old)
     target = product.variant(new)
     if not target.available:
-        return f"Sorry, **{_label(product, new)}** is out of stock, so I've kept **{_label(product, old)}**."
+        return say("cart.switch_sold_out", new=_label(product, new), old=_label(product, old))
     await _save(ctx, lambda c: c.remove(product.handle, None, old).add(product, new, quantity))
     ctx.emit("CartVariantSwitched", handle=product.handle, old=old, new=new, quantity=quantity)
     ctx.remember(last_product=product.handle)
-    return f"Switched to {quantity} × **{_label(product, new)}** ({target.price.format()} each)."
+    return say("cart.switched", quantity=quantity, label=_label(product, new), price=target.price.format())
 
 
 def _remove_button(product: Product) -> Button:
@@ -313,7 +316,7 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
     catalog = ctx.catalog
     assert catalog is not None
     if ctx.cart.is_empty:
-        return Reply("Your cart is already empty.", cart=cart_view(ctx.cart, catalog))
+        return Reply(say("cart.already_empty"), cart=cart_view(ctx.cart, catalog))
     data = ctx.turn.callback_data
     in_cart = list(ctx.cart.quantities())
     action = decode(data)
@@ -340,45 +343,45 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
         targets, ambiguous = cart_lines_named(ctx, targets)
         if ambiguous:
             rows = tuple((_remove_button(p),) for p in ambiguous)
-            names = " or ".join(f"**{p.name}**" for p in ambiguous)
-            return _finish(ctx, [f"Which one should I remove: {names}?"], buttons=rows)
+            names = say("cart.or").join(f"**{p.name}**" for p in ambiguous)
+            return _finish(ctx, [say("cart.which_to_remove", names=names)], buttons=rows)
     said: list[str] = []
     for t in targets:
         product = catalog.get(t.handle) if t.handle else None
         if product is None:
             continue
         if product.handle not in in_cart:
-            said.append(f"**{product.name}** isn't in your cart.")
+            said.append(say("cart.not_in_cart", name=product.name))
             continue
         quantity = t.quantity if t.mode != "set" else None
         have = ctx.cart.quantity_of(product.handle)
         if t.quantity is None and have > 1 and (t.mode == "set" or asks_fewer(ctx.turn.text)):
             # "too many candles, fewer please": fewer, not none; how many is the shopper's to say
             ctx.remember(last_product=product.handle, pending="keep")
-            said.append(f"You have {have} × **{product.name}**. How many should I leave in your cart?")
+            said.append(say("cart.how_many_leave", have=have, name=product.name))
             continue
         if t.mode == "set" and t.quantity is not None:  # "only keep 2": remove down to that
             have = ctx.cart.quantity_of(product.handle)
             if t.quantity >= have:
-                said.append(f"You have {have} × **{product.name}** in your cart.")
+                said.append(say("cart.you_have", have=have, name=product.name))
                 continue
             quantity = have - t.quantity
         try:
             handle, variant_id = product.handle, held_variant(ctx, product, t)
             await _save(ctx, lambda c, h=handle, n=quantity, v=variant_id: c.remove(h, n, v))
         except (CartError, QuantityError) as exc:
-            said.append(f"Couldn't remove that: {exc}.")
+            said.append(say("cart.cannot_remove", error=exc))
             continue
         ctx.emit("CartItemRemoved", handle=product.handle, quantity=quantity)
         left = ctx.cart.quantity_of(product.handle)
         said.append(
-            f"Removed {quantity} × **{product.name}**; {left} left." if quantity and left
-            else f"Removed **{product.name}** from your cart."
+            say("cart.removed_some", quantity=quantity, name=product.name, left=left) if quantity and left
+            else say("cart.removed", name=product.name)
         )
         ctx.remember(last_product=product.handle if left else None)
     if not said:
         names = ", ".join(f"**{catalog.get(h).name}**" for h in in_cart if catalog.get(h))  # type: ignore[union-attr]
-        said.append(f"Which item should I remove? Your cart has {names}.")
+        said.append(say("cart.which_item", names=names))
         rows = tuple(
             (_remove_button(p),) for h in in_cart if (p := catalog.get(h)) is not None
         )
@@ -390,9 +393,8 @@ async def cart_view_agent(ctx: AgentContext) -> Reply:
     assert ctx.catalog is not None
     view = cart_view(ctx.cart, ctx.catalog)
     if not view.lines:
-        return Reply("Your cart is empty. Ask me about our products to get started!", cart=view,
-                     quick_replies=("What do you sell?",))
-    return Reply(cart_text(view), buttons=((CHECKOUT, CLEAR_CART),), cart=view)
+        return Reply(say("cart.empty_start"), cart=view, quick_replies=(say("quick.what_do_you_sell"),))
+    return Reply(cart_text(view), buttons=((checkout_button(), clear_cart_button()),), cart=view)
 
 
 def _confirm_clear(cart: Cart) -> str:
@@ -412,14 +414,15 @@ async def cart_clear_agent(ctx: AgentContext) -> Reply:
         ctx.remember(pending="clear")
         view = cart_view(ctx.cart, ctx.catalog)
         return Reply(
-            f"Empty your cart ({items} item{'s' if items != 1 else ''})?", cart=view,
-            buttons=((Button("🗑 Yes, empty it", _confirm_clear(ctx.cart)), Button("No, keep it", VIEW_CART.data)),),
+            say("cart.confirm_clear", items=count_of(items, "item")), cart=view,
+            buttons=((Button(say("button.confirm_clear"), _confirm_clear(ctx.cart)),
+                      Button(say("button.keep_cart"), VIEW_CART_DATA)),),
         )
     if not ctx.cart.is_empty:
         await _save(ctx, lambda c: c.clear())
         ctx.emit("CartCleared")
     ctx.remember(last_product=None, pending=None)
-    return Reply("Your cart is now empty.", cart=cart_view(ctx.cart, ctx.catalog))
+    return Reply(say("cart.now_empty"), cart=cart_view(ctx.cart, ctx.catalog))
 
 
 AGENTS = {

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Sequence
 
-from chatpay.core.agents import VIEW_CART, AgentContext, add_button
+from chatpay.core.agents import AgentContext, add_button, view_cart_button
 from chatpay.core.buttons import decode, resolve
 from chatpay.core.cartparse import CartParser
 from chatpay.core.catalog import Catalog, Product
@@ -20,6 +20,7 @@ from chatpay.core.errors import ModelError
 from chatpay.core.mentions import NEVER_NAMES
 from chatpay.core.options import match_variant
 from chatpay.core.ports import ChatMessage, ChatRequest
+from chatpay.core.replies import say
 from chatpay.core.text import ORDINALS, tokens
 from chatpay.core.turns import ProductCard, Reply
 
@@ -49,7 +50,7 @@ def short(text: str, limit: int = SHORT) -> str:
 
 
 def card(product: Product, score: float | None = None) -> ProductCard:
-    buttons = (add_button(product), VIEW_CART) if product.available else (VIEW_CART,)
+    buttons = (add_button(product), view_cart_button()) if product.available else (view_cart_button(),)
     return ProductCard(
         handle=product.handle, title=product.name, price=product.price, description=short(product.description),
         image_url=product.image, available=product.available, buttons=buttons, score=score,
@@ -62,19 +63,19 @@ def describe_variants(product: Product) -> str:
     parts = []
     for v in product.variants:
         label = f"{v.title} {v.price.format()}"
-        parts.append(label if v.available else f"{label} (out of stock)")
-    return "Options: " + ", ".join(parts) + "."
+        parts.append(label if v.available else f"{label}{say('enquiry.out_of_stock_mark')}")
+    return say("enquiry.options", options=", ".join(parts))
 
 
 def product_answer(product: Product, words: Sequence[str] = ()) -> str:
     """A composed answer about one product, in the catalog's own words."""
-    stock = "in stock" if product.available else "out of stock right now"
-    lines = [f"**{product.name}** — {product.price.format()}, {stock}."]
+    stock = say("enquiry.in_stock" if product.available else "enquiry.out_of_stock_now")
+    lines = [say("enquiry.product_line", name=product.name, price=product.price.format(), stock=stock)]
     variant_id, vwords = match_variant(product, words) if words else (None, ())
     if variant_id:
         v = product.variant(variant_id)
-        status = "available" if v.available else "out of stock"
-        lines.append(f"It comes in {v.title} for {v.price.format()} ({status}).")
+        status = say("enquiry.available" if v.available else "enquiry.out_of_stock")
+        lines.append(say("enquiry.comes_in", option=v.title, price=v.price.format(), status=status))
     lines.append(short(product.description))
     options = describe_variants(product)
     if options and not variant_id:
@@ -121,16 +122,16 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
         if product is not None:
             return _about(ctx, product, [])
     if ctx.turn.callback_data:  # a product that left the catalog, or a button we never sent
-        return Reply("That product is no longer in our catalog. Ask me what we sell!", callback_answer="Not available")
+        return Reply(say("enquiry.product_gone"), callback_answer=say("answer.not_available"))
     referenced = referenced_products(ctx)
     if len(referenced) == 1:
         ctx.span_attrs["followup"] = [referenced[0].handle]
         return _about(ctx, referenced[0], tokens(ctx.turn.text))
     if referenced:  # "how much is it?" after a list: answer for each, and let them pick
         ctx.span_attrs["followup"] = [p.handle for p in referenced]
-        lines = [f"• **{p.name}** — {p.price.format()}" + ("" if p.available else " (out of stock)")
+        lines = [f"• **{p.name}** — {p.price.format()}" + ("" if p.available else say("enquiry.out_of_stock_mark"))
                  for p in referenced[:MAX_CARDS]]
-        return Reply("Which one do you mean?\n" + "\n".join(lines),
+        return Reply(say("enquiry.which") + "\n" + "\n".join(lines),
                      buttons=tuple((add_button(p, f"🛒 {p.name[:40]}"),) for p in referenced[:MAX_CARDS]
                                    if p.available))
     with ctx.trace.span("retrieve") as span:
@@ -162,10 +163,8 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
     scores = {h.handle: h.score for h in result.products}
     if result.kind == "overview":
         groups = catalog.categories()
-        intro = (
-            f"We sell {len(catalog)} products in {len(groups)} categories: "
-            + ", ".join(f"{name} ({len(items)})" for name, items in groups.items()) + ". A few favourites:"
-        )
+        intro = say("enquiry.overview", products=len(catalog), categories=len(groups),
+                    groups=", ".join(f"{name} ({len(items)})" for name, items in groups.items()))
         shown = products[:MAX_CARDS]
         ctx.remember(last_shown=[p.handle for p in shown], last_product=None)
         return Reply(intro, cards=tuple(card(p, scores.get(p.handle)) for p in shown))
@@ -184,12 +183,12 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
         if top.has_options:  # the answer lists its options in order: "the second one" is the second
             ctx.remember(shown_variants=[top.handle, [v.id for v in top.variants]])
         if top.available:
-            composed += "\nWould you like me to add it to your cart?"
+            composed += "\n" + say("enquiry.offer_add")
             ctx.remember(offer=top.handle)
         shown = shown[:3]
     else:
         query = result.content_query or ctx.turn.text
-        composed = f"Here is what I found for “{query}”:" if len(query) < 60 else "Here is what I found:"
+        composed = say("enquiry.found_for", query=query) if len(query) < 60 else say("enquiry.found")
     ctx.remember(last_shown=[p.handle for p in shown], last_product=top.handle)
     context = [_product_context(p) for p in shown]
     text = await _generate(ctx, composed, shown, context)
@@ -233,7 +232,7 @@ def _about(ctx: AgentContext, product: Product, words: Sequence[str]) -> Reply:
                  if product.has_options and not variant_id else None)
     text = product_answer(product, words)
     if product.available:
-        text += "\nWould you like me to add it to your cart?"
+        text += "\n" + say("enquiry.offer_add")
     ctx.emit("EnquiryAnswered", query=ctx.turn.text, kind="followup", confidence=1.0, top=[[product.handle, 1.0]])
     return Reply(text, cards=(card(product),))
 
@@ -260,13 +259,13 @@ def _talked_of(ctx: AgentContext, catalog: Catalog) -> Product | None:
 
 def _abstain(ctx: AgentContext, catalog: Catalog, query: str) -> Reply:
     groups = list(catalog.categories())
-    what = f" {query}" if query and len(query) < 60 else " that"
-    text = (
-        f"Sorry, we don't sell{what}. We do have: {', '.join(groups[:6])}. "
-        "Ask me about any of those!"
-    )
+    shown = ", ".join(groups[:6])
+    if query and len(query) < 60:
+        text = say("enquiry.not_sold", what=query, groups=shown)
+    else:
+        text = say("enquiry.not_sold_that", groups=shown)
     ctx.remember(offer=None)
-    return Reply(text, quick_replies=("What do you sell?",))
+    return Reply(text, quick_replies=(say("quick.what_do_you_sell"),))
 
 
 def _product_context(p: Product) -> str:

@@ -10,16 +10,22 @@ from chatpay.core.buttons import Action, encode
 from chatpay.core.catalog import Product
 from chatpay.core.errors import ModelError
 from chatpay.core.ports import ChatMessage, ChatRequest
+from chatpay.core.replies import say
 from chatpay.core.text import tokens
 from chatpay.core.turns import Button, Reply
 
 log = logging.getLogger(__name__)
 
-GREETING = frozenset("hi hello hey hiya howdy hola bonjour hallo ciao ola morning evening afternoon yo start".split())
-THANKS = frozenset("thanks thank thx ty cheers merci gracias danke grazie obrigado".split())
-BYE = frozenset("bye goodbye cya later ciao adios night".split())
+GREETING = frozenset("""hi hello hey hiya howdy hola bonjour hallo ciao ola morning evening afternoon yo start
+    привет здравствуйте здрасте добрый""".split())
+THANKS = frozenset("thanks thank thx ty cheers merci gracias danke grazie obrigado спасибо благодарю".split())
+BYE = frozenset("bye goodbye cya later ciao adios night пока свидания".split())
 IDENTITY = frozenset("who are you bot robot human real ai name".split())
-SUGGESTIONS = ("What do you sell?", "Show my cart")
+
+
+def suggestions() -> tuple[str, ...]:
+    """The shopper's quick replies, in the turn's language."""
+    return (say("quick.what_do_you_sell"), say("quick.show_cart"))
 
 CHITCHAT_PROMPT = (
     "You are the friendly shop assistant of {store}. Reply to the shopper's small talk in one short sentence, "
@@ -32,23 +38,21 @@ def _template(ctx: AgentContext) -> str:
     store = ((ctx.catalog.store_name if ctx.catalog else "") or "our shop").rstrip(".")
     words = set(tokens(ctx.turn.text))
     if ctx.turn.text.strip().startswith("/start") or words & GREETING:
-        return f"Hi! Welcome to {store}. Ask me about our products, or tell me what you'd like to add to your cart."
+        return say("chat.hello", store=store)
     if words & THANKS:
-        return "You're welcome! Anything else I can help you find?"
+        return say("chat.welcome")
     if words & BYE:
-        return f"Thanks for visiting {store}. See you soon!"
-    if {"who", "are", "you"} <= words or words & {"bot", "robot", "human"}:
-        return f"I'm the shopping assistant of {store}: I can answer questions, fill your cart and check you out."
+        return say("chat.bye", store=store)
+    if {"who", "are", "you"} <= words or {"кто", "ты"} <= words or words & {"bot", "robot", "human", "бот", "робот"}:
+        return say("chat.who", store=store)
     if ctx.turn.text.strip().startswith("/help"):
-        return ("I can answer questions about our products and policies, add or remove items "
-                "(\"add 2 of …\"), show your cart (/cart) and check you out (/checkout).")
-    return f"I'm here to help you shop at {store}. What are you looking for today?"
+        return say("chat.help")
+    return say("chat.default", store=store)
 
 
 async def chitchat_agent(ctx: AgentContext) -> Reply:
     if ctx.turn.callback_data:  # the router sends buttons it cannot read here
-        return Reply("That button has expired. Ask me again and I'll show you fresh options.",
-                     callback_answer="Expired", quick_replies=SUGGESTIONS)
+        return Reply(say("button.expired"), callback_answer=say("answer.expired"), quick_replies=suggestions())
     text = _template(ctx)
     model = ctx.engine.model
     if model is not None and ctx.turn.text and not ctx.turn.text.startswith("/"):
@@ -66,7 +70,7 @@ async def chitchat_agent(ctx: AgentContext) -> Reply:
                 text = said
         except ModelError as exc:
             log.warning("chitchat generation failed; using the template", extra={"error": repr(exc)})
-    return Reply(text, quick_replies=SUGGESTIONS)
+    return Reply(text, quick_replies=suggestions())
 
 
 async def clarify_agent(ctx: AgentContext) -> Reply:
@@ -74,16 +78,11 @@ async def clarify_agent(ctx: AgentContext) -> Reply:
     product = _named_product(ctx)
     if d is not None and product is not None and {d.intent, d.runner_up} & {"cart_add", "cart_remove"}:
         return _two_readings(ctx, product, d.intent if d.intent != "enquiry" else str(d.runner_up))
-    options = {
-        "enquiry": "ask about a product", "cart_add": "add something to your cart",
-        "cart_remove": "remove something from your cart", "cart_view": "see your cart",
-        "cart_clear": "empty your cart", "payments": "check out", "chitchat": "just chat",
-    }
     if d and d.runner_up:
-        guess = f"Did you want to {options[d.intent]} or {options[d.runner_up]}?"
+        guess = say("clarify.either", first=say(f"clarify.{d.intent}"), second=say(f"clarify.{d.runner_up}"))
     else:
-        guess = "Are you looking for a product, or would you like to see your cart?"
-    return Reply(f"Sorry, I'm not sure I understood. {guess}", quick_replies=SUGGESTIONS)
+        guess = say("clarify.product_or_cart")
+    return Reply(say("clarify.unsure", guess=guess), quick_replies=suggestions())
 
 
 def _named_product(ctx: AgentContext) -> Product | None:
@@ -97,13 +96,13 @@ def _two_readings(ctx: AgentContext, product: Product, action: str) -> Reply:
     key = product_key(product.handle)
     name = product.name[:36]
     if action == "cart_remove" and product.handle in ctx.cart.quantities():
-        act = Button(f"➖ Remove {name}", encode(Action("remove", key)))
+        act = Button(say("button.remove_named", name=name), encode(Action("remove", key)))
     elif action == "cart_add" and product.available:
-        act = Button(f"🛒 Add {name}", encode(Action("add", key)))
+        act = Button(say("button.add_named", name=name), encode(Action("add", key)))
     else:
         act = None
-    about = Button(f"ℹ️ About {name}", encode(Action("info", key)))
+    about = Button(say("button.about_named", name=name), encode(Action("info", key)))
     rows = ((act,), (about,)) if act is not None else ((about,),)
     ctx.remember(last_product=product.handle)
-    return Reply(f"Do you want me to {'remove' if action == 'cart_remove' else 'add'} **{product.name}**, "
-                 "or tell you more about it?", buttons=rows)
+    asked = "clarify.remove_or_about" if action == "cart_remove" else "clarify.add_or_about"
+    return Reply(say(asked, name=product.name), buttons=rows)
