@@ -156,7 +156,9 @@ def context_intent(
             own = "cart_add" if adds else "cart_remove"
             return own, 0.9, f"names its own action ({own}) after a {previous_intent}"
         own, p = classify(delex.text)[0]
-        if own in ("cart_add", "cart_remove") and own != previous_intent:
+        # Both cues, or none: the classifier weighs the words, except that a removal needs a word that
+        # asks for it ("и щетку для мойки" after an addition adds, whatever the classifier makes of it)
+        if own in ("cart_add", "cart_remove") and own != previous_intent and (own == "cart_add" or removes):
             return own, p, f"names its own action ({own}) after a {previous_intent}"
         return previous_intent, 0.8, f"continues the previous {previous_intent}"
     if is_pick(delex) and ("?" in previous or "\n" in previous or " or " in previous):

@@ -49,6 +49,9 @@ def _is_cyrillic(word: str) -> bool:
     return bool(word) and "\u0400" <= word[0] <= "\u04ff"
 
 
+DERIVED_ROOT, DERIVED_SUFFIX = 6, 6  # see MentionIndex._derived
+
+
 def _without_ending(word: str) -> str:
     """A Russian word without its case or number ending (up to three final vowels, й, ь, м, в, х;
     at least four letters kept): "компрессора" and "компрессор", "щётки" and "щётка" agree."""
@@ -160,9 +163,21 @@ class MentionIndex:
         for t in (word[:-1], word + "s") if word.endswith("s") else (word + "s",):
             if t in self.by_token:
                 found.append((t, 0.95))
+        if not found and _is_cyrillic(word):
+            found.extend((t, 0.85) for t in self._derived(word))
         if not found and len(word) >= 4 and word.isalpha():
             found.extend((t, 0.85) for t in self._sound_alike(word))  # "карку" names Carku
         return found
+
+    def _derived(self, word: str) -> list[str]:
+        """Russian name words made from ``word`` by a suffix: "телескопом" names "телескопической",
+        "пластика" names "пластиковый". Only a stem of six letters or more, and a suffix of at most
+        six: a shorter stem starts too many unrelated words."""
+        root = _without_ending(word)
+        if len(root) < DERIVED_ROOT:
+            return []
+        return [t for endless, words in self._endless.items()
+                if endless.startswith(root) and 0 < len(endless) - len(root) <= DERIVED_SUFFIX for t in words]
 
     def _sound_alike(self, word: str) -> list[str]:
         """Name words that sound like ``word`` in either script (see :func:`chatpay.core.text.sound`)."""

@@ -97,7 +97,37 @@ async def test_snimi_takes_a_line_off() -> None:
     assert r.cart.quantities() == {"board": 1}
 
 
+def brush_shop() -> Catalog:
+    return Catalog.of("garden", "RUB", [
+        product("wash", "Щётка для мойки авто с телескопической ручкой", "Щётка на длинной ручке.",
+                [_v("w", "Default Title", "1190.00")]),
+        product("wheels", "Щётка для чистки колёсных дисков", "Узкая щётка.", [_v("d", "Default Title", "490.00")]),
+        product("mats", "Коврики EVA универсальные", "Коврики в салон.", [
+            _v("mb", "Чёрный", "2490.00", **{"Цвет": "Чёрный"}), _v("mc", "Коричневый", "2490.00", **{"Цвет": "Коричневый"})]),
+    ])
+
+
+async def brushes():  # type: ignore[no-untyped-def]
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(brush_shop())
+    return rt
+
+
+async def test_a_noun_names_the_product_its_adjective_is_made_from() -> None:
+    rt = await brushes()
+    r = await say(rt, "добавь щетку с телескопом")  # "телескопом" names "телескопической"
+    assert r.cart.quantities() == {"wash": 1}, r.reply.text
+
+
+async def test_and_another_thing_after_an_addition_adds_it_whatever_its_words() -> None:
+    rt = await brushes()
+    await say(rt, "добавь коврики коричневые")
+    await say(rt, "добавь еще щетку для дисков")
+    r = await say(rt, "и щетку для мойки с телескопом")  # no verb: it continues the addition
+    assert r.cart.quantities() == {"mats": 1, "wheels": 1, "wash": 1}, r.reply.text
+
+
 async def test_what_the_shop_does_not_sell_is_quoted_in_russian() -> None:
-    rt = await shop()
+    rt = await brushes()
     r = await say(rt, "есть детские автокресла?")
     assert r.reply.text.startswith("К сожалению, по запросу «"), r.reply.text
