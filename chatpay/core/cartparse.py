@@ -256,12 +256,13 @@ class CartParser:
             variant_id, vwords = match_variant(product, words)
             if variant_id:
                 fits.append((i, variant_id, vwords))
-        if len(fits) != 1:
+        # One product, even when "свечку ваниль и сандал" named it in two clauses (merged later)
+        if len({(targets[i].handle, variant_id) for i, variant_id, _ in fits}) != 1:
             return False
-        i, variant_id, vwords = fits[0]
-        t = targets[i]
-        targets[i] = Target(t.handle, t.quantity, t.mode, variant_id, t.variant_words + vwords, t.via, t.phrase,
-                            t.candidates, t.problem)
+        for i, variant_id, vwords in fits:
+            t = targets[i]
+            targets[i] = Target(t.handle, t.quantity, t.mode, variant_id, t.variant_words + vwords, t.via, t.phrase,
+                                t.candidates, t.problem)
         return True
 
     def _implied(

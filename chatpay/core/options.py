@@ -102,15 +102,32 @@ def _number(text: str) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+# Larger units in their smaller kind, so "1 л" meets an option "1000 мл" and "0.5 kg" one of "500 g".
+_IN_SMALLER = {"l": ("ml", 1000), "kg": ("g", 1000), "tb": ("gb", 1000), "m": ("cm", 100), "mm": ("cm", 0.1)}
+# Units that mean one of themselves said alone: "a teapot for a litre", "чайник на литр".
+_ONE_OF = frozenset({"litre", "liter", "литр", "kilo", "kilogram", "килограмм", "кило"})
+
+
+def _measure(number: str, unit: str) -> tuple[str, str]:
+    """(number, unit) in the smaller unit of its kind, the number spelt one way."""
+    if unit in _IN_SMALLER:
+        smaller, factor = _IN_SMALLER[unit]
+        return _number(f"{float(number) * factor:.4f}"), smaller
+    return _number(number), unit
+
+
 def unit_pairs(words: Sequence[str]) -> set[tuple[str, str]]:
-    """Measurements in ``words``: (number, canonical unit) for "10 inch", "1.8 m", "50ml", "10-pack"."""
+    """Measurements in ``words``: (number, unit) for "10 inch", "1.8 m", "50ml", "10-pack", a larger
+    unit in the smaller of its kind (1 l is 1000 ml); a litre or a kilo said alone is one."""
     out: set[tuple[str, str]] = set()
     for i, w in enumerate(words):
         glued = _GLUED.match(w)
         if glued and glued.group(2) in UNIT_ALIASES:
-            out.add((_number(glued.group(1)), UNIT_ALIASES[glued.group(2)]))
+            out.add(_measure(glued.group(1), UNIT_ALIASES[glued.group(2)]))
         elif re.fullmatch(r"\d+(?:\.\d+)?", w) and i + 1 < len(words) and words[i + 1] in UNIT_ALIASES:
-            out.add((_number(w), UNIT_ALIASES[words[i + 1]]))
+            out.add(_measure(w, UNIT_ALIASES[words[i + 1]]))
+        elif w in _ONE_OF and not (i and _NUMBER.fullmatch(words[i - 1])):
+            out.add(_measure("1", UNIT_ALIASES.get(w, "kg")))
         elif dims := _DIMENSIONS.match(w):  # "160х200 см": two sides; their unit never tells options apart
             out.add((f"{_number(dims.group(1))}x{_number(dims.group(2))}", "dim"))
         elif (_NUMBER.fullmatch(w) and i + 2 < len(words) and words[i + 1] in _BY
@@ -162,7 +179,9 @@ def match_variant(product: Product, words: Sequence[str], *,
         pairs = measured & unit_pairs(tokens(v.title)) if measured else set()
         # A number written apart from its unit ("10 inch") is the option's, not a quantity; one
         # glued to it ("2m") is never read as a quantity anyway, and "add 2 ... 2m" keeps its 2.
-        hit = hit + tuple(n for n, _ in pairs if n not in hit and n in separated)
+        written = {_measure(n, UNIT_ALIASES[words[i + 1]]): n for i, n in enumerate(words) if n in separated
+                   and _NUMBER.fullmatch(n)} if pairs else {}
+        hit = hit + tuple(n for pair in pairs if (n := written.get(pair)) is not None and n not in hit)
         score = len(hit) + len(pairs)
         if score > best[0] or (score == best[0] and hit and len(vt) == len(hit)):
             best = (score, v.id, hit)

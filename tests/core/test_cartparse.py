@@ -75,7 +75,7 @@ def test_a_measurement_meets_its_option_however_the_unit_is_spelled() -> None:
     from chatpay.core.text import tokens
 
     assert unit_pairs(tokens("switch it to the 10 inch")) == {("10", "in")}
-    assert unit_pairs(tokens("1.80 metre")) == unit_pairs(tokens("1.8m")) == {("1.8", "m")}
+    assert unit_pairs(tokens("1.80 metre")) == unit_pairs(tokens("1.8m")) == {("180", "cm")}  # in the smaller unit
     assert unit_pairs(tokens("200 мл")) == unit_pairs(tokens("200ml")) == {("200", "ml")}
     skillet = Product("skillet", "Cast Iron Skillet", "", tuple(
         Variant(vid, title, Money(price, "USD")) for vid, title, price in
@@ -291,3 +291,13 @@ def test_what_follows_for_is_what_it_fits_and_a_clause_of_options_is_the_named_p
     assert (glass.handle, glass.variant_id) == ("glass", "g15")
     [feeder] = parser.parse("and the hanging feeder, 6 ports", "add").targets  # not 6 "pots"
     assert (feeder.handle, feeder.quantity, feeder.variant_id) == ("feeder", None, "f6")
+
+
+def test_measurements_meet_across_units_and_a_litre_said_alone_is_one() -> None:
+    from chatpay.core.options import unit_pairs
+    from chatpay.core.text import tokens
+
+    assert unit_pairs(tokens("1 л")) == unit_pairs(tokens("1000 мл")) == unit_pairs(tokens("на литр"))
+    assert unit_pairs(tokens("0.5 kg")) == unit_pairs(tokens("500 g"))
+    assert unit_pairs(tokens("2m")) == unit_pairs(tokens("200 cm"))
+    assert unit_pairs(tokens("2 литра")) != unit_pairs(tokens("литр"))  # a number before it counts litres

@@ -131,3 +131,33 @@ async def test_what_the_shop_does_not_sell_is_quoted_in_russian() -> None:
     rt = await brushes()
     r = await say(rt, "есть детские автокресла?")
     assert r.reply.text.startswith("К сожалению, по запросу «"), r.reply.text
+
+
+def tea_shop() -> Catalog:
+    return Catalog.of("garden", "RUB", [
+        product("teapot", "Чайник заварочный стеклянный с ситом", "Стеклянный чайник.", [
+            _v("t600", "600 мл", "890.00"), _v("t1000", "1000 мл", "1190.00")]),
+        product("press", "Френч-пресс «Утро»", "Френч-пресс.", [_v("fp", "800 мл", "1390.00")]),
+        product("candle", "Свеча ароматическая «Ваниль и сандал»", "Свеча в стекле.", [
+            _v("c200", "200 мл", "990.00"), _v("c400", "400 мл", "1590.00")]),
+    ])
+
+
+async def tea():  # type: ignore[no-untyped-def]
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(tea_shop())
+    return rt
+
+
+async def test_a_litre_is_the_1000_ml_option() -> None:
+    rt = await tea()
+    await say(rt, "добавь френч-пресс")
+    r = await say(rt, "и заварочный чайник на литр")
+    assert r.cart.quantities() == {"press": 1, "teapot": 1}
+    assert r.cart.lines[-1].variant_id == "t1000", r.reply.text
+
+
+async def test_a_size_word_in_its_own_clause_picks_the_size_of_a_product_named_in_two() -> None:
+    rt = await tea()
+    r = await say(rt, "добавь свечку ваниль и сандал, большую")  # "и" splits the name; "большую" is its size
+    assert [(ln.handle, ln.variant_id) for ln in r.cart.lines] == [("candle", "c400")], r.reply.text
