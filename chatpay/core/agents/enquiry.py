@@ -244,13 +244,18 @@ def _talked_of(ctx: AgentContext, catalog: Catalog) -> Product | None:
     pool = [p for h in dict.fromkeys([*([ctx.last_product] if ctx.last_product else []), *ctx.last_shown,
                                       *ctx.cart.quantities()]) if (p := catalog.get(h)) is not None]
     said = [w for w in tokens(ctx.turn.text) if len(w) > 2 and w not in NEVER_NAMES and w not in FOLLOW_UP_WORDS]
-    if not pool or not said:
-        return None
-    # "will it charge on the halo charger?" names a product of its own, by two words of its name or more
+    # "will it charge on the halo charger?", "does the 7 in 1 hub work with a macbook air m2" (the
+    # conversation's first question): names a product of its own, by two words of its name or more
     named = sorted((m for m in (ctx.delex.mentions if ctx.delex else ()) if len(m.positions) >= 2 or m.score >= NAMED_SCORE),
                    key=lambda m: (-len(m.positions), -m.score))
     if named:
         return catalog.get(named[0].handle)
+    if not pool:
+        # no product of the conversation to ask about: a word that names one product alone ("hub")
+        weak = {m.handle for m in (ctx.delex.mentions if ctx.delex else ())}
+        return catalog.get(next(iter(weak))) if len(weak) == 1 else None
+    if not said:
+        return None
     # by what a product is (name, type, options), as a removal names its cart line
     handle = CartParser(ctx.engine.mention_index(catalog)).described(said, [p.handle for p in pool], at_least=1,
                                                                       strong=True, tags=False)
