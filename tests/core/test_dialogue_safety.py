@@ -574,3 +574,25 @@ async def test_removing_by_an_option_takes_the_cart_line_that_has_it() -> None:
     assert {ln.variant_id for ln in r.cart.lines} == {"l-navy", "l-black"}
     r = await say(rt, "remove the black one")
     assert [ln.variant_id for ln in r.cart.lines] == ["l-navy"]
+
+
+async def test_switch_the_named_line_even_when_the_product_in_focus_has_that_option_already() -> None:
+    """"switch the bed to the large" right after adding a large mat switches the bed, adds no mat."""
+    from chatpay.config import Settings
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        product("bed", "Snoozeloaf Orthopedic Dog Bed", "A memory foam bed.",
+                [variant("bed-m", "Medium", "60.00"), variant("bed-l", "Large", "90.00")]),
+        product("mat", "ChillPad Cooling Gel Dog Mat", "A gel mat.",
+                [variant("mat-m", "Medium", "30.00"), variant("mat-l", "Large", "40.00")]),
+        product("cat-bed", "Cat Window Bed", "A bed on the window.", [variant("cb", "Default Title", "25.00")]),
+        product("crate-bed", "Crate Bed Pad", "A pad for a crate.", [variant("cp", "Default Title", "35.00")]),
+    ]))
+    await say(rt, "add the orthopedic dog bed in medium")
+    await say(rt, "also a cooling mat, the large")
+    r = await say(rt, "hmm switch the bed to the large")
+    assert sorted((ln.handle, ln.variant_id, ln.quantity) for ln in r.cart.lines) == [
+        ("bed", "bed-l", 1), ("mat", "mat-l", 1)], r.reply.text

@@ -146,6 +146,11 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
     if switched is not None and (not targets or (all(t.handle not in in_cart for t in targets)
                                                  and set(words) & REFERRING)):
         targets = [switched]  # "switch it to the 10 inch": the cart's line, not a product named "... 10 in"
+    elif switched is not None and targets and all(
+            t.via == "last" and t.variant_id in line_variants(ctx, t.handle) for t in targets):
+        # "switch the bed to the large" with the large mat in focus: the mat already is large, so
+        # the switch is the bed's, the one line that has a large to switch to
+        targets = [switched]
     if not targets and ("both" in words or ("all" in words and "them" in words)) and ctx.last_shown:
         targets = [Target(h, 1, "add", via="reference") for h in ctx.last_shown[:MAX_QUANTITY]]
     return await _apply(ctx, targets, price_talk=command.price_talk, unresolved=list(command.unresolved))
