@@ -17,7 +17,7 @@ from typing import Literal
 from chatpay.core.cart import MAX_QUANTITY
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.mentions import NEVER_NAMES, MentionIndex, fullest, in_order
-from chatpay.core.options import match_variant, normalise_units, variant_numbers
+from chatpay.core.options import match_variant, normalise_units, size_word, variant_numbers
 from chatpay.core.quantities import (  # noqa: F401  (re-exported: the parser's public API)
     COUNT_NOUNS,
     ONE_AS_ITEM,
@@ -333,6 +333,12 @@ class CartParser:
                     return target(last_shown[idx], "ordinal")
         if "both" in words or "all" in words and "them" in words:
             return None  # handled by the agent from last_shown
+        # "three of the small ones" after a list: a size of the product in focus, not a shown product
+        # whose tags say "small breed"
+        focus = last_product or (last_shown[0] if len(last_shown) == 1 else None)
+        sized = catalog.get(focus) if focus and size_word(words) is not None else None
+        if sized is not None and match_variant(sized, vwords_all)[0]:
+            return target(sized.handle, "last")
         # "the manual one" among several shown: the one whose own words say "manual".
         described = self.described(words, last_shown)
         if described is not None:
@@ -349,7 +355,6 @@ class CartParser:
             if implied:
                 return target(implied[0], implied[1])
         # A bare variant ("the 1kg", "in black") refers to the product in focus.
-        focus = last_product or (last_shown[0] if len(last_shown) == 1 else None)
         if focus:
             product = catalog.get(focus)
             if product and match_variant(product, vwords_all)[0]:

@@ -596,3 +596,21 @@ async def test_switch_the_named_line_even_when_the_product_in_focus_has_that_opt
     r = await say(rt, "hmm switch the bed to the large")
     assert sorted((ln.handle, ln.variant_id, ln.quantity) for ln in r.cart.lines) == [
         ("bed", "bed-l", 1), ("mat", "mat-l", 1)], r.reply.text
+
+
+def test_a_size_word_after_a_list_sizes_the_product_in_focus_not_one_tagged_with_it() -> None:
+    """"three of the small ones" after fish food was listed first: the small flakes, not the puppy
+    food whose tags say "small breed"."""
+    from chatpay.core.cartparse import CartParser
+    from chatpay.core.catalog import Catalog
+    from chatpay.core.mentions import MentionIndex
+    from tests.core.shop import product, variant
+
+    flakes = product("flakes", "FlakeFeast Tropical Fish Flakes", "Flakes for tropical fish.",
+                     [variant("f1", "1 oz", "4.99"), variant("f2", "2.2 oz", "8.99")])
+    puppy = product("puppy", "Trailhead Puppy Dry Dog Food", "Kibble for puppies.",
+                    [variant("p4", "4 lb", "18.99"), variant("p15", "15 lb", "49.99")], tags=("small breed", "puppy"))
+    parser = CartParser(MentionIndex(Catalog.of("garden", "EUR", [flakes, puppy])))
+    command = parser.parse("three of the small ones please", "add", last_shown=["flakes", "puppy"],
+                           last_product="flakes")
+    assert [(t.handle, t.quantity, t.variant_id) for t in command.targets] == [("flakes", 3, "f1")]
