@@ -614,3 +614,24 @@ def test_a_size_word_after_a_list_sizes_the_product_in_focus_not_one_tagged_with
     command = parser.parse("three of the small ones please", "add", last_shown=["flakes", "puppy"],
                            last_product="flakes")
     assert [(t.handle, t.quantity, t.variant_id) for t in command.targets] == [("flakes", 3, "f1")]
+
+
+async def test_one_more_for_someone_adds_one_more_of_the_product_in_focus() -> None:
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await say(rt, "add the galvanised watering can")
+    r = await say(rt, "one more for my partner")
+    assert r.intent == "cart_add" and r.cart.quantities() == {"watering-can": 2}
+    r = await say(rt, "one more question: is it galvanised inside too?")  # more talk, not more cans
+    assert r.cart.quantities() == {"watering-can": 2}
+
+
+async def test_a_count_before_a_product_name_asks_to_add_it_but_a_model_number_does_not() -> None:
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, "ok just 1 galvanised watering can")
+    assert r.cart.quantities() == {"watering-can": 1}, r.decision.reason
+    r = await say(rt, "type 5 rose fertiliser")  # a name with a number in it: a product question
+    assert r.intent == "enquiry" and r.cart.quantities() == {"watering-can": 1}, r.decision.reason

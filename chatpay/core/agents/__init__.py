@@ -176,6 +176,30 @@ def _names_a_policy(ctx: AgentContext) -> bool:
     return False
 
 
+def _counts_a_product(ctx: AgentContext) -> bool:
+    """ "ok just 1 nest box", "fine, 2 bags of compost": a count right before a product's name, at
+    the start or after filler ("class 5 earmuffs", "pixel 7 case" are names with numbers)."""
+    said = ctx.delex.text.split() if ctx.delex is not None else []
+    return any((w.isdigit() or (w in NUMBER_WORDS and w not in ("a", "an"))) and said[i + 1] == "PRODUCT"
+               and (i == 0 or said[i - 1] in PICK_FILLER or said[i - 1] == "only")
+               for i, w in enumerate(said[:-1]))
+
+
+# "one more question", "another thing": more talk, not more of a product
+_MORE_TALK = frozenset("question questions thing things вопрос вопросик".split())
+
+
+def _asks_for_more(ctx: AgentContext) -> bool:
+    """ "one more for my partner", "another one", "2 more please", "ещё одну": more of the product
+    in focus or in the cart, however the rest of the message reads (a gift, a reason)."""
+    words = tokens(ctx.turn.text)
+    if "?" in ctx.turn.text or len(words) < 2 or not (ctx.last_product or ctx.cart.lines):
+        return False
+    counted = (words[0].isdigit() or words[0] in NUMBER_WORDS) and words[1] in ("more", "ещё", "еще")
+    starts = words[0] in ("another", "ещё", "еще") or counted
+    return starts and not set(words) & _MORE_TALK
+
+
 def _measures_a_cart_option(ctx: AgentContext) -> bool:
     """ "switch it to the 10 inch", "поменяй на большие": a measurement or a size word that names
     an option of a product in the cart."""
@@ -306,6 +330,8 @@ class Engine:
         offer = ctx.state.get("offer")
         if offer and is_affirmative(said):
             return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")
+        if verb is None and _asks_for_more(ctx):
+            return RouteDecision("cart_add", 0.85, reason="more of what is in focus or in the cart", layer="context")
         if verb is not None:
             decision = await self.router.route(ctx.turn, ctx.delex, ctx.history)
             if decision.intent in NEGATABLE:
@@ -366,7 +392,8 @@ class Engine:
         picks_option = decision.intent == "cart_add" and bool(ctx.delex and ctx.delex.variant_words) and shown
         cue_check = getattr(self.router.classifier, "stands", None)  # the fitted classifier's learned cues
         if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option
-                and not cue_check(text, decision.intent) and not stands(text, decision.intent)):
+                and not cue_check(text, decision.intent) and not stands(text, decision.intent)
+                and not (decision.intent == "cart_add" and _counts_a_product(ctx))):
             return replace(decision, intent="enquiry", runner_up=decision.intent, clarify=False,
                            reason=f"{decision.reason}; no words for {decision.intent}: a product question")
         if (decision.layer in ("classifier", "model") and decision.intent in ("cart_add", "payments")
