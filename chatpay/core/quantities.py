@@ -72,7 +72,8 @@ def quantity_problem(segment: str, qty: int | None, max_quantity: int,
     not quantities, however they are written.
     """
     for value in values:
-        segment = re.sub(rf"(?<![\d.,]){re.escape(value)}(?![\d.,]*\d)", " ", segment)
+        # a word, not a gap: the hyphen of a range ("100-120 cm") then reads as no minus sign
+        segment = re.sub(rf"(?<![\d.,]){re.escape(value)}(?![\d.,]*\d)", "v", segment)
     if _NEGATIVE_QTY.search(segment):
         return "negative"
     if _SCIENTIFIC.search(segment):

@@ -301,3 +301,18 @@ def test_measurements_meet_across_units_and_a_litre_said_alone_is_one() -> None:
     assert unit_pairs(tokens("0.5 kg")) == unit_pairs(tokens("500 g"))
     assert unit_pairs(tokens("2m")) == unit_pairs(tokens("200 cm"))
     assert unit_pairs(tokens("2 литра")) != unit_pairs(tokens("литр"))  # a number before it counts litres
+
+
+def test_a_range_option_is_no_minus_sign() -> None:
+    """"the olive tree 100-120 cm" picks the 100-120 cm tree; it used to ask how many (a "-120")."""
+    from chatpay.core.catalog import Catalog
+    from chatpay.core.mentions import MentionIndex
+    from tests.core.shop import product, variant
+
+    tree = product("olive", "Olive Tree (Olea europaea)", "A potted olive.",
+                   [variant("small", "60-80 cm", "39.90"), variant("tall", "100-120 cm", "79.90")])
+    parser = CartParser(MentionIndex(Catalog.of("garden", "EUR", [tree])))
+    [t] = parser.parse("add the olive tree 100-120 cm", "add").targets
+    assert (t.handle, t.variant_id, t.quantity, t.problem) == ("olive", "tall", None, None)
+    [t] = parser.parse("add -2 olive trees", "add").targets
+    assert t.problem == "negative"
