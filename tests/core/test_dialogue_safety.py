@@ -635,3 +635,25 @@ async def test_a_count_before_a_product_name_asks_to_add_it_but_a_model_number_d
     assert r.cart.quantities() == {"watering-can": 1}, r.decision.reason
     r = await say(rt, "type 5 rose fertiliser")  # a name with a number in it: a product question
     assert r.intent == "enquiry" and r.cart.quantities() == {"watering-can": 1}, r.decision.reason
+
+
+async def test_whats_similar_after_a_sold_out_product_lists_in_stock_alternatives() -> None:
+    from chatpay.config import Settings
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        product("santoku", "Ashford Santoku Knife", "A Japanese-style kitchen knife.",
+                [variant("s", "Default Title", "59.00", available=False)], ptype="Kitchen Knife"),
+        product("gyuto", "Kurogane Gyuto Chef's Knife", "A Japanese chef's knife.",
+                [variant("g", "Default Title", "129.00")], ptype="Kitchen Knife"),
+        product("apron", "Canvas Apron", "A kitchen apron.", [variant("a", "Default Title", "29.00")], ptype="Apron"),
+    ]))
+    r = await say(rt, "add the santoku knife")
+    assert r.cart.is_empty and "out of stock" in r.reply.text
+    r = await say(rt, "ok whats similar then")
+    assert r.intent == "enquiry" and r.cart.is_empty
+    assert r.reply.text.startswith("In stock and close to **Ashford Santoku Knife**"), r.reply.text
+    assert [c.handle for c in r.reply.cards][:1] == ["gyuto"]
+    assert all(c.available for c in r.reply.cards)

@@ -176,6 +176,16 @@ def _names_a_policy(ctx: AgentContext) -> bool:
     return False
 
 
+# "what's similar?", "any alternatives?", "есть что-то похожее?", "аналоги есть?"
+SIMILAR = frozenset("similar alternative alternatives alike похожее похожие похожий похожая аналог аналоги аналогичное".split())
+
+
+def asks_for_similar(text: str) -> bool:
+    """Whether ``text`` asks for products like the one in focus (and names no product of its own)."""
+    words = tokens(text)
+    return bool(set(words) & SIMILAR) and len(words) <= 8
+
+
 def _counts_a_product(ctx: AgentContext) -> bool:
     """ "ok just 1 nest box", "fine, 2 bags of compost": a count right before a product's name, at
     the start or after filler ("class 5 earmuffs", "pixel 7 case" are names with numbers)."""
@@ -330,6 +340,8 @@ class Engine:
         offer = ctx.state.get("offer")
         if offer and is_affirmative(said):
             return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")
+        if verb is None and asks_for_similar(text) and ctx.last_product:
+            return RouteDecision("enquiry", 0.85, reason=f"asks what is like {ctx.last_product}", layer="context")
         if verb is None and _asks_for_more(ctx):
             return RouteDecision("cart_add", 0.85, reason="more of what is in focus or in the cart", layer="context")
         if verb is not None:

@@ -147,7 +147,7 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
                                                  and set(words) & REFERRING)):
         targets = [switched]  # "switch it to the 10 inch": the cart's line, not a product named "... 10 in"
     elif switched is not None and targets and all(
-            t.via == "last" and t.variant_id in line_variants(ctx, t.handle) for t in targets):
+            t.via == "last" and t.handle and t.variant_id in line_variants(ctx, t.handle) for t in targets):
         # "switch the bed to the large" with the large mat in focus: the mat already is large, so
         # the switch is the bed's, the one line that has a large to switch to
         targets = [switched]

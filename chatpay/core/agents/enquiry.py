@@ -12,7 +12,8 @@ import logging
 import re
 from collections.abc import Sequence
 
-from chatpay.core.agents import AgentContext, add_button, view_cart_button
+from chatpay.core.agents import AgentContext, add_button, asks_for_similar, view_cart_button
+from chatpay.core.agents.finding import alternatives
 from chatpay.core.buttons import decode, resolve
 from chatpay.core.cartparse import CartParser
 from chatpay.core.catalog import Catalog, Product
@@ -123,6 +124,16 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
             return _about(ctx, product, [])
     if ctx.turn.callback_data:  # a product that left the catalog, or a button we never sent
         return Reply(say("enquiry.product_gone"), callback_answer=say("answer.not_available"))
+    focus = catalog.get(ctx.last_product) if ctx.last_product else None
+    if focus is not None and asks_for_similar(ctx.turn.text) and not _named_in_order(ctx):
+        # "ok whats similar then" after a sold-out refusal: the nearest in-stock products to it
+        similar = await alternatives(ctx, focus, limit=MAX_CARDS)
+        if similar:
+            ctx.remember(last_shown=[p.handle for p in similar], last_product=None, offer=None)
+            ctx.emit("EnquiryAnswered", query=ctx.turn.text, kind="similar", confidence=1.0,
+                     top=[[p.handle, 1.0] for p in similar])
+            return Reply(say("enquiry.similar", name=focus.name), cards=tuple(card(p) for p in similar))
+        return Reply(say("enquiry.no_similar", name=focus.name), quick_replies=(say("quick.what_do_you_sell"),))
     referenced = referenced_products(ctx)
     if len(referenced) == 1:
         ctx.span_attrs["followup"] = [referenced[0].handle]
