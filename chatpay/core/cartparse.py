@@ -17,7 +17,7 @@ from typing import Literal
 from chatpay.core.cart import MAX_QUANTITY
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.mentions import NEVER_NAMES, MentionIndex, fullest, in_order
-from chatpay.core.options import match_variant, normalise_units, size_word, variant_numbers
+from chatpay.core.options import match_variant, normalise_units, option_names, size_word, variant_numbers
 from chatpay.core.quantities import (  # noqa: F401  (re-exported: the parser's public API)
     COUNT_NOUNS,
     ONE_AS_ITEM,
@@ -114,7 +114,8 @@ class CartParser:
             # Variants are matched on the original words: "a €50 gift card" names the €50 card.
             target = self._segment(seg, words, tokens(original), mode, is_set, last_shown, last_product,
                                    cart_handles, message_words=tokens(raw))
-            if target is not None and target.via == "name" and targets and self._only_options(targets, words):
+            if (target is not None and target.via in ("name", "reference", "described") and targets
+                    and self._only_options(targets, words)):
                 # "and the feeder, 6 ports": an option of the feeder, not "pots" misspelt
                 self._attach_variant(targets, tokens(original))
                 continue
@@ -191,7 +192,7 @@ class CartParser:
             return False
         _, said = match_variant(product, words)
         titled = set(tokens(" ".join(v.title for v in product.variants if not v.is_default)))
-        return bool(said) and not _besides(words, said, titled, COUNT_NOUNS)
+        return bool(said) and not _besides(words, said, titled, COUNT_NOUNS, option_names(product))
 
     def _repeats_option(self, targets: list[Target], words: list[str]) -> bool:
         """Whether a clause only names the option the last target already took."""

@@ -148,6 +148,30 @@ def _kept_values(product: Product, variant_id: str) -> set[tuple[str, str]]:
     return set()
 
 
+def option_names(product: Product) -> set[str]:
+    """The words of the product's option names ("waist", "length", "colour")."""
+    return {w for v in product.variants for name, _ in v.options for w in tokens(name)}
+
+
+def _named_values(product: Product, words: Sequence[str]) -> set[tuple[str, str]]:
+    """(option name, word) for each word beside an option's name: "32 waist 34 length" and "waist 32"
+    say which option each number is."""
+    names = {tokens(name)[0]: name for v in product.variants for name, _ in v.options if len(tokens(name)) == 1}
+    values: dict[str, set[str]] = {}
+    for v in product.variants:
+        for name, value in v.options:
+            values.setdefault(name, set()).update(tokens(value))
+    at = [i for i, w in enumerate(words) if w in names]
+    sides: dict[int, list[int]] = {}
+    for i in at:
+        sides[i] = [s for s in (-1, 1) if 0 <= i + s < len(words) and words[i + s] in values[names[words[i]]]]
+    # One order for the whole message, read where only one side holds a value ("... 34 length" at
+    # the end is value-first, so "32 waist 34 length" is 32 waist, 34 length)
+    sure = [s[0] for s in sides.values() if len(s) == 1]
+    side = sure[0] if sure else -1
+    return {(names[words[i]], words[i + (s[0] if len(s) == 1 else side)]) for i, s in sides.items() if s}
+
+
 def match_variant(product: Product, words: Sequence[str], *,
                   prefer: str | None = None) -> tuple[str | None, tuple[str, ...]]:
     """The product's variant named by ``words`` ("1kg", "black", "ground", "бордовые", "10 inch"), if any.
@@ -166,6 +190,7 @@ def match_variant(product: Product, words: Sequence[str], *,
              if _NUMBER.match(w) and i + 1 < len(words) and words[i + 1] in ("one", "ones")}
     best: tuple[int, str | None, tuple[str, ...]] = (0, None, ())
     scored: list[tuple[int, Variant, tuple[str, ...]]] = []
+    named = _named_values(product, words)
     titled = [set(tokens(normalise_units(v.title))) for v in product.variants if not v.is_default]
     # A word every option shares ("step" in "0.9m (3 step)", "1.5m (5 step)") tells none apart.
     shared = set.intersection(*titled) if len(titled) > 1 else set()
@@ -183,6 +208,8 @@ def match_variant(product: Product, words: Sequence[str], *,
                    and _NUMBER.fullmatch(n)} if pairs else {}
         hit = hit + tuple(n for pair in pairs if (n := written.get(pair)) is not None and n not in hit)
         score = len(hit) + len(pairs)
+        if score and named:  # "32 waist 34 length": the value said beside its option's name counts again
+            score += sum(1 for name, value in v.options if (name, value.casefold()) in named)
         if score > best[0] or (score == best[0] and hit and len(vt) == len(hit)):
             best = (score, v.id, hit)
         if score:

@@ -657,3 +657,48 @@ async def test_whats_similar_after_a_sold_out_product_lists_in_stock_alternative
     assert r.reply.text.startswith("In stock and close to **Ashford Santoku Knife**"), r.reply.text
     assert [c.handle for c in r.reply.cards][:1] == ["gyuto"]
     assert all(c.available for c in r.reply.cards)
+
+
+def _jeans_shop():  # type: ignore[no-untyped-def]
+    from chatpay.core.catalog import Catalog, Variant
+    from chatpay.core.money import Money
+    from tests.core.shop import product
+
+    def sized(handle: str, name: str, first: str, second: str, values: list[tuple[str, str]], price: str):  # type: ignore[no-untyped-def]
+        waist = "a high waist, 34 in the leg" if handle == "mom" else "a classic cut"  # only one says "waist"
+        return product(handle, name, f"{name}: jeans with {waist}.", [
+            Variant(f"{handle}-{a}-{b}", f"{a} / {b}", Money.parse(price, "USD"), options=((first, a), (second, b)))
+            for a, b in values], ptype="Jeans")
+
+    pairs = [(w, ln) for w in ("30", "32", "34") for ln in ("32", "34")]
+    return Catalog.of("garden", "USD", [
+        sized("selvedge", "Straight Leg Selvedge Jeans", "Waist", "Length", pairs, "128.00"),
+        sized("carpenter", "Relaxed Carpenter Jeans", "Waist", "Length", pairs, "88.00"),
+        sized("bootcut", "Classic Bootcut Jeans", "Waist", "Length", pairs, "78.00"),
+        sized("mom", "High-Rise Mom Jeans", "Size", "Wash", [("32", "Vintage Blue"), ("34", "Washed Black")], "72.00"),
+        sized("slim", "Slim Fit Stretch Jeans", "Waist", "Length", pairs, "68.00"),
+    ])
+
+
+def test_a_value_beside_its_option_name_says_which_option_it_is() -> None:
+    from chatpay.core.options import match_variant
+    from chatpay.core.text import tokens
+
+    jeans = _jeans_shop().get("selvedge")
+    assert jeans is not None
+    assert match_variant(jeans, tokens("32 waist 34 length"))[0] == "selvedge-32-34"
+    assert match_variant(jeans, tokens("waist 34 length 32"))[0] == "selvedge-34-32"
+    assert match_variant(jeans, tokens("34 waist, 32 length"))[0] == "selvedge-34-32"
+
+
+async def test_naming_one_of_the_kind_offered_with_its_sizes_adds_it_and_only_it() -> None:
+    """After "some jeans" got four suggestions, "the selvedge ones, 32 waist 34 length" picks the
+    selvedge jeans (not suggested) in 32 / 34; the sizes are not another pair's, nor a count of 34."""
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(_jeans_shop())
+    await say(rt, "add some jeans")
+    r = await say(rt, "the selvedge ones, 32 waist 34 length")
+    assert [(ln.handle, ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("selvedge", "selvedge-32-34", 1)], \
+        r.reply.text

@@ -160,6 +160,18 @@ def _picks_one_shown(ctx: AgentContext) -> str | None:
     return picked.pop() if len(picked) == 1 else None
 
 
+def _picks_one_of_the_kind(ctx: AgentContext) -> str | None:
+    """A product of the kind just offered, named though not among those shown ("the selvedge ones,
+    32 waist" after four other jeans were suggested)."""
+    if ctx.catalog is None or ctx.delex is None or not ctx.delex.mentions:
+        return None
+    kinds = {p.product_type for h in ctx.last_shown if (p := ctx.catalog.get(h)) is not None and p.product_type}
+    best = ctx.delex.mentions[0].score
+    named = {m.handle for m in ctx.delex.mentions if m.score >= best - 0.05}
+    of_kind = [h for h in named if (p := ctx.catalog.get(h)) is not None and p.product_type in kinds]
+    return of_kind[0] if len(of_kind) == 1 else None
+
+
 def _names_a_policy(ctx: AgentContext) -> bool:
     """Whether the message holds a keyword of one of the store's policies (whole words)."""
     if ctx.catalog is None or not ctx.catalog.policies:
@@ -329,7 +341,7 @@ class Engine:
         if pending == "keep" and verb is None and any(w.isdigit() or w in NUMBER_WORDS for w in tokens(text)):
             return RouteDecision("cart_remove", 0.9, reason="how many to leave in the cart", layer="context")
         if pending == "pick" and verb is None and "?" not in text:
-            picked = _picks_one_shown(ctx)
+            picked = _picks_one_shown(ctx) or _picks_one_of_the_kind(ctx)
             if picked is not None:
                 return RouteDecision("cart_add", 0.9, reason=f"picked {picked} from the products offered",
                                      layer="context")
