@@ -92,6 +92,31 @@ def mentions_the_cart(text: str) -> bool:
     return any(w in CART_WORDS for w in tokens(text))
 
 
+# Words that may stand before the cart's name when it means the cart: "my bag", "view basket",
+# "what's in the cart", "покажи корзину", "что в корзине".
+_CART_OPENERS = frozenset("""my the your our this that in to from of into view show see check open whats what
+    s is my mine me please pls shopping whole entire current мою моя моей мой в из покажи что показать
+    посмотреть открой""".split())
+_CART_KIND = frozenset("for для of to with".split())
+_CART_PLURALS = frozenset("bags baskets carts trolleys".split())  # many of them: things sold
+
+
+def cart_word_names_a_product(text: str) -> bool:
+    """Whether every cart word of ``text`` names a kind of product instead of the shopper's cart:
+    "poop bags", "the 15 lb bag", "proving basket", "корзина для белья". The cart is meant when the
+    word opens the message or follows a possessive, article or viewing verb, and no "for" follows it."""
+    words = tokens(text)
+    at = [i for i, w in enumerate(words) if w in CART_WORDS - {"order", "заказ"}]
+    if not at:
+        return bool(set(words) & _CART_PLURALS)
+    for i in at:
+        before = words[i - 1] if i else None
+        after = words[i + 1] if i + 1 < len(words) else None
+        if (before is None or before in _CART_OPENERS) and after not in _CART_KIND:
+            return False
+    return True
+
+
 def negated_action(text: str) -> str | None:
     """The action verb a negator governs in ``text``, or None when no command is negated."""
     for clause in _CLAUSE.split(text):

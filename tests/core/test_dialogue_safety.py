@@ -702,3 +702,23 @@ async def test_naming_one_of_the_kind_offered_with_its_sizes_adds_it_and_only_it
     r = await say(rt, "the selvedge ones, 32 waist 34 length")
     assert [(ln.handle, ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("selvedge", "selvedge-32-34", 1)], \
         r.reply.text
+
+
+@pytest.mark.parametrize(("text", "product"), [
+    ("poop bags", True), ("got the puppy food in the 15 lb bag?", True), ("banneton proving basket", True),
+    ("корзина для белья", True), ("bag to carry my knitting about in", True),
+    ("whats in my bag", False), ("show me my shopping cart", False), ("bag?", False), ("что в корзине", False),
+    ("покажи корзину", False), ("view basket please", False), ("add it to my cart", False),
+])
+def test_a_cart_word_names_a_product_when_it_is_modified_or_for_something(text: str, product: bool) -> None:
+    from chatpay.core.negation import cart_word_names_a_product
+
+    assert cart_word_names_a_product(text) is product
+
+
+async def test_a_product_named_with_a_cart_word_is_a_product_question() -> None:
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, "banneton proving basket")  # the classifier reads "basket" as the cart
+    assert r.intent == "enquiry", r.decision.reason

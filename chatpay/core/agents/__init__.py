@@ -24,6 +24,7 @@ from chatpay.core.negation import (
     asks_about_not_for,
     asks_about_orders,
     asks_rather_than_requests,
+    cart_word_names_a_product,
     mentions_the_cart,
     negated_action,
 )
@@ -438,6 +439,11 @@ class Engine:
             # Two readings the classifier cannot tell apart, one of them changing the cart: ask.
             return replace(decision, clarify=True,
                            reason=f"{decision.reason}; {decision.intent} or {decision.runner_up}? asking")
+        if (decision.intent == "cart_view" and decision.layer in ("classifier", "model")
+                and cart_word_names_a_product(text)):
+            # "poop bags", "got the puppy food in the 15 lb bag?": a bag that is sold, not the cart
+            return replace(decision, intent="enquiry", runner_up="cart_view",
+                           reason=f"{decision.reason}; the cart's word names a product")
         takes_away = decision.intent == "cart_remove" or (
             decision.intent == "cart_clear" and not mentions_the_cart(text))
         if takes_away and asks_about_not_for(text):
