@@ -1,0 +1,246 @@
+"""Which product, option and reading a message means when the conversation gives it a choice:
+a switch of the named line, sizes and option names, "one more", alternatives, cart words that name
+products."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.core.test_service import runtime_with, say
+
+
+def _tee_shop():  # type: ignore[no-untyped-def]
+    from chatpay.core.catalog import Catalog, Variant
+    from chatpay.core.money import Money
+    from tests.core.shop import product
+
+    def tee(vid: str, size: str, colour: str, price: str, available: bool = True) -> Variant:
+        return Variant(vid, f"{size} / {colour}", Money.parse(price, "EUR"), available=available,
+                       options=(("Size", size), ("Colour", colour)))
+
+    return Catalog.of("garden", "EUR", [product("tee", "Crew Tee", "A cotton tee.", [
+        tee("l-white", "L", "White", "22.00"), tee("l-navy", "L", "Navy", "22.00"),
+        tee("l-orange", "L", "Orange", "22.00", available=False), tee("s-black", "S", "Black", "22.00"),
+        tee("l-black", "L", "Black", "22.00"), tee("xxl-white", "XXL", "White", "24.00", available=False),
+        tee("xxl-navy", "XXL", "Navy", "24.00"),
+    ])])
+
+
+async def test_switching_one_option_keeps_the_others() -> None:
+    """"switch it to XXL" from L / Navy is XXL / Navy, not the first XXL listed (a sold-out white)."""
+    rt = await runtime_with()
+    await rt.import_catalog(_tee_shop())
+    await say(rt, "add the crew tee in navy L")
+    r = await say(rt, "switch it to XXL")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("xxl-navy", 1)]
+
+
+async def test_after_a_sold_out_option_a_new_colour_keeps_the_size_asked_for() -> None:
+    rt = await runtime_with()
+    await rt.import_catalog(_tee_shop())
+    r = await say(rt, "add the crew tee, L in orange")
+    assert r.cart.is_empty and "out of stock" in r.reply.text
+    r = await say(rt, "black is fine")
+    assert [ln.variant_id for ln in r.cart.lines] == ["l-black"]
+
+
+async def test_a_question_the_search_cannot_place_is_about_the_product_in_the_conversation() -> None:
+    """After the shears were shown, "would the shears cope with thick hawthorn stems?" is about
+    them, not "we don't sell that"; a question naming nothing of the conversation is still declined."""
+    rt = await runtime_with()
+    await say(rt, "tell me about the bypass pruning shears")
+    r = await say(rt, "would the shears cope with thick hawthorn stems for my elderly neighbour?")
+    assert "Bypass Pruning Shears" in r.reply.text and "don't sell" not in r.reply.text
+    r = await say(rt, "do you have a petrol hedge trimmer?")
+    assert "don't sell" in r.reply.text
+
+
+async def test_a_first_question_naming_one_product_by_its_word_is_about_it_and_add_it_adds_it() -> None:
+    """"is the fertiliser ok for my nan's bonsai in cornwall?" opens the conversation: the search
+    declines what it cannot place, but "fertiliser" names one product, so that is the answer."""
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, "is the fertiliser ok for my nan's bonsai in cornwall?")
+    assert r.retrieval is not None and r.retrieval.kind == "none"  # what the search said
+    assert "Rose Fertiliser" in r.reply.text and "don't sell" not in r.reply.text, r.reply.text
+    r = await say(rt, "great, add it please")
+    assert r.cart.quantities() == {"rose-fertiliser": 1}
+
+
+async def test_switch_the_named_line_even_when_the_product_in_focus_has_that_option_already() -> None:
+    """"switch the bed to the large" right after adding a large mat switches the bed, adds no mat."""
+    from chatpay.config import Settings
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        product("bed", "Snoozeloaf Orthopedic Dog Bed", "A memory foam bed.",
+                [variant("bed-m", "Medium", "60.00"), variant("bed-l", "Large", "90.00")]),
+        product("mat", "ChillPad Cooling Gel Dog Mat", "A gel mat.",
+                [variant("mat-m", "Medium", "30.00"), variant("mat-l", "Large", "40.00")]),
+        product("cat-bed", "Cat Window Bed", "A bed on the window.", [variant("cb", "Default Title", "25.00")]),
+        product("crate-bed", "Crate Bed Pad", "A pad for a crate.", [variant("cp", "Default Title", "35.00")]),
+    ]))
+    await say(rt, "add the orthopedic dog bed in medium")
+    await say(rt, "also a cooling mat, the large")
+    r = await say(rt, "hmm switch the bed to the large")
+    assert sorted((ln.handle, ln.variant_id, ln.quantity) for ln in r.cart.lines) == [
+        ("bed", "bed-l", 1), ("mat", "mat-l", 1)], r.reply.text
+
+
+def test_a_size_word_after_a_list_sizes_the_product_in_focus_not_one_tagged_with_it() -> None:
+    """"three of the small ones" after fish food was listed first: the small flakes, not the puppy
+    food whose tags say "small breed"."""
+    from chatpay.core.cartparse import CartParser
+    from chatpay.core.catalog import Catalog
+    from chatpay.core.mentions import MentionIndex
+    from tests.core.shop import product, variant
+
+    flakes = product("flakes", "FlakeFeast Tropical Fish Flakes", "Flakes for tropical fish.",
+                     [variant("f1", "1 oz", "4.99"), variant("f2", "2.2 oz", "8.99")])
+    puppy = product("puppy", "Trailhead Puppy Dry Dog Food", "Kibble for puppies.",
+                    [variant("p4", "4 lb", "18.99"), variant("p15", "15 lb", "49.99")], tags=("small breed", "puppy"))
+    parser = CartParser(MentionIndex(Catalog.of("garden", "EUR", [flakes, puppy])))
+    command = parser.parse("three of the small ones please", "add", last_shown=["flakes", "puppy"],
+                           last_product="flakes")
+    assert [(t.handle, t.quantity, t.variant_id) for t in command.targets] == [("flakes", 3, "f1")]
+
+
+async def test_one_more_for_someone_adds_one_more_of_the_product_in_focus() -> None:
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await say(rt, "add the galvanised watering can")
+    r = await say(rt, "one more for my partner")
+    assert r.intent == "cart_add" and r.cart.quantities() == {"watering-can": 2}
+    r = await say(rt, "one more question: is it galvanised inside too?")  # more talk, not more cans
+    assert r.cart.quantities() == {"watering-can": 2}
+
+
+async def test_a_count_before_a_product_name_asks_to_add_it_but_a_model_number_does_not() -> None:
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, "ok just 1 galvanised watering can")
+    assert r.cart.quantities() == {"watering-can": 1}, r.decision.reason
+    r = await say(rt, "type 5 rose fertiliser")  # a name with a number in it: a product question
+    assert r.intent == "enquiry" and r.cart.quantities() == {"watering-can": 1}, r.decision.reason
+
+
+async def test_whats_similar_after_a_sold_out_product_lists_in_stock_alternatives() -> None:
+    from chatpay.config import Settings
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        product("santoku", "Ashford Santoku Knife", "A Japanese-style kitchen knife.",
+                [variant("s", "Default Title", "59.00", available=False)], ptype="Kitchen Knife"),
+        product("gyuto", "Kurogane Gyuto Chef's Knife", "A Japanese chef's knife.",
+                [variant("g", "Default Title", "129.00")], ptype="Kitchen Knife"),
+        product("apron", "Canvas Apron", "A kitchen apron.", [variant("a", "Default Title", "29.00")], ptype="Apron"),
+    ]))
+    r = await say(rt, "add the santoku knife")
+    assert r.cart.is_empty and "out of stock" in r.reply.text
+    r = await say(rt, "ok whats similar then")
+    assert r.intent == "enquiry" and r.cart.is_empty
+    assert r.reply.text.startswith("In stock and close to **Ashford Santoku Knife**"), r.reply.text
+    assert [c.handle for c in r.reply.cards][:1] == ["gyuto"]
+    assert all(c.available for c in r.reply.cards)
+
+
+def _jeans_shop():  # type: ignore[no-untyped-def]
+    from chatpay.core.catalog import Catalog, Variant
+    from chatpay.core.money import Money
+    from tests.core.shop import product
+
+    def sized(handle: str, name: str, first: str, second: str, values: list[tuple[str, str]], price: str):  # type: ignore[no-untyped-def]
+        waist = "a high waist, 34 in the leg" if handle == "mom" else "a classic cut"  # only one says "waist"
+        return product(handle, name, f"{name}: jeans with {waist}.", [
+            Variant(f"{handle}-{a}-{b}", f"{a} / {b}", Money.parse(price, "USD"), options=((first, a), (second, b)))
+            for a, b in values], ptype="Jeans")
+
+    pairs = [(w, ln) for w in ("30", "32", "34") for ln in ("32", "34")]
+    return Catalog.of("garden", "USD", [
+        sized("selvedge", "Straight Leg Selvedge Jeans", "Waist", "Length", pairs, "128.00"),
+        sized("carpenter", "Relaxed Carpenter Jeans", "Waist", "Length", pairs, "88.00"),
+        sized("bootcut", "Classic Bootcut Jeans", "Waist", "Length", pairs, "78.00"),
+        sized("mom", "High-Rise Mom Jeans", "Size", "Wash", [("32", "Vintage Blue"), ("34", "Washed Black")], "72.00"),
+        sized("slim", "Slim Fit Stretch Jeans", "Waist", "Length", pairs, "68.00"),
+    ])
+
+
+def test_a_value_beside_its_option_name_says_which_option_it_is() -> None:
+    from chatpay.core.options import match_variant
+    from chatpay.core.text import tokens
+
+    jeans = _jeans_shop().get("selvedge")
+    assert jeans is not None
+    assert match_variant(jeans, tokens("32 waist 34 length"))[0] == "selvedge-32-34"
+    assert match_variant(jeans, tokens("waist 34 length 32"))[0] == "selvedge-34-32"
+    assert match_variant(jeans, tokens("34 waist, 32 length"))[0] == "selvedge-34-32"
+
+
+async def test_naming_one_of_the_kind_offered_with_its_sizes_adds_it_and_only_it() -> None:
+    """After "some jeans" got four suggestions, "the selvedge ones, 32 waist 34 length" picks the
+    selvedge jeans (not suggested) in 32 / 34; the sizes are not another pair's, nor a count of 34."""
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(_jeans_shop())
+    await say(rt, "add some jeans")
+    r = await say(rt, "the selvedge ones, 32 waist 34 length")
+    assert [(ln.handle, ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("selvedge", "selvedge-32-34", 1)], \
+        r.reply.text
+
+
+@pytest.mark.parametrize(("text", "product"), [
+    ("poop bags", True), ("got the puppy food in the 15 lb bag?", True), ("banneton proving basket", True),
+    ("корзина для белья", True), ("bag to carry my knitting about in", True),
+    ("whats in my bag", False), ("show me my shopping cart", False), ("bag?", False), ("что в корзине", False),
+    ("покажи корзину", False), ("view basket please", False), ("add it to my cart", False),
+])
+def test_a_cart_word_names_a_product_when_it_is_modified_or_for_something(text: str, product: bool) -> None:
+    from chatpay.core.negation import cart_word_names_a_product
+
+    assert cart_word_names_a_product(text) is product
+
+
+async def test_a_product_named_with_a_cart_word_is_a_product_question() -> None:
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, "banneton proving basket")  # the classifier reads "basket" as the cart
+    assert r.intent == "enquiry", r.decision.reason
+
+
+async def test_which_options_a_named_product_comes_in_answers_that_product_so_the_second_one_is_its_option() -> None:
+    from chatpay.config import Settings
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        product("ink50", "Tide Fountain Pen Ink 50ml", "Dye ink.", [variant("blue", "Blue", "12.50"),
+                                                                   variant("red", "Oxblood", "12.50")]),
+        product("ink30", "Tide Sheen Ink 30ml", "Sheen ink.", [variant("g", "Emerald", "15.00")]),
+        product("ink100", "Tide Fountain Pen Ink 100ml Refill", "Dye ink refill.", [variant("b", "Blue", "19.00")]),
+    ]))
+    r = await say(rt, "what colours does the tide fountain pen ink 50ml come in")
+    assert "Oxblood" in r.reply.text and "Refill" not in r.reply.text
+    r = await say(rt, "add the second one")
+    assert [(ln.handle, ln.variant_id) for ln in r.cart.lines] == [("ink50", "red")]
+
+
+async def test_removing_by_an_option_takes_the_cart_line_that_has_it() -> None:
+    """Two lines of one tee; "remove the black one" is the L / Black line, though "black" alone
+    first names S / Black."""
+    rt = await runtime_with()
+    await rt.import_catalog(_tee_shop())
+    await say(rt, "add the crew tee in navy L")
+    r = await say(rt, "and one in black, size L")
+    assert {ln.variant_id for ln in r.cart.lines} == {"l-navy", "l-black"}
+    r = await say(rt, "remove the black one")
+    assert [ln.variant_id for ln in r.cart.lines] == ["l-navy"]
