@@ -38,9 +38,9 @@ def home_shop() -> Catalog:
     ])
 
 
-async def shop():  # type: ignore[no-untyped-def]
+async def shop(catalog: Catalog | None = None):  # type: ignore[no-untyped-def]
     rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))  # the engine that reads Russian
-    await rt.import_catalog(home_shop())
+    await rt.import_catalog(catalog or home_shop())
     return rt
 
 
@@ -107,20 +107,14 @@ def brush_shop() -> Catalog:
     ])
 
 
-async def brushes():  # type: ignore[no-untyped-def]
-    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
-    await rt.import_catalog(brush_shop())
-    return rt
-
-
 async def test_a_noun_names_the_product_its_adjective_is_made_from() -> None:
-    rt = await brushes()
+    rt = await shop(brush_shop())
     r = await say(rt, "добавь щетку с телескопом")  # "телескопом" names "телескопической"
     assert r.cart.quantities() == {"wash": 1}, r.reply.text
 
 
 async def test_and_another_thing_after_an_addition_adds_it_whatever_its_words() -> None:
-    rt = await brushes()
+    rt = await shop(brush_shop())
     await say(rt, "добавь коврики коричневые")
     await say(rt, "добавь еще щетку для дисков")
     r = await say(rt, "и щетку для мойки с телескопом")  # no verb: it continues the addition
@@ -128,7 +122,7 @@ async def test_and_another_thing_after_an_addition_adds_it_whatever_its_words() 
 
 
 async def test_what_the_shop_does_not_sell_is_quoted_in_russian() -> None:
-    rt = await brushes()
+    rt = await shop(brush_shop())
     r = await say(rt, "есть детские автокресла?")
     assert r.reply.text.startswith("К сожалению, по запросу «"), r.reply.text
 
@@ -143,14 +137,8 @@ def tea_shop() -> Catalog:
     ])
 
 
-async def tea():  # type: ignore[no-untyped-def]
-    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
-    await rt.import_catalog(tea_shop())
-    return rt
-
-
 async def test_a_litre_is_the_1000_ml_option() -> None:
-    rt = await tea()
+    rt = await shop(tea_shop())
     await say(rt, "добавь френч-пресс")
     r = await say(rt, "и заварочный чайник на литр")
     assert r.cart.quantities() == {"press": 1, "teapot": 1}
@@ -158,6 +146,6 @@ async def test_a_litre_is_the_1000_ml_option() -> None:
 
 
 async def test_a_size_word_in_its_own_clause_picks_the_size_of_a_product_named_in_two() -> None:
-    rt = await tea()
+    rt = await shop(tea_shop())
     r = await say(rt, "добавь свечку ваниль и сандал, большую")  # "и" splits the name; "большую" is its size
     assert [(ln.handle, ln.variant_id) for ln in r.cart.lines] == [("candle", "c400")], r.reply.text
