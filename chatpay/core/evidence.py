@@ -51,6 +51,24 @@ CUES: dict[str, frozenset[str]] = {
         оформи оформить оформляй оплатить оплата оплачу оплачиваю заказ чек счет счёт купить""",
         ("check out",)),
 }
+# The words among the cues above that ask to add and nothing else ("take", "want", "then", "I'll"
+# also lean to adding but ask for nothing by themselves)
+ADD_VERBS = frozenset("""add adding added addd put throw chuck stick pop include buy grab another more plus
+    gimme добавь добавьте добавить добавлю положи положите положить закинь кинь ещё еще плюс""".split())
+# ... and the words and phrases that ask to take away and nothing else ("make", "change" also set)
+REMOVE_VERBS = frozenset("""remove removing delete drop minus cancel ditch rid scrap bin
+    убери уберите убрать удали удалите удалить минус выкинь сними снимите вытащи вытащите""".split())
+_TAKE_AWAY = ("take out", "take off", "take it out", "take it off", "take them out", "take them off")
+
+
+def asks_only_to_remove(text: str) -> bool:
+    """A word or phrase that takes away, and none that adds."""
+    words = tokens(text)
+    joined = f" {' '.join(words)} "
+    removes = bool(set(words) & REMOVE_VERBS) or any(f" {p} " in joined for p in _TAKE_AWAY)
+    return removes and not set(words) & ADD_VERBS
+
+
 CUES["chitchat"] = frozenset(  # single words only
     """hi hii hello helo hallo hey heyy heya hiya hoi hola bonjour salut hej ciao yo morning evening thanks thank thx ty cheers bye goodbye later lol lmao haha
     joke funny bot robot human person real weather name who how are you doing sorry love great awesome

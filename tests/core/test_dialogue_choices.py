@@ -244,3 +244,23 @@ async def test_removing_by_an_option_takes_the_cart_line_that_has_it() -> None:
     assert {ln.variant_id for ln in r.cart.lines} == {"l-navy", "l-black"}
     r = await say(rt, "remove the black one")
     assert [ln.variant_id for ln in r.cart.lines] == ["l-navy"]
+
+
+async def test_take_out_after_a_refusal_removes_whatever_else_leans_to_adding() -> None:
+    """"fine, take out the 4.5mm then, I'll wait" after the 5mm was sold out removes the 4.5mm
+    ("I'll" and "then" lean to adding but ask for nothing)."""
+    from chatpay.config import Settings
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(Catalog.of("garden", "EUR", [product(
+        "zing", "KnitPro Zing Straight Needles 35cm", "Aluminium needles.",
+        [variant("z4", "4mm", "6.40"), variant("z45", "4.5mm", "6.60"), variant("z5", "5mm", "6.80", available=False)],
+        ptype="Knitting Needles")]))
+    await say(rt, "add the knitpro zing straight needles 4mm")
+    await say(rt, "and 4.5mm")
+    r = await say(rt, "and 5mm")
+    assert "out of stock" in r.reply.text
+    r = await say(rt, "fine, take out the 4.5mm then, I'll wait")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("z4", 1)], r.reply.text

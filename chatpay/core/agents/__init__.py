@@ -16,7 +16,7 @@ from chatpay.core.cart import Cart
 from chatpay.core.cartparse import sets_quantity
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import NEGATIVE, PICK_FILLER, context_intent, is_affirmative
-from chatpay.core.evidence import asks_switch, stands
+from chatpay.core.evidence import asks_only_to_remove, asks_switch, stands
 from chatpay.core.mentions import NEVER_NAMES, Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.negation import (
@@ -406,6 +406,12 @@ class Engine:
         apart get a question; a question that borrows an action's verb is answered, not acted on.
         """
         text = ctx.turn.text
+        if (decision.intent == "cart_add" and decision.layer in ("classifier", "model") and ctx.cart.lines
+                and asks_only_to_remove(text)):
+            # "fine, take out the 4.5mm then, I'll wait": a removal phrase and no word that adds ("I'll"
+            # and "then" lean to adding, but ask for nothing); the cart agent removes only a line it finds
+            return replace(decision, intent="cart_remove", runner_up="cart_add",
+                           reason=f"{decision.reason}; a removal phrase and no word that adds")
         if (decision.intent == "chitchat" and decision.layer in ("classifier", "model")
                 and _names_a_policy(ctx)):
             # "do you ship for free?": the shop's own policy words make it a question for the shop.
