@@ -47,6 +47,9 @@ def asks_about_not_for(text: str) -> bool:
 
 
 ADVICE = frozenset("should shall".split())
+# What "can I <verb>" asks of the shop rather than of the product
+REQUEST_VERBS = frozenset("""get have order add buy take grab pay check checkout remove see view put get
+    switch change swap make empty clear cancel return book reserve keep try""".split())
 YES_NO = frozenset("will does do is are did was were has have".split())  # "should I get the 50ml or the 100ml?" asks for advice
 SHOP = frozenset("you u".split())
 
@@ -66,7 +69,10 @@ def asks_rather_than_requests(text: str) -> bool:
     if first in ADVICE:
         return subject not in SHOP
     if first in ("can", "could", "may", "would"):
-        return False  # "can I get two?", "could you add it?", "would you remove it?": requests
+        # "can I get two?", "could you add it?", "would you remove it?": requests; "can i use it with
+        # the serum?", "can I wash the cover?": questions about the product
+        verb = words[2] if subject in ("i", "we") and len(words) > 2 else ""
+        return "?" in text and bool(verb) and verb not in REQUEST_VERBS
     # Yes/no questions only: "how do I pay?" and "what do I click to check out?" ask to act.
     return first in YES_NO and subject not in SHOP or first in ("do", "does") and subject in SHOP
 

@@ -264,3 +264,14 @@ async def test_take_out_after_a_refusal_removes_whatever_else_leans_to_adding() 
     assert "out of stock" in r.reply.text
     r = await say(rt, "fine, take out the 4.5mm then, I'll wait")
     assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("z4", 1)], r.reply.text
+
+
+@pytest.mark.parametrize(("text", "question"), [
+    ("can i use it with the niacinamide serum?", True), ("can i wash the cover?", True),
+    ("can I get two?", False), ("can you add it?", False), ("could i order it today?", False),
+    ("can i get four screen protectors for the iphone 16 pro", False),
+])
+def test_can_i_do_something_with_a_product_is_a_question_and_can_i_get_is_a_request(text: str, question: bool) -> None:
+    from chatpay.core.negation import asks_rather_than_requests
+
+    assert asks_rather_than_requests(text) is question
