@@ -184,6 +184,19 @@ class CartParser:
     def _product(self, t: Target) -> Product | None:
         return self.index.catalog.get(t.handle) if t.handle else None
 
+    def _only_owner(self, words: list[str]) -> str | None:
+        """The one product whose option titles hold every option word of ``words`` (two or more
+        letters, no numbers), when the words hold at least one and only one product has them."""
+        said = [w for w in words if w in self.index.variant_vocab and w.isalpha() and len(w) > 1
+                and w not in NEVER_NAMES and w not in FILLER]
+        if not said:
+            return None
+        owners: set[str] | None = None
+        for w in said:
+            having = self.index.option_owners().get(w, set())
+            owners = having if owners is None else owners & having
+        return next(iter(owners)) if owners is not None and len(owners) == 1 else None
+
     def _only_options(self, targets: list[Target], words: list[str]) -> bool:
         """Whether every word of a clause is part of an option of the product named just before."""
         last = targets[-1]
@@ -340,6 +353,12 @@ class CartParser:
         sized = catalog.get(focus) if focus and size_word(words) is not None else None
         if sized is not None and match_variant(sized, vwords_all)[0]:
             return target(sized.handle, "last")
+        # "add two bottles of midnight blue": an option only one product of the shop has names it,
+        # unless the product in focus has it too
+        owner = self._only_owner(words)
+        focused = catalog.get(focus) if focus else None
+        if owner is not None and not (focused is not None and match_variant(focused, vwords_all)[0]):
+            return target(owner, "option")
         # "the manual one" among several shown: the one whose own words say "manual".
         described = self.described(words, last_shown)
         if described is not None:

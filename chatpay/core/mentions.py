@@ -118,6 +118,7 @@ class MentionIndex:
             if _is_cyrillic(t):
                 self._endless[_without_ending(t)].append(t)
         self._sounds: dict[str, list[str]] | None = None  # sound key -> words; built on first need
+        self._owners: dict[str, set[str]] | None = None  # option word -> products (option_owners)
         # Lookups depend only on the word and this (immutable) vocabulary: chat repeats its words, and
         # a worker looks every word of every message up, so the answers are kept (bounded).
         self._looked_up: dict[str, tuple[tuple[str, float], ...]] = {}
@@ -168,6 +169,18 @@ class MentionIndex:
         if not found and len(word) >= 4 and word.isalpha():
             found.extend((t, 0.85) for t in self._sound_alike(word))  # "карку" names Carku
         return found
+
+    def option_owners(self) -> dict[str, set[str]]:
+        """Option word -> the products that have an option with it (built on first need, kept)."""
+        if self._owners is None:
+            owners: dict[str, set[str]] = {}
+            for p in self.catalog:
+                for v in p.variants:
+                    if not v.is_default:
+                        for t in tokens(v.title):
+                            owners.setdefault(t, set()).add(p.handle)
+            self._owners = owners
+        return self._owners
 
     def _derived(self, word: str) -> list[str]:
         """Russian name words made from ``word`` by a suffix: "телескопом" names "телескопической",

@@ -275,3 +275,25 @@ def test_can_i_do_something_with_a_product_is_a_question_and_can_i_get_is_a_requ
     from chatpay.core.negation import asks_rather_than_requests
 
     assert asks_rather_than_requests(text) is question
+
+
+def test_an_option_only_one_product_has_names_that_product() -> None:
+    """"add two bottles of midnight blue" after talk of a pen and its converter: the ink, the one
+    product with a Midnight Blue; "in black", which several have, names none."""
+    from chatpay.core.cartparse import CartParser
+    from chatpay.core.catalog import Catalog
+    from chatpay.core.mentions import MentionIndex
+    from tests.core.shop import product, variant
+
+    catalog = Catalog.of("garden", "EUR", [
+        product("pen", "Kestrel Brass Fountain Pen", "A pen that fills from bottles with its converter.",
+                [variant("pm", "Medium", "58.00"), variant("pb", "Black", "58.00")]),
+        product("converter", "Kestrel Piston Ink Converter", "Fill your pen from ink bottles.",
+                [variant("c", "Default Title", "4.50")]),
+        product("ink", "Tidewater Fountain Pen Ink 50ml", "Bottled ink.",
+                [variant("im", "Midnight Blue", "12.50"), variant("ib", "Black", "12.50")]),
+    ])
+    parser = CartParser(MentionIndex(catalog))
+    [t] = parser.parse("add two bottles of midnight blue", "add", last_shown=["pen", "converter"]).targets
+    assert (t.handle, t.variant_id, t.quantity) == ("ink", "im", 2)
+    assert not [t for t in parser.parse("add two in black", "add").targets if t.handle == "ink"]
