@@ -149,3 +149,12 @@ async def test_a_size_word_in_its_own_clause_picks_the_size_of_a_product_named_i
     rt = await shop(tea_shop())
     r = await say(rt, "добавь свечку ваниль и сандал, большую")  # "и" splits the name; "большую" is its size
     assert [(ln.handle, ln.variant_id) for ln in r.cart.lines] == [("candle", "c400")], r.reply.text
+
+
+async def test_a_message_opening_with_add_and_naming_a_product_adds_it_on_the_legacy_engine_too() -> None:
+    """The legacy classifier reads little Russian: "добавь два полотенца велюр белых" was a product
+    question to it, so the towels were never added and a later "убери одно" emptied the line."""
+    rt = await runtime_with(settings=Settings(business_id="garden"))  # the default (legacy) engine
+    await rt.import_catalog(home_shop())
+    r = await say(rt, "добавь две наволочки серые")
+    assert r.cart.quantities() == {"cases": 2}, r.decision.reason

@@ -208,6 +208,9 @@ def _counts_a_product(ctx: AgentContext) -> bool:
                for i, w in enumerate(said[:-1]))
 
 
+ADD_COMMANDS = frozenset("add добавь добавьте положи положите закинь кинь".split())
+
+
 # "one more question", "another thing": more talk, not more of a product
 _MORE_TALK = frozenset("question questions thing things вопрос вопросик".split())
 
@@ -406,6 +409,13 @@ class Engine:
         apart get a question; a question that borrows an action's verb is answered, not acted on.
         """
         text = ctx.turn.text
+        if (decision.intent == "enquiry" and decision.layer == "classifier" and "?" not in text
+                and tokens(text)[:1] and tokens(text)[0] in ADD_COMMANDS
+                and ctx.delex is not None and "PRODUCT" in ctx.delex.text.split()):
+            # "добавь два полотенца велюр белых": a message that opens with the command to add and
+            # names a product is that command, whatever the classifier made of its other words
+            return replace(decision, intent="cart_add", runner_up="enquiry",
+                           reason=f"{decision.reason}; opens with a command to add a product it names")
         if (decision.intent == "cart_add" and decision.layer in ("classifier", "model") and ctx.cart.lines
                 and asks_only_to_remove(text)):
             # "fine, take out the 4.5mm then, I'll wait": a removal phrase and no word that adds ("I'll"
