@@ -55,6 +55,8 @@ CUES: dict[str, frozenset[str]] = {
 # also lean to adding but ask for nothing by themselves)
 ADD_VERBS = frozenset("""add adding added addd put throw chuck stick pop include buy grab another more plus
     gimme добавь добавьте добавить добавлю положи положите положить закинь кинь ещё еще плюс""".split())
+# ... and those of them that open a command to add ("add the ...", "добавь ...")
+ADD_COMMANDS = frozenset("add добавь добавьте положи положите закинь кинь".split())
 # ... and the words and phrases that ask to take away and nothing else ("make", "change" also set)
 REMOVE_VERBS = frozenset("""remove removing delete drop minus cancel ditch rid scrap bin
     убери уберите убрать удали удалите удалить минус выкинь сними снимите вытащи вытащите""".split())

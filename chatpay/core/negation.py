@@ -48,7 +48,7 @@ def asks_about_not_for(text: str) -> bool:
 
 ADVICE = frozenset("should shall".split())
 # What "can I <verb>" asks of the shop rather than of the product
-REQUEST_VERBS = frozenset("""get have order add buy take grab pay check checkout remove see view put get
+REQUEST_VERBS = frozenset("""get have order add buy take grab pay check checkout remove see view put
     switch change swap make empty clear cancel return book reserve keep try""".split())
 YES_NO = frozenset("will does do is are did was were has have".split())  # "should I get the 50ml or the 100ml?" asks for advice
 SHOP = frozenset("you u".split())
@@ -101,7 +101,7 @@ def mentions_the_cart(text: str) -> bool:
 # Words that may stand before the cart's name when it means the cart: "my bag", "view basket",
 # "what's in the cart", "покажи корзину", "что в корзине".
 _CART_OPENERS = frozenset("""my the your our this that in to from of into view show see check open whats what
-    s is my mine me please pls shopping whole entire current мою моя моей мой в из покажи что показать
+    s is mine me please pls shopping whole entire current мою моя моей мой в из покажи что показать
     посмотреть открой""".split())
 _CART_KIND = frozenset("for для of to with".split())
 _CART_PLURALS = frozenset("bags baskets carts trolleys".split())  # many of them: things sold

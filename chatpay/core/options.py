@@ -156,7 +156,10 @@ def option_names(product: Product) -> set[str]:
 def _named_values(product: Product, words: Sequence[str]) -> set[tuple[str, str]]:
     """(option name, word) for each word beside an option's name: "32 waist 34 length" and "waist 32"
     say which option each number is."""
-    names = {tokens(name)[0]: name for v in product.variants for name, _ in v.options if len(tokens(name)) == 1}
+    titles = {name for v in product.variants for name, _ in v.options}
+    names = {words_[0]: name for name in titles if len(words_ := tokens(name)) == 1}
+    if not set(words) & set(names):
+        return set()  # the common case: no option's name said
     values: dict[str, set[str]] = {}
     for v in product.variants:
         for name, value in v.options:

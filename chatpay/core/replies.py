@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
@@ -92,12 +92,12 @@ def says_sold_out(text: str) -> bool:
                for lang in LANGUAGES)
 
 
-def reply_language(text: str, previous: object, default: str) -> str:
+def reply_language(text: str, previous: object, default: str | Callable[[], str]) -> str:
     """The language to answer ``text`` in.
 
     Mostly Cyrillic letters: Russian. Latin letters with an English word: English. Anything else
     (a number, "ok", a model name, a button press) keeps the conversation's language, and a
-    conversation's first such message takes the shop's (``default``).
+    conversation's first such message takes the shop's (``default``, read only then when a callable).
     """
     cyrillic = len(_CYRILLIC.findall(text))
     latin = len(_LATIN.findall(text))
@@ -105,7 +105,9 @@ def reply_language(text: str, previous: object, default: str) -> str:
         return "ru"
     if set(_LATIN_WORD.findall(text.lower())) & ENGLISH_WORDS:
         return "en"
-    return previous if isinstance(previous, str) and previous in LANGUAGES else default
+    if isinstance(previous, str) and previous in LANGUAGES:
+        return previous
+    return default() if callable(default) else default
 
 
 def catalog_language(catalog: Catalog | None) -> str:

@@ -107,7 +107,7 @@ class TurnService:
             state = await self.stores.conversations.get_state(turn.business_id, turn.thread_id)
             span.attrs.update(products=len(catalog) if catalog else 0, history=len(history), cart_lines=len(cart.lines))
         # Answer in the shopper's language: this message's, else the conversation's, else the shop's.
-        lang = reply_language(turn.text or "", state.get("lang"), catalog_language(catalog))
+        lang = reply_language(turn.text or "", state.get("lang"), lambda: catalog_language(catalog))
         with speaking(lang):
             return await self._answer(turn, trace, forced, started, catalog, cart, history, state)
 

@@ -16,7 +16,7 @@ from chatpay.core.cart import Cart
 from chatpay.core.cartparse import sets_quantity
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import NEGATIVE, PICK_FILLER, context_intent, is_affirmative
-from chatpay.core.evidence import asks_only_to_remove, asks_switch, stands
+from chatpay.core.evidence import ADD_COMMANDS, asks_only_to_remove, asks_switch, stands
 from chatpay.core.mentions import NEVER_NAMES, Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.negation import (
@@ -206,9 +206,6 @@ def _counts_a_product(ctx: AgentContext) -> bool:
     return any((w.isdigit() or (w in NUMBER_WORDS and w not in ("a", "an"))) and said[i + 1] == "PRODUCT"
                and (i == 0 or said[i - 1] in PICK_FILLER or said[i - 1] == "only")
                for i, w in enumerate(said[:-1]))
-
-
-ADD_COMMANDS = frozenset("add добавь добавьте положи положите закинь кинь".split())
 
 
 # "one more question", "another thing": more talk, not more of a product
@@ -410,7 +407,7 @@ class Engine:
         """
         text = ctx.turn.text
         if (decision.intent == "enquiry" and decision.layer == "classifier" and "?" not in text
-                and tokens(text)[:1] and tokens(text)[0] in ADD_COMMANDS
+                and next(iter(tokens(text)), None) in ADD_COMMANDS
                 and ctx.delex is not None and "PRODUCT" in ctx.delex.text.split()):
             # "добавь два полотенца велюр белых": a message that opens with the command to add and
             # names a product is that command, whatever the classifier made of its other words
