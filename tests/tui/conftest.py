@@ -101,11 +101,7 @@ def make_app(runtime: Runtime, **kwargs: Any) -> ChatPayApp:
     kwargs.setdefault("demo", False)
     kwargs.setdefault("stable", True)
     kwargs.setdefault("thread_ids", thread_counter())
-    app = ChatPayApp(runtime, **kwargs)
-    # A tab's underline slides to the new tab; on a loaded machine a snapshot could catch it halfway
-    # (a fresh clone's CI once did). Without animations every snapshot is the settled screen.
-    app.animation_level = "none"
-    return app
+    return ChatPayApp(runtime, **kwargs)
 
 
 async def settle(pilot: Any) -> None:
