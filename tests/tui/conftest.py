@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from textual.widgets import Input
 
 from chatpay.adapters.memory import FixedClock, in_memory_stores
 from chatpay.adapters.mongo import embedded_database, mongo_stores
@@ -105,9 +106,14 @@ def make_app(runtime: Runtime, **kwargs: Any) -> ChatPayApp:
 
 
 async def settle(pilot: Any) -> None:
-    """Wait until every worker (turns, imports) is done and the screen has caught up."""
+    """Wait until every worker (turns, imports) is done and the screen has caught up.
+
+    Inputs stop blinking: a focused input then always shows its cursor, as the snapshots do (a
+    loaded machine took one while the cursor was blinked off)."""
     await pilot.pause()
     await pilot.app.workers.wait_for_complete()
+    for field in pilot.app.query(Input):
+        field.cursor_blink = False
     await pilot.pause()
 
 
