@@ -328,6 +328,14 @@ class CartParser:
             return Target(handle, quantity, "set" if is_set and not own_relative else mode, variant_id, vwords,
                           via, seg.strip(), candidates, problem)
 
+        if mentions and len(mentions[0].words) == 1 and last_shown:
+            # "давай длинную, телескопическую" after a list of snow brushes: a word that is an option
+            # of one product just shown names that option, not the other product whose name holds it
+            lone = mentions[0].words[0]
+            having = [h for h in last_shown if h != mentions[0].handle and (p := catalog.get(h)) is not None
+                      and any(same_word(lone, w) for w in match_variant(p, vwords_all)[1])]
+            if len(having) == 1:
+                return target(having[0], "reference")
         if mentions:
             best = mentions[0]
             close = [m.handle for m in mentions[1:4] if m.score >= best.score - 0.05 and m.score > 0]

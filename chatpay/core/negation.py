@@ -71,6 +71,10 @@ def asks_rather_than_requests(text: str) -> bool:
     if first in ("can", "could", "may", "would"):
         # "can I get two?", "could you add it?", "would you remove it?": requests; "can i use it with
         # the serum?", "can I wash the cover?": questions about the product
+        if subject not in ("i", "we", *SHOP):
+            # "would the flux cable charge my macbook", "can it hold a 16 inch laptop": asked of a
+            # product, which no one asks to act
+            return subject not in ("ya", "someone")
         verb = words[2] if subject in ("i", "we") and len(words) > 2 else ""
         return "?" in text and bool(verb) and verb not in REQUEST_VERBS
     # Yes/no questions only: "how do I pay?" and "what do I click to check out?" ask to act.

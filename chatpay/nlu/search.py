@@ -336,8 +336,9 @@ class CatalogSearch:
         if not stems or not prepared.policies:
             return None
         best: tuple[float, int] | None = None
+        covered_by: dict[int, set[str]] = {}
         for i, phrases in enumerate(prepared.policy_phrases):
-            covered: set[str] = set()
+            covered = covered_by[i] = set()
             for phrase in phrases:
                 n = len(phrase)
                 if any(tuple(stems[j : j + n]) == phrase for j in range(len(stems) - n + 1)):
@@ -348,11 +349,20 @@ class CatalogSearch:
                     best = (share, i)
         if best is None:
             return None
+        share, i = best
         top_strong = float(scored.abstain_features[ABSTAIN_FEATURES.index("top_strong")])
-        if top_strong >= best[0] - 1e-9:  # "what power banks have you got": products, even if a policy names them
+        # "what power banks have you got": products, even if a policy names them. A keyword that no
+        # product holds anywhere still asks the policy when, weighed as product coverage weighs words
+        # (an unknown word weighs most), it says more of the question than the best product does:
+        # "will the merino balls all be the same dye lot?"
+        unknown_idf = math.log(1 + prepared.size + 0.5) if prepared.size else 1.0
+        weight = {t.stem: t.idf if t.known else unknown_idf for t in read.terms}
+        unknown_to_products = bool(covered_by[i] - {t.stem for t in read.terms if t.known})
+        weighed = sum(weight.get(s, 0.0) for s in covered_by[i]) / (sum(weight.get(s, 0.0) for s in stems) or 1.0)
+        if top_strong >= share - 1e-9 and not (unknown_to_products and weighed > top_strong):
             return None
-        policy = prepared.policies[best[1]]
-        return PolicyHit(policy.id, policy.title, round(best[0], 4))
+        policy = prepared.policies[i]
+        return PolicyHit(policy.id, policy.title, round(share, 4))
 
     def candidates(self, prepared: PreparedCatalog, read: ReadQuery, cos: np.ndarray | None) -> np.ndarray:
         """The best products by BM25 and by cosine (``cos``: the question's cosine with every product)."""

@@ -270,6 +270,8 @@ async def test_take_out_after_a_refusal_removes_whatever_else_leans_to_adding() 
     ("can i use it with the niacinamide serum?", True), ("can i wash the cover?", True),
     ("can I get two?", False), ("can you add it?", False), ("could i order it today?", False),
     ("can i get four screen protectors for the iphone 16 pro", False),
+    ("would the flux cable charge my macbook through the hub", True), ("can it hold a 16 inch laptop?", True),
+    ("would you remove it?", False),
 ])
 def test_can_i_do_something_with_a_product_is_a_question_and_can_i_get_is_a_request(text: str, question: bool) -> None:
     from chatpay.core.negation import asks_rather_than_requests
@@ -297,3 +299,85 @@ def test_an_option_only_one_product_has_names_that_product() -> None:
     [t] = parser.parse("add two bottles of midnight blue", "add", last_shown=["pen", "converter"]).targets
     assert (t.handle, t.variant_id, t.quantity) == ("ink", "im", 2)
     assert not [t for t in parser.parse("add two in black", "add").targets if t.handle == "ink"]
+
+
+class _ReadsRemovals:
+    """A classifier that reads every message but an "add ..." command as a removal."""
+
+    def predict(self, text: str) -> list[tuple[str, float]]:
+        return [("cart_add", 0.9), ("cart_remove", 0.1)] if text.startswith("add") else [
+            ("cart_remove", 0.9), ("cart_add", 0.1)]
+
+
+async def test_and_a_product_after_a_removal_adds_it_when_the_cart_does_not_hold_it() -> None:
+    """"one less", then "and the sweet basil seeds": a removal names a line of the cart, so a product
+    the cart lacks is the next thing to add, however the classifier reads it."""
+    rt = await runtime_with(classifier=_ReadsRemovals())
+    await say(rt, "add 3 tomato seeds")
+    await say(rt, "one less")
+    r = await say(rt, "and the sweet basil seeds")
+    assert r.cart.quantities() == {"tomato-seeds": 2, "basil-seeds": 1}, r.decision.reason
+
+
+async def test_yes_to_a_question_about_one_option_adds_that_option() -> None:
+    """"do you have the rose fertiliser in the 5kg bag?" ... "yes please": the 5kg, not the first size."""
+    rt = await runtime_with()
+    await say(rt, "do you have the rose fertiliser in the 5kg bag?")
+    r = await say(rt, "yes please")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("rf-5", 1)], r.reply.text
+
+
+def _gift_card_shop():  # type: ignore[no-untyped-def]
+    from chatpay.core.catalog import Catalog, PolicyDoc
+    from tests.core.shop import garden_shop, product, variant
+
+    card = product("gift-card", "Green Thumb Gift Card", "A card to spend in the shop.",
+                   [variant("g20", "€20", "20.00"), variant("g50", "€50", "50.00")], "Gift cards")
+    return Catalog.of("garden", "EUR", [*garden_shop(), card], store_name="Green Thumb", policies=(
+        PolicyDoc("shipping", "Shipping", "We ship within the EU in 2-4 days; free over €50.", ("shipping", "delivery")),
+        PolicyDoc("gift-cards", "Gift cards", "Gift cards never expire and are emailed at once.",
+                  ("gift card", "gift cards", "voucher", "expire"))))
+
+
+async def test_a_policy_answer_that_names_one_product_keeps_it_in_focus() -> None:
+    """"do your gift cards expire?" is the gift-card policy's question; "the 50 one then" picks that
+    product's option, not "I couldn't find it"."""
+    rt = await runtime_with()
+    await rt.import_catalog(_gift_card_shop())
+    r = await say(rt, "do your gift cards expire?")
+    assert "never expire" in r.reply.text, r.reply.text
+    r = await say(rt, "the 50 one then")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("g50", 1)], r.reply.text
+
+
+async def test_a_policy_word_outweighs_a_pointer_to_the_product_shown() -> None:
+    """"is delivery free on that?" after the watering can was shown asks the delivery policy."""
+    rt = await runtime_with()
+    await say(rt, "tell me about the galvanised watering can")
+    r = await say(rt, "is delivery free on that?")
+    assert "free over €50" in r.reply.text, r.reply.text
+    r = await say(rt, "how much is that?")  # no policy word: still the can
+    assert "Galvanised Watering Can" in r.reply.text, r.reply.text
+
+
+def test_an_option_word_of_a_product_just_shown_is_that_option_not_another_products_name() -> None:
+    """"давай длинную, телескопическую" after snow brushes were listed: the snow brush's telescopic
+    option, not the wash brush whose name holds the word in another case; "и щётку для мойки"
+    still names that one."""
+    from chatpay.core.cartparse import CartParser
+    from chatpay.core.catalog import Catalog
+    from chatpay.core.mentions import MentionIndex
+    from tests.core.shop import product, variant
+
+    parser = CartParser(MentionIndex(Catalog.of("garden", "EUR", [
+        product("snow", "Щётка-сметка для снега со скребком", "Чистит снег.",
+                [variant("s60", "60 см", "490.00"), variant("s90", "90 см, телескопическая", "690.00")]),
+        product("wash", "Щётка для мойки с телескопической ручкой", "Подключается к шлангу.",
+                [variant("w", "Default Title", "1190.00")]),
+        product("wheel", "Щётка для колёсных дисков", "Для литых дисков.", [variant("r", "Default Title", "450.00")]),
+    ])))
+    shown = ["snow", "wheel", "wash"]
+    [t] = parser.parse("давай длинную, телескопическую", "add", last_shown=shown).targets
+    assert (t.handle, t.variant_id) == ("snow", "s90")
+    [t] = parser.parse("и щётку для мойки", "add", last_shown=shown).targets
+    assert t.handle == "wash"

@@ -165,3 +165,18 @@ def test_the_stores_policy_words_are_never_corrected_into_product_words() -> Non
     without_policies = Catalog.of("garden", "EUR", CATALOG, store_name=CATALOG.store_name)
     assert CatalogLexicon(without_policies).read(["доставка"]).terms[0].surface == "подставка"
     assert CatalogLexicon(CATALOG).read(["хозелок"]).terms[0].surface == "hozelock"
+
+
+async def test_a_policy_word_no_product_holds_asks_the_policy_even_beside_a_product(search: CatalogSearch) -> None:
+    """"is the merino yarn one dye lot?" in a shop of merino yarns names the yarns, but
+    "dye" is the dye-lot policy's word and no product's: it says more of the question than the
+    shop's common words, so the policy answers. A policy word the products share does not."""
+    yarns = [_p(f"merino-{w}", f"Merino {w.title()} Yarn", "Yarn", f"A merino {w} yarn in fifty gram balls.", "6.50",
+                ("merino", "yarn"), ("Teal", "Oatmeal")) for w in ("dk", "aran", "sock", "lace", "chunky")]
+    catalog = Catalog.of("garden", "EUR", [*yarns, *CATALOG], store_name=CATALOG.store_name, policies=(
+        PolicyDoc("dye-lots", "Dye lots", "Balls in one order come from one dye lot.", ("dye lot",)),
+        PolicyDoc("delivery", "Delivery", "We deliver in three days.", ("delivery", "yarn"))))
+    result = await search.search(catalog, "is the merino yarn one dye lot?")
+    assert result.kind == "policy" and result.policies[0].id == "dye-lots", result
+    result = await search.search(catalog, "merino aran yarn in teal")
+    assert result.kind == "products" and result.handles[0] == "merino-aran", result

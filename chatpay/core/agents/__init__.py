@@ -371,6 +371,13 @@ class Engine:
         read = context_intent(ctx.delex, ctx.history, self.router.classifier.predict, names)
         if read is not None:
             intent, confidence, why = read
+            mentions = ctx.delex.mentions if ctx.delex is not None else ()
+            best = max((m.score for m in mentions), default=0.0)
+            named = {m.handle for m in mentions if m.score >= best}  # "sweet basil seeds": the basil, not every seed
+            if intent == "cart_remove" and why.startswith("continues") and named and not named & set(ctx.cart.quantities()):
+                # "and birds of britain" after "one less": a removal names a line of the cart; a product
+                # that is not in it, with no word that takes away, is the next thing to add
+                intent, why = "cart_add", f"{why}, but names nothing in the cart: an addition"
             return RouteDecision(intent, confidence, reason=why, layer="context")
         decision = await self.router.route(ctx.turn, ctx.delex, ctx.history)
         if decision.model_called:

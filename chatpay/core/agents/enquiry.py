@@ -135,6 +135,11 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
             return Reply(say("enquiry.similar", name=focus.name), cards=tuple(card(p) for p in similar))
         return Reply(say("enquiry.no_similar", name=focus.name), quick_replies=(say("quick.what_do_you_sell"),))
     referenced = referenced_products(ctx)
+    if referenced and ctx.retrieval is None and ctx.delex is not None and not ctx.delex.mentions:
+        # "is delivery free on that?": the shop's own policy words outweigh the pointer
+        searched = await ctx.engine.retriever.search(catalog, ctx.turn.text, k=ctx.engine.top_k)
+        if searched.kind == "policy":
+            ctx.retrieval, referenced = searched, []
     if len(referenced) == 1:
         ctx.span_attrs["followup"] = [referenced[0].handle]
         return _about(ctx, referenced[0], tokens(ctx.turn.text))
@@ -169,6 +174,12 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
         policy = next(p for p in catalog.policies if p.id == result.policies[0].id)
         composed = f"**{policy.title}**\n{policy.text}"
         text = await _generate(ctx, composed, [], [policy.title + ": " + policy.text])
+        mentioned = {m.handle for m in ctx.delex.mentions} if ctx.delex is not None else set()
+        product = catalog.get(mentioned.pop()) if len(mentioned) == 1 else None
+        if product is not None:  # "what values do your gift cards come in" ... "the 50 one": that product
+            ctx.remember(last_product=product.handle, offer=None,
+                         shown_variants=[product.handle, [v.id for v in product.variants]]
+                         if product.has_options else None)
         return Reply(text)
     products = [p for h in result.products if (p := catalog.get(h.handle)) is not None]
     scores = {h.handle: h.score for h in result.products}
@@ -200,7 +211,10 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
     else:
         query = result.content_query or ctx.turn.text
         composed = say("enquiry.found_for", query=query) if len(query) < 60 else say("enquiry.found")
-    ctx.remember(last_shown=[p.handle for p in shown], last_product=top.handle)
+    # "got the puppy food in the 15 lb bag?" ... "yes please": the option asked about is the one added
+    asked = match_variant(top, tokens(ctx.turn.text))[0] if top.has_options else None
+    ctx.remember(last_shown=[p.handle for p in shown], last_product=top.handle,
+                 focus_variant=[top.handle, asked] if asked else None)
     context = [_product_context(p) for p in shown]
     text = await _generate(ctx, composed, shown, context)
     return Reply(text, cards=tuple(card(p, scores.get(p.handle)) for p in shown))
