@@ -204,6 +204,9 @@ def match_variant(product: Product, words: Sequence[str], *,
         own = [t for t in tokens(normalise_units(v.title)) if t not in NEVER_NAMES and t not in shared]
         vt = own + [t for t in _split_units(own) if t not in own and t in picks]
         hit = tuple(t for t in vt if t in present or _inflected(t, present) or _plural_of(t, present))
+        units = {t for i, t in enumerate(own) if t in UNIT_ALIASES and i and _NUMBER.fullmatch(own[i - 1])}
+        if hit and all(t in units for t in hit):
+            hit = ()  # "the 5mm" shares only the unit of "Small (2-4.5mm)": no option of it ("size M" is one)
         pairs = measured & unit_pairs(tokens(v.title)) if measured else set()
         # A number written apart from its unit ("10 inch") is the option's, not a quantity; one
         # glued to it ("2m") is never read as a quantity anyway, and "add 2 ... 2m" keeps its 2.

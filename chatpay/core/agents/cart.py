@@ -248,8 +248,10 @@ async def _apply_one(ctx: AgentContext, product: Product, t: Target) -> tuple[st
     if old is not None and t.variant_id is not None:
         return await _switch(ctx, product, old, repick(product, t, old)), ()
     in_cart = line_variants(ctx, product.handle)
-    if t.variant_id is None and len(in_cart) == 1:
-        # "one more", "make it 2 cables": the line already in the cart, not a new default variant
+    if len(in_cart) == 1 and (t.variant_id is None or (
+            t.mode == "set" and t.variant_id != in_cart[0] and repick(product, t, in_cart[0]) == in_cart[0])):
+        # "one more", "make it 2 cables": the line already in the cart, not a new default variant;
+        # "make it 6 balls" with Heather / Single ball held: "balls" names that line as well as any
         t = Target(t.handle, t.quantity, t.mode, in_cart[0], t.variant_words, t.via, t.phrase, t.candidates)
     focus = ctx.state.get("focus_variant")
     if not in_cart and isinstance(focus, list) and focus[:1] == [product.handle]:
@@ -375,7 +377,10 @@ async def cart_remove_agent(ctx: AgentContext) -> Reply:
             handle, variant_id = product.handle, held_variant(ctx, product, t)
             await _save(ctx, lambda c, h=handle, n=quantity, v=variant_id: c.remove(h, n, v))
         except (CartError, QuantityError) as exc:
-            said.append(say("cart.cannot_remove", error=exc))
+            if ctx.cart.quantity_of(handle, variant_id) == 0:  # "drop the 4mm" when the 5mm is what is held
+                said.append(say("cart.not_in_cart", name=_label(product, variant_id)))
+            else:
+                said.append(say("cart.cannot_remove", error=exc))
             continue
         ctx.emit("CartItemRemoved", handle=product.handle, quantity=quantity)
         left = ctx.cart.quantity_of(product.handle)

@@ -90,7 +90,10 @@ def referenced_products(ctx: AgentContext) -> list[Product]:
     if ctx.catalog is None or ctx.delex is None:
         return []
     words = tokens(ctx.turn.text)
-    if FOLLOW_UP_WORDS.intersection(words) and (ctx.last_shown or ctx.last_product):
+    # "what about 4.5mm?", "and in black?": an option asked about on its own, of the product in focus
+    asks_other_option = not ctx.delex.mentions and ("?" in ctx.turn.text or words[:2] in (
+        ["what", "about"], ["how", "about"]))
+    if (FOLLOW_UP_WORDS.intersection(words) or asks_other_option) and (ctx.last_shown or ctx.last_product):
         # An option of exactly one product just talked about names it, whatever else matches.
         pool = [p for h in dict.fromkeys([*ctx.last_shown, *([ctx.last_product] if ctx.last_product else [])])
                 if (p := ctx.catalog.get(h)) is not None]
@@ -135,14 +138,19 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
             return Reply(say("enquiry.similar", name=focus.name), cards=tuple(card(p) for p in similar))
         return Reply(say("enquiry.no_similar", name=focus.name), quick_replies=(say("quick.what_do_you_sell"),))
     referenced = referenced_products(ctx)
-    if referenced and ctx.retrieval is None and ctx.delex is not None and not ctx.delex.mentions:
-        # "is delivery free on that?": the shop's own policy words outweigh the pointer
+    if (referenced and ctx.retrieval is None and ctx.delex is not None and not ctx.delex.mentions
+            and not _asks_options(ctx.turn.text)):
+        # "is delivery free on that?": the shop's own policy words outweigh the pointer ("what colours
+        # does it come in?" asks the product's options, whatever policy mentions colour)
         searched = await ctx.engine.retriever.search(catalog, ctx.turn.text, k=ctx.engine.top_k)
         if searched.kind == "policy":
             ctx.retrieval, referenced = searched, []
     if len(referenced) == 1:
         ctx.span_attrs["followup"] = [referenced[0].handle]
-        return _about(ctx, referenced[0], tokens(ctx.turn.text))
+        words = tokens(ctx.turn.text)
+        if not FOLLOW_UP_WORDS.intersection(words):  # "а евро в цвете шалфей есть?": that product is now the one shown
+            ctx.remember(last_shown=[referenced[0].handle])
+        return _about(ctx, referenced[0], words)
     if referenced:  # "how much is it?" after a list: answer for each, and let them pick
         ctx.span_attrs["followup"] = [p.handle for p in referenced]
         lines = [f"• **{p.name}** — {p.price.format()}" + ("" if p.available else say("enquiry.out_of_stock_mark"))
@@ -249,14 +257,16 @@ def _named_in_order(ctx: AgentContext) -> list[Product]:
 
 
 def _about(ctx: AgentContext, product: Product, words: Sequence[str]) -> Reply:
-    ctx.remember(last_product=product.handle, offer=product.handle if product.available else None)
     # "is the 12 inch one big enough?": that option is the one in focus, so "add that" adds it.
     variant_id, _ = match_variant(product, words) if words else (None, ())
+    # "what about 4.5mm?" when the 4.5mm is sold out: nothing to offer to add
+    offered = product.available and (variant_id is None or product.variant(variant_id).available)
+    ctx.remember(last_product=product.handle, offer=product.handle if offered else None)
     ctx.remember(focus_variant=[product.handle, variant_id] if variant_id else None,
                  shown_variants=[product.handle, [v.id for v in product.variants]]
                  if product.has_options and not variant_id else None)
     text = product_answer(product, words)
-    if product.available:
+    if offered:
         text += "\n" + say("enquiry.offer_add")
     ctx.emit("EnquiryAnswered", query=ctx.turn.text, kind="followup", confidence=1.0, top=[[product.handle, 1.0]])
     return Reply(text, cards=(card(product),))

@@ -7,11 +7,13 @@ an option picked from a list just shown, the line a removal names, fewer without
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from chatpay.core.agents import AgentContext
 from chatpay.core.cartparse import Target, count_in, name_head
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.evidence import asks_switch
-from chatpay.core.options import match_variant
+from chatpay.core.options import match_variant, variant_numbers
 from chatpay.core.text import ORDINALS, same_word, tokens
 
 REFERRING = frozenset({"it", "that", "this", "them", "those", "one", "его", "её", "ее", "их", "это"})
@@ -44,11 +46,40 @@ def listed_option(ctx: AgentContext, catalog: Catalog, words: list[str]) -> Targ
     if product is None or not isinstance(variant_ids, list) or (ctx.last_shown and ctx.last_shown[0] != handle):
         return None
     n = ordinals[0]
+    by_value = _nth_value(product, words, n)
+    if by_value is not None:
+        chosen, vwords = by_value
+        quantity, _ = count_in(words, product, values=variant_numbers(product) & set(vwords))
+        return Target(product.handle, quantity, "add", chosen, vwords, via="ordinal")
+    quantity, _ = count_in(words, product)
     idx = len(variant_ids) - 1 if n == -1 else n - 1
     if not 0 <= idx < len(variant_ids):
         return None
-    quantity, _ = count_in(words, product)
     return Target(product.handle, quantity, "add", str(variant_ids[idx]), via="ordinal")
+
+
+def _nth_value(product: Product, words: list[str], n: int) -> tuple[str, tuple[str, ...]] | None:
+    """The variant "the second colour" means: the option named after the ordinal, its values in the
+    order listed (Oatmeal, Heather, ...), not the second of every colour-and-size pair; among the
+    variants with that value, the one the other words name ("5 balls": the single ball), else the
+    first in stock."""
+    at = next(i for i, w in enumerate(words) if w in ORDINALS)
+    said = words[at + 1] if at + 1 < len(words) else ""
+    names = [name for name, _ in product.variants[0].options]
+    named = [name for name in names if len(said) >= 4 and (same_word(said, name.casefold())
+                                                            or said[:4] == name.casefold()[:4])]
+    if len(named) != 1 or len(names) < 2:
+        return None  # one option only: its values are the variants, in the order listed
+    values = list(dict.fromkeys(value for v in product.variants for name, value in v.options if name == named[0]))
+    idx = len(values) - 1 if n == -1 else n - 1
+    if not 0 <= idx < len(values):
+        return None
+    having = tuple(v for v in product.variants if (named[0], values[idx]) in v.options)
+    rest = [w for i, w in enumerate(words) if i not in (at, at + 1)]
+    picked, vwords = match_variant(replace(product, variants=having), rest)
+    if picked is not None:
+        return picked, vwords
+    return next((v for v in having if v.available), having[0]).id, ()
 
 
 def line_variants(ctx: AgentContext, handle: str) -> list[str]:
