@@ -347,11 +347,11 @@ class CartParser:
                     return target(chosen, "name")
             return target(best.handle, "name", tuple(close))
         # Ordinals refer to the products just shown: "the second one", "the last one".
-        for w in words:
+        for i, w in enumerate(words):
             if w in ORDINALS and last_shown:
                 n = ORDINALS[w]
                 idx = len(last_shown) - 1 if n == -1 else n - 1
-                if 0 <= idx < len(last_shown):
+                if 0 <= idx < len(last_shown) and not self._ordinal_of_another(words[i + 1:i + 2], last_shown[idx]):
                     return target(last_shown[idx], "ordinal")
         if "both" in words or "all" in words and "them" in words:
             return None  # handled by the agent from last_shown
@@ -392,6 +392,19 @@ class CartParser:
         if len(having) == 1:
             return target(having[0], "reference")
         return None
+
+    def _ordinal_of_another(self, after: list[str], handle: str) -> bool:
+        """Whether the word after an ordinal names something the product it points at is not: "на
+        вторую машину" is "for the second car", not the second product shown (a scent called "Новая
+        машина" makes "машину" a catalog word, but not one of that product)."""
+        word = after[0] if after else ""
+        if not word or not (self.index.lookup(word) or any(same_word(word, t) for t in self.index.variant_vocab)):
+            return False
+        product = self.index.catalog.get(handle)
+        if product is None:
+            return False
+        own = set(tokens(product.name)) | {t for v in product.variants for t in tokens(v.title)}
+        return not any(same_word(word, t) for t in own)
 
     def _break_tie(
         self,

@@ -133,6 +133,9 @@ class CatalogLexicon:
         self._strong_list = sorted(strong_surfaces)
         self._sounds: dict[str, list[str]] | None = None  # built on first need (see sound_alike)
         self._sound_keys: list[str] = []
+        # The names of options ("Colour", "Size", "Цвет"): words about products though no product's text holds them
+        self.option_stems = frozenset(stem(t) for p in catalog for v in p.variants for name, _ in v.options
+                                      for t in tokens(name))
         self.store_stems = frozenset(stem(t) for t in tokens(catalog.store_name or "") if not is_stopword(t))
         # Each policy's keywords and title as stem phrases (the search answers a policy question from
         # them); their words are the store's vocabulary too: "доставка" is the delivery policy's word,

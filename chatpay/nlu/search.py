@@ -357,10 +357,13 @@ class CatalogSearch:
         # "will the merino balls all be the same dye lot?"
         unknown_idf = math.log(1 + prepared.size + 0.5) if prepared.size else 1.0
         weight = {t.stem: t.idf if t.known else unknown_idf for t in read.terms}
-        unknown_to_products = bool(covered_by[i] - {t.stem for t in read.terms if t.known})
+        unknown_to_products = bool(covered_by[i] - {t.stem for t in read.terms if t.known}
+                                   - prepared.lexicon.option_stems)
         weighed = sum(weight.get(s, 0.0) for s in covered_by[i]) / (sum(weight.get(s, 0.0) for s in stems) or 1.0)
         if top_strong >= share - 1e-9 and not (unknown_to_products and weighed > top_strong):
             return None
+        if top_strong > 0 and covered_by[i] <= prepared.lexicon.option_stems:
+            return None  # "twine: what colours have you got?" asks a product's options, not a colour policy
         policy = prepared.policies[i]
         return PolicyHit(policy.id, policy.title, round(share, 4))
 

@@ -94,3 +94,66 @@ async def test_removing_an_option_that_is_not_in_the_cart_names_it() -> None:
     r = await say(rt, "remove the 5mm bamboo canes")
     assert r.cart.quantities() == {"canes": 1}, r.reply.text
     assert "Bamboo Plant Canes (5mm)" in r.reply.text and "canes is not" not in r.reply.text, r.reply.text
+
+
+async def test_an_options_question_answers_the_options_of_the_best_match() -> None:
+    """"which colours does the sock wool come in?" in a yarn shop (a development shop's catalog, a
+    question of our own) matches its sock yarn best among woolly things: the answer lists that
+    yarn's colours rather than a list of product names."""
+    from chatpay.config import load_settings
+    from chatpay.evaluation.harness import EngineChoice, prepare_runtime, store_spec
+
+    rt = await prepare_runtime(store_spec("loop"), load_settings().with_overrides(nlu="fitted"),
+                               EngineChoice("offline"), backend="memory")
+    r = await rt.service.handle(rt.turn("which colours does the sock wool come in?", thread_id="t1"))
+    assert r.reply.text.startswith("**Fellside Sock 4ply**") and "Options:" in r.reply.text, r.reply.text
+
+
+def test_an_ordinal_before_a_word_of_another_product_points_at_nothing_shown() -> None:
+    """"and two for the second garden" is not the second product shown when "garden" is no word of
+    it; "the second canes" still is."""
+    from chatpay.core.cartparse import CartParser
+    from chatpay.core.mentions import MentionIndex
+
+    parser = CartParser(MentionIndex(_twine_shop()))
+    shown = ["twine", "canes"]
+    assert not [t for t in parser.parse("a pack for the second roll", "add", last_shown=shown).targets
+                if t.via == "ordinal"]
+    [t] = parser.parse("the second canes please", "add", last_shown=shown).targets
+    assert t.handle == "canes"
+
+
+async def test_an_options_question_prefers_the_product_just_talked_about() -> None:
+    """"а какие у облака размеры?" after blankets were recommended: the «Облако» blanket's sizes, not
+    those of the «Облако» pillow, which the search ranks first."""
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        *garden_shop(),
+        product("blanket-cloud", "Одеяло всесезонное «Облако»", "Гипоаллергенное одеяло из микроволокна для аллергиков.",
+                [variant("bc-s", "140х205", "59.00"), variant("bc-d", "172х205", "79.00")], "Одеяла"),
+        product("blanket-north", "Одеяло пуховое «Северное»", "Тёплое пуховое одеяло.",
+                [variant("bn-s", "140х205", "99.00"), variant("bn-d", "172х205", "139.00")], "Одеяла"),
+        product("pillow-cloud", "Подушка «Облако» с микроволокном", "Подушка средней жёсткости.",
+                [variant("pc-s", "50х70", "19.00"), variant("pc-l", "70х70", "24.00")], "Подушки"),
+    ]))
+    await say(rt, "посоветуйте одеяло для аллергика")
+    r = await say(rt, "а какие у облака размеры?")
+    assert "Одеяло всесезонное «Облако»" in r.reply.text and "172х205" in r.reply.text, r.reply.text
+
+
+async def test_an_ordinal_inside_another_products_name_is_not_a_listed_option() -> None:
+    """After the twine's options were listed, "and the first aid plant clips" names the clips (whose
+    name here holds "first"), not the first of the twine's options."""
+    rt = await _shop()
+    await say(rt, "tell me about the jute garden twine")
+    catalog = _twine_shop()
+    clips = catalog.get("clips")
+    assert clips is not None
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        *(p for p in catalog if p.handle != "clips"),
+        Product("clips", "First Aid Plant Clips", clips.description, clips.variants, clips.product_type),
+    ], store_name="Green Thumb", policies=catalog.policies))
+    r = await say(rt, "and the first aid plant clips")
+    assert r.cart.quantities() == {"clips": 1}, r.reply.text

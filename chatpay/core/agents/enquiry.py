@@ -208,6 +208,15 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
     elif len(named) == 1 and named[0].has_options and _asks_options(ctx.turn.text):
         # "what colours does the 50ml ink come in": that product's options, listed in order
         top, shown = named[0], [named[0]]
+    elif not named and _asks_options(ctx.turn.text) and best >= LIKELY:
+        # "чехлы из экокожи в каких цветах бывают?": the options of the best match, not a list of
+        # names; of a product just talked about when it matches too ("а какие у облака размеры?"
+        # after the blanket of that name was recommended, not the pillow)
+        talked = {*ctx.last_shown, *([ctx.last_product] if ctx.last_product else [])}
+        focus = next((p for p in products if p.handle in talked and p.has_options), None)
+        if focus is not None or top.has_options:
+            top = focus or top
+            shown = [top]
     if len(shown) == 1 or len(named) < 2 and result.confidence >= 0.8 and best - scores.get(shown[1].handle, 0) > 0.15:
         composed = product_answer(top, tokens(ctx.turn.text))
         if top.has_options:  # the answer lists its options in order: "the second one" is the second
@@ -229,6 +238,8 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
 
 
 NAMED_SCORE = 0.6
+# The search's even odds that a product is the one asked for (its ranker's decision boundary)
+LIKELY = 0.5
 # Words that ask which options a product comes in (English and Russian stems).
 _OPTION_WORDS = ("colour", "color", "size", "shade", "scent", "flavour", "flavor", "option", "variant", "version",
                  "length", "width", "цвет", "размер", "оттен", "запах", "вкус", "вариант")

@@ -42,6 +42,8 @@ def listed_option(ctx: AgentContext, catalog: Catalog, words: list[str]) -> Targ
     if not isinstance(listed, list) or len(listed) != 2 or len(ordinals) != 1 or len(ctx.last_shown) > 1:
         return None
     handle, variant_ids = listed
+    if ctx.delex is not None and any(m.handle != handle and len(m.positions) >= 2 for m in ctx.delex.mentions):
+        return None  # "and the first socks pattern" after the sock yarn's colours: a product of its own
     product = catalog.get(str(handle))
     if product is None or not isinstance(variant_ids, list) or (ctx.last_shown and ctx.last_shown[0] != handle):
         return None
