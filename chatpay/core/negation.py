@@ -98,6 +98,17 @@ def asks_about_orders(text: str) -> bool:
     return any(tuple(words[i : i + len(p)]) == p for p in ORDER_QUESTIONS for i in range(len(words) - len(p) + 1))
 
 
+_HOW_MUCH = (("how", "much"), ("сколько",), ("what", "does", "it", "come", "to"))
+_NOW = frozenset("now теперь сейчас".split())
+
+
+def asks_new_total(text: str) -> bool:
+    """"how much is it now", "сколько теперь выходит?": after a change to the cart, its new total."""
+    words = tokens(text)
+    asks = any(tuple(words[i : i + len(p)]) == p for p in _HOW_MUCH for i in range(len(words) - len(p) + 1))
+    return asks and bool(_NOW & set(words))
+
+
 def mentions_the_cart(text: str) -> bool:
     return any(w in CART_WORDS for w in tokens(text))
 

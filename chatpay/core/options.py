@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from chatpay.core.catalog import Product, Variant
 from chatpay.core.mentions import NEVER_NAMES
@@ -220,6 +221,13 @@ def match_variant(product: Product, words: Sequence[str], *,
             best = (score, v.id, hit)
         if score:
             scored.append((score, v, hit))
+    if best[0] and size_word(words) is not None:
+        # "the neroli one in the large size": among the neroli options, the largest
+        equal = {v.id: (v, hit) for n, v, hit in scored if n == best[0]}
+        if len(equal) > 1:
+            sized, _ = _by_size(replace(product, variants=tuple(v for v, _ in equal.values())), words)
+            if sized is not None:
+                return sized, equal[sized][1]
     if best[0] and prefer is not None:
         kept = _kept_values(product, prefer)
         tied = [(len(kept & set(v.options)), v.available, v.id, hit) for n, v, hit in scored if n == best[0]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # Letters of every script are words: a Cyrillic or Greek message is read, not dropped.
 _WORD = re.compile(r"[^\W_]+(?:[.,][0-9]+)?(?:'[^\W\d_]+)?")
@@ -138,3 +138,20 @@ def same_word(a: str, b: str) -> bool:
         return True
     shorter = min(len(a), len(b))
     return shorter >= 5 and a[: shorter - 2] == b[: shorter - 2] and abs(len(a) - len(b)) <= 2
+
+
+# A name told apart by word order ("usb c to usb c" against "usb a to usb c") shares a run of three
+# words or more with the message; two in a row ("usb c") names are shared too often to tell
+MIN_RUN = 3
+
+
+def longest_run(a: Sequence[str], b: Sequence[str]) -> int:
+    """The length of the longest run of words ``a`` and ``b`` share in the same order."""
+    best = 0
+    for i in range(len(a)):
+        for j in range(len(b)):
+            n = 0
+            while i + n < len(a) and j + n < len(b) and a[i + n] == b[j + n]:
+                n += 1
+            best = max(best, n)
+    return best

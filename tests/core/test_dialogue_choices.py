@@ -381,3 +381,31 @@ def test_an_option_word_of_a_product_just_shown_is_that_option_not_another_produ
     assert (t.handle, t.variant_id) == ("snow", "s90")
     [t] = parser.parse("и щётку для мойки", "add", last_shown=shown).targets
     assert t.handle == "wash"
+
+
+class _ReadsQuestions:
+    """A classifier that reads every message but an "add ..." or "one less" command as a question."""
+
+    def predict(self, text: str) -> list[tuple[str, float]]:
+        if text.startswith("add"):
+            return [("cart_add", 0.9), ("enquiry", 0.1)]
+        if text.startswith("one less"):
+            return [("cart_remove", 0.9), ("enquiry", 0.1)]
+        return [("enquiry", 0.9), ("cart_view", 0.1)]
+
+
+async def test_how_much_is_it_now_after_a_change_shows_the_cart() -> None:
+    """"how much is it now" after the cart changed asks its new total, however the classifier reads it."""
+    rt = await runtime_with(classifier=_ReadsQuestions())
+    await say(rt, "add 2 tomato seeds and a watering can")
+    await say(rt, "one less tomato seeds")
+    r = await say(rt, "how much is it now")
+    assert r.intent == "cart_view" and "€37.20" in r.reply.text, r.reply.text
+
+
+async def test_a_request_after_a_question_in_one_message_is_acted_on() -> None:
+    """"do you have the shears in red? add them then" asks, then asks to add: the red shears go in."""
+    rt = await runtime_with()
+    await say(rt, "tell me about the bypass pruning shears")
+    r = await say(rt, "is there a red one? add it then")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("ps-r", 1)], r.decision.reason

@@ -157,3 +157,33 @@ async def test_an_ordinal_inside_another_products_name_is_not_a_listed_option() 
     ], store_name="Green Thumb", policies=catalog.policies))
     r = await say(rt, "and the first aid plant clips")
     assert r.cart.quantities() == {"clips": 1}, r.reply.text
+
+
+def test_a_size_word_picks_among_the_options_the_other_words_name() -> None:
+    """"the neroli one in the large size" of Fig / Neroli in 250 and 500 ml is Neroli / 500ml, not
+    the first neroli."""
+    from chatpay.core.options import match_variant
+    from chatpay.core.text import tokens
+
+    lotion = product("lotion", "Body Lotion", "A light lotion.", [
+        variant(f"{s[0]}-{ml}", f"{s} / {ml}ml", "16.00") for s in ("Fig", "Neroli") for ml in ("250", "500")])
+    assert match_variant(lotion, tokens("the neroli one in the large size"))[0] == "N-500"
+    assert match_variant(lotion, tokens("the small fig"))[0] == "F-250"
+
+
+async def test_cables_told_apart_by_word_order_are_picked_by_it() -> None:
+    """After "add a cable" offered cables that share their words, "the usb-c to usb-c one, 1m white"
+    is that cable in that option, not the USB-A to USB-C one."""
+    def cable(handle: str, name: str, price: str) -> Product:
+        return product(handle, name, "A braided cable.", [
+            variant(f"{handle}-{m}-{c[0]}", f"{m} / {c}", price) for m in ("1m", "2m") for c in ("White", "Black")])
+
+    rt = await runtime_with()
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        cable("a-c", "Braidline USB-A to USB-C Cable", "7.99"), cable("multi", "Braidline 3-in-1 Multi Charging Cable", "13.99"),
+        cable("c-c", "Braidline USB-C to USB-C Cable", "6.99"), cable("a-l", "Braidline USB-A to Lightning Cable", "9.99"),
+    ]))
+    r = await say(rt, "add a cable")
+    assert r.cart.is_empty, r.reply.text
+    r = await say(rt, "the usb-c to usb-c one, 1m white")
+    assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("c-c-1m-W", 1)], r.reply.text

@@ -16,13 +16,21 @@ from chatpay.core.cart import Cart
 from chatpay.core.cartparse import sets_quantity
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.context import NEGATIVE, PICK_FILLER, context_intent, is_affirmative
-from chatpay.core.evidence import ADD_COMMANDS, asks_only_to_remove, asks_switch, stands
+from chatpay.core.evidence import (
+    ADD_COMMANDS,
+    asks_only_to_remove,
+    asks_switch,
+    has_cue,
+    points_or_counts,
+    stands,
+)
 from chatpay.core.mentions import NEVER_NAMES, Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.negation import (
     QUESTION_OPENERS,
     asks_about_not_for,
     asks_about_orders,
+    asks_new_total,
     asks_rather_than_requests,
     cart_word_names_a_product,
     mentions_the_cart,
@@ -33,8 +41,13 @@ from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.replies import say
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
-from chatpay.core.text import NUMBER_WORDS, normalise, same_word, tokens
+from chatpay.core.text import MIN_RUN, NUMBER_WORDS, longest_run, normalise, same_word, tokens
 from chatpay.core.turns import Button, Message, Reply, Turn
+
+# "давай его", "add two then": a request after a question runs to a few words; on the development
+# shops' routing cases, words after a question that hold an add cue and a pointer but ask for
+# nothing ("asking because my old one ... i dont want to go through that again") run to 15 or more
+SHORT_REQUEST = 6
 
 Agent = Callable[["AgentContext"], Awaitable[Reply]]
 
@@ -158,7 +171,16 @@ def _picks_one_shown(ctx: AgentContext) -> str | None:
         own = {w for w in words if not any(same_word(w, o) for o in others)}
         if any(same_word(s, w) for s in said for w in own):
             picked.add(handle)
-    return picked.pop() if len(picked) == 1 else None
+    if len(picked) == 1:
+        return picked.pop()
+    # "the usb-c to usb-c one" among cables that share every word: the name holding the longest run
+    # of the message's words, three or more, unlike any other
+    message = tokens(ctx.turn.text)
+    runs = sorted(((longest_run(message, tokens(p.name)), h) for h in ctx.last_shown
+                   if (p := ctx.catalog.get(h)) is not None), reverse=True)
+    if runs and runs[0][0] >= MIN_RUN and (len(runs) == 1 or runs[0][0] > runs[1][0]):
+        return runs[0][1]
+    return None
 
 
 def _picks_one_of_the_kind(ctx: AgentContext) -> str | None:
@@ -364,6 +386,8 @@ class Engine:
             return decision
         if asks_about_orders(text):
             return RouteDecision("payments", 0.95, reason="asks about their orders or payment", layer="context")
+        if asks_new_total(text) and ctx.cart.lines and not (ctx.delex and ctx.delex.mentions):
+            return RouteDecision("cart_view", 0.85, reason="asks the cart's total now", layer="context")
         switched = _switch_request(ctx) or _set_request(ctx)
         if switched is not None:
             return switched
@@ -383,6 +407,12 @@ class Engine:
         if decision.model_called:
             ctx.model_calls += 1
         decision = self._safeguarded(ctx, decision)
+        tail = text.rsplit("?", 1)[1].strip() if "?" in text else ""
+        if (decision.intent == "enquiry" and tail and len(tokens(tail)) <= SHORT_REQUEST
+                and has_cue(tail, "cart_add") and points_or_counts(tail)):
+            # "а бежевое есть? давай его", "is it in stock? add two then": the question, then a request
+            decision = replace(decision, intent="cart_add", runner_up="enquiry",
+                               reason=f"{decision.reason}; a request to add after the question")
         if (decision.intent == "chitchat" and decision.layer in ("classifier", "model") and ctx.catalog is not None
                 and getattr(self.retriever, "fitted_abstention", False)):
             # Only a search whose "we don't sell that" is fitted may overrule small talk; the legacy
