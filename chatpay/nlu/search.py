@@ -32,7 +32,7 @@ from chatpay.core.ports import ChatMessage, ChatModel, ChatRequest, Embedder, St
 from chatpay.core.retrieval.prepared import PreparedCache
 from chatpay.core.retrieval.results import PolicyHit, ProductHit, RetrievalResult
 from chatpay.nlu.fitted import FittedModels, load_models
-from chatpay.nlu.lexicon import BM25_K1, STRONG, CatalogLexicon, ReadQuery
+from chatpay.nlu.lexicon import BM25_K1, NAME, STRONG, CatalogLexicon, ReadQuery
 from chatpay.nlu.query import ParsedQuery, parse
 from chatpay.nlu.text import stem
 
@@ -43,6 +43,11 @@ DENSE_TEXT_CHARS = 240
 EMBED_BATCH = 256
 OVERVIEW_CONFIDENCE = 0.9
 MODEL_CHOICES = 6
+# A question the search declines may still name a product by a rare word of its name ("flannel",
+# "скатерть"): the products whose names hold it, at most this many (a word more names share is the
+# shop's trade, "cable", and offers nothing in particular) ...
+NEAR_NAMES = 3
+NEAR_MIN_LETTERS = 4  # ... and words of four letters or more ("usb", "led" name kinds of many things)
 
 RANK_FEATURES = (
     "bm25_rel", "bm25_norm", "cov_strong", "cov_any", "cov_name", "cov_type", "name_precision",
@@ -247,7 +252,8 @@ class CatalogSearch:
                 rest = tuple(h for h in hits if h is not first)
                 return RetrievalResult(query, corrected, "products", (first, *rest), (), round(float(first.score), 4))
         if not hits or self.declines(q, scored):
-            return RetrievalResult(query, corrected, "none", (), (), round(scored.p_not_sold, 4))
+            return RetrievalResult(query, corrected, "none", (), (), round(scored.p_not_sold, 4),
+                                   near=self._near(prepared, read, hits))
         confidence = float(scored.probs[order[0]]) * (1.0 - scored.p_not_sold)
         return RetrievalResult(query, corrected, "products", hits, (), round(confidence, 4))
 
@@ -277,6 +283,24 @@ class CatalogSearch:
         names_nothing = q.has_budget and not q.content
         compares_two = "compare" in q.cues and int((scored.probs >= 0.5).sum()) >= 2
         return scored.p_not_sold >= self.models.abstain_threshold and not names_nothing and not compares_two
+
+    @staticmethod
+    def _near(prepared: PreparedCatalog, read: ReadQuery, hits: tuple[ProductHit, ...]) -> tuple[ProductHit, ...]:
+        """Of the ranked candidates, those whose name holds a word of the question that at most
+        :data:`NEAR_NAMES` products' names hold: what the shopper named, if not all they asked."""
+        by_handle = {h: i for i, h in enumerate(prepared.lexicon.handles)}
+        out = []
+        for hit in hits:
+            doc = by_handle[hit.handle]
+            for t in read.terms:
+                p = prepared.lexicon.postings.get(t.stem) if t.known else None
+                if p is None or len(t.surface) < NEAR_MIN_LETTERS:
+                    continue
+                named = (p.masks & (1 << NAME)) != 0
+                if int(named.sum()) <= NEAR_NAMES and bool(np.any(p.docs[named] == doc)):
+                    out.append(hit)
+                    break
+        return tuple(out[:NEAR_NAMES])
 
     def _unsure(self, p_not_sold: float) -> bool:
         lo, hi = self.models.meta.get("unsure", (0.0, 0.0))

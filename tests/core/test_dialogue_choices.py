@@ -409,3 +409,16 @@ async def test_a_request_after_a_question_in_one_message_is_acted_on() -> None:
     await say(rt, "tell me about the bypass pruning shears")
     r = await say(rt, "is there a red one? add it then")
     assert [(ln.variant_id, ln.quantity) for ln in r.cart.lines] == [("ps-r", 1)], r.decision.reason
+
+
+async def test_a_declined_question_offers_the_closest_products_its_words_name() -> None:
+    """"seeds of doubt, the novel" is no seed packet: the reply says so and offers the seeds as the
+    closest; with a cart held, the same question is declined plainly (it is rather about the cart)."""
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, "seeds of doubt, the novel")
+    assert "closest" in r.reply.text and "Heirloom Tomato Seeds" in [c.title for c in r.reply.cards], r.reply.text
+    await say(rt, "add the galvanised watering can")
+    r = await say(rt, "seeds of doubt, the novel")
+    assert "don't sell" in r.reply.text and not r.reply.cards, r.reply.text

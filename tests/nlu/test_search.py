@@ -180,3 +180,13 @@ async def test_a_policy_word_no_product_holds_asks_the_policy_even_beside_a_prod
     assert result.kind == "policy" and result.policies[0].id == "dye-lots", result
     result = await search.search(catalog, "merino aran yarn in teal")
     assert result.kind == "products" and result.handles[0] == "merino-aran", result
+
+
+async def test_a_declined_question_keeps_the_products_its_rare_name_word_names(search: CatalogSearch) -> None:
+    """"a reel for my fishing rod" is not sold, but "reel" is a word of one product's name: that
+    product is the closest, kept apart from the answer; "do you sell TVs?" names no product."""
+    result = await search.search(CATALOG, "a reel for my fishing rod")
+    assert result.kind == "none" and not result.products
+    assert [h.handle for h in result.near] == ["hose-reel"]
+    result = await search.search(CATALOG, "do you sell TVs?")
+    assert result.kind == "none" and not result.near

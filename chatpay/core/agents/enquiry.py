@@ -177,7 +177,8 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
         if talked_of is not None:  # "is the 12v one strong enough for shelves?" after a list of drills
             ctx.span_attrs["followup"] = [talked_of.handle]
             return _about(ctx, talked_of, tokens(ctx.turn.text))
-        return _abstain(ctx, catalog, result.content_query)
+        return _abstain(ctx, catalog, result.content_query,
+                        [p for h in result.near if (p := catalog.get(h.handle)) is not None])
     if result.kind == "policy" and result.policies:
         policy = next(p for p in catalog.policies if p.id == result.policies[0].id)
         composed = f"**{policy.title}**\n{policy.text}"
@@ -308,7 +309,13 @@ def _talked_of(ctx: AgentContext, catalog: Catalog) -> Product | None:
     return catalog.get(handle) if handle else None
 
 
-def _abstain(ctx: AgentContext, catalog: Catalog, query: str) -> Reply:
+def _abstain(ctx: AgentContext, catalog: Catalog, query: str, near: Sequence[Product] = ()) -> Reply:
+    if near and ctx.cart.is_empty:
+        # "a warm flannel for fall": not quite what was asked, but named by it. With a cart, a question
+        # the search declines is rather about what the shopper holds, so the list shown stays.
+        ctx.remember(offer=None, last_shown=[p.handle for p in near])
+        text = say("enquiry.closest", what=query) if query and len(query) < 60 else say("enquiry.closest_that")
+        return Reply(text, cards=tuple(card(p) for p in near))
     groups = list(catalog.categories())
     shown = ", ".join(groups[:6])
     if query and len(query) < 60:

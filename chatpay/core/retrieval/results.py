@@ -47,6 +47,9 @@ class RetrievalResult:
         policies: matching policies, best first; they lead only when ``kind`` is ``policy``.
         confidence: 0..1, how likely the first product (or policy, or the overview) is what
             the shopper meant; for ``none``, how likely it is that the shop has nothing that fits.
+        near: for ``none``, the products whose own name holds a word of the question that few
+            names share ("a warm flannel for fall": the flannel overshirt), best first: the
+            closest the shop has, offered as such, never as the answer.
     """
 
     query: str
@@ -55,6 +58,7 @@ class RetrievalResult:
     products: tuple[ProductHit, ...]
     policies: tuple[PolicyHit, ...]
     confidence: float
+    near: tuple[ProductHit, ...] = ()
 
     def ranked_keys(self) -> list[str]:
         """``policy:<id>`` keys first when ``kind`` is ``policy``, then product handles."""
