@@ -182,6 +182,8 @@ async def test_cables_told_apart_by_word_order_are_picked_by_it() -> None:
     await rt.import_catalog(Catalog.of("garden", "EUR", [
         cable("a-c", "Braidline USB-A to USB-C Cable", "7.99"), cable("multi", "Braidline 3-in-1 Multi Charging Cable", "13.99"),
         cable("c-c", "Braidline USB-C to USB-C Cable", "6.99"), cable("a-l", "Braidline USB-A to Lightning Cable", "9.99"),
+        product("c-a", "Hopper USB-C to USB-A Adapter (2-Pack)", "Small adapters.", [variant("ca", "Default Title", "8.99")]),
+        product("c-h", "Hopper USB-C to HDMI Adapter", "Mirror your screen.", [variant("ch", "Default Title", "15.99")]),
     ]))
     r = await say(rt, "add a cable")
     assert r.cart.is_empty, r.reply.text
