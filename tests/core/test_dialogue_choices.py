@@ -422,3 +422,30 @@ async def test_a_declined_question_offers_the_closest_products_its_words_name() 
     await say(rt, "add the galvanised watering can")
     r = await say(rt, "seeds of doubt, the novel")
     assert "don't sell" in r.reply.text and not r.reply.cards, r.reply.text
+
+
+async def test_a_question_the_product_cannot_answer_points_at_the_product_its_description_names() -> None:
+    """"can i fill it from a bottle?" of a pen that "takes cartridges or the Piston Converter": the
+    converter, which fills from bottles, is suggested; "does it have a guarantee?" is answered by
+    the pen's own text and suggests nothing, and offers no second pen: one is in the cart."""
+    from chatpay.config import Settings
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        product("pen", "Kestrel Scholar Fountain Pen", "A light resin pen. Takes standard cartridges or the "
+                "Kestrel Piston Converter. Comes with a 5-year guarantee.", [variant("p", "Default Title", "22.00")]),
+        product("conv", "Kestrel Piston Converter", "Fill your fountain pen from ink bottles.",
+                [variant("c", "Default Title", "4.50")]),
+        product("ink", "Tidewater Ink 50ml", "Bottled ink in deep blue.", [variant("i", "Default Title", "12.50")]),
+    ]))
+    await say(rt, "add the kestrel scholar fountain pen")
+    r = await say(rt, "can i fill it from a bottle?")
+    assert r.reply.text.startswith("**Kestrel Scholar Fountain Pen**"), r.reply.text
+    assert "You may also want **Kestrel Piston Converter**" in r.reply.text, r.reply.text
+    r = await say(rt, "does it have a guarantee?")
+    assert r.reply.text.startswith("**Kestrel Scholar Fountain Pen**") and "You may also want" not in r.reply.text
+    assert "add it to your cart" not in r.reply.text  # it is in the cart already: nothing to offer
+    r = await say(rt, "ok lets pay")
+    assert r.intent == "payments" and r.cart.quantities() == {"pen": 1}, r.reply.text

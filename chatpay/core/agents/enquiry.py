@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from chatpay.core.agents import AgentContext, add_button, asks_for_similar, view_cart_button
 from chatpay.core.agents.finding import alternatives
@@ -22,7 +23,7 @@ from chatpay.core.mentions import NEVER_NAMES
 from chatpay.core.options import match_variant
 from chatpay.core.ports import ChatMessage, ChatRequest
 from chatpay.core.replies import say
-from chatpay.core.text import ORDINALS, tokens
+from chatpay.core.text import ORDINALS, same_word, tokens
 from chatpay.core.turns import ProductCard, Reply
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,11 @@ def referenced_products(ctx: AgentContext) -> list[Product]:
             return with_option
     if ctx.delex.mentions:
         return []
-    if not FOLLOW_UP_WORDS.intersection(words) or not ctx.last_shown:
+    if not FOLLOW_UP_WORDS.intersection(words):
         return []
+    if not ctx.last_shown:  # "does it have a guarantee?" right after adding it: the product in focus
+        focused = ctx.catalog.get(ctx.last_product) if ctx.last_product else None
+        return [focused] if focused is not None else []
     shown = [p for h in ctx.last_shown if (p := ctx.catalog.get(h)) is not None]
     for w in words:
         if w in ORDINALS and shown:
@@ -150,7 +154,14 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
         words = tokens(ctx.turn.text)
         if not FOLLOW_UP_WORDS.intersection(words):  # "а евро в цвете шалфей есть?": that product is now the one shown
             ctx.remember(last_shown=[referenced[0].handle])
-        return _about(ctx, referenced[0], words)
+        reply = _about(ctx, referenced[0], words)
+        also = _see_also(ctx, catalog, referenced[0], words)
+        if also is None:
+            return reply
+        see = say("enquiry.see_also", name=also.name, price=also.price.format())
+        offer = say("enquiry.offer_add")
+        text = (reply.text[: -len(offer)] + see + "\n" + offer) if reply.text.endswith(offer) else reply.text + "\n" + see
+        return replace(reply, text=text, cards=(*reply.cards, card(also)))
     if referenced:  # "how much is it?" after a list: answer for each, and let them pick
         ctx.span_attrs["followup"] = [p.handle for p in referenced]
         lines = [f"• **{p.name}** — {p.price.format()}" + ("" if p.available else say("enquiry.out_of_stock_mark"))
@@ -238,6 +249,8 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
     return Reply(text, cards=tuple(card(p, scores.get(p.handle)) for p in shown))
 
 
+# Words that ask rather than name: never the thing a question is about
+QUESTION_WORDS = frozenset("what which does will would could should have there with from into about when".split())
 NAMED_SCORE = 0.6
 # The search's even odds that a product is the one asked for (its ranker's decision boundary)
 LIKELY = 0.5
@@ -272,7 +285,9 @@ def _about(ctx: AgentContext, product: Product, words: Sequence[str]) -> Reply:
     # "is the 12 inch one big enough?": that option is the one in focus, so "add that" adds it.
     variant_id, _ = match_variant(product, words) if words else (None, ())
     # "what about 4.5mm?" when the 4.5mm is sold out: nothing to offer to add
-    offered = product.available and (variant_id is None or product.variant(variant_id).available)
+    # ... and nothing already in the cart ("is it rated for 150kg?" of the ladder just added)
+    offered = (product.available and (variant_id is None or product.variant(variant_id).available)
+               and product.handle not in ctx.cart.quantities())
     ctx.remember(last_product=product.handle, offer=product.handle if offered else None)
     ctx.remember(focus_variant=[product.handle, variant_id] if variant_id else None,
                  shown_variants=[product.handle, [v.id for v in product.variants]]
@@ -307,6 +322,24 @@ def _talked_of(ctx: AgentContext, catalog: Catalog) -> Product | None:
     handle = CartParser(ctx.engine.mention_index(catalog)).described(said, [p.handle for p in pool], at_least=1,
                                                                       strong=True, tags=False)
     return catalog.get(handle) if handle else None
+
+
+def _see_also(ctx: AgentContext, catalog: Catalog, about: Product, words: Sequence[str]) -> Product | None:
+    """A product that ``about``'s own description names and that answers a question ``about``'s text
+    does not: "can i fill it from a bottle?" of a pen that "takes cartridges or the Piston Ink
+    Converter", where the converter is what "fills your pen from ink bottles"."""
+    asked = [w for w in words if len(w) > 3 and w not in FOLLOW_UP_WORDS and w not in QUESTION_WORDS]
+    own = set(tokens(about.searchable_text()))
+    if not asked or any(same_word(w, o) for w in asked for o in own):
+        return None
+    for m in ctx.engine.mention_index(catalog).find(about.description):
+        other = catalog.get(m.handle)
+        if other is None or other.handle == about.handle or len(m.positions) < 2 or not other.available:
+            continue
+        theirs = set(tokens(other.searchable_text()))
+        if any(same_word(w, t) for w in asked for t in theirs):
+            return other
+    return None
 
 
 def _abstain(ctx: AgentContext, catalog: Catalog, query: str, near: Sequence[Product] = ()) -> Reply:
