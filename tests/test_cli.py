@@ -66,3 +66,22 @@ def test_a_whole_purchase_in_a_terminal_ends_in_a_confirmed_test_order() -> None
     assert "[#1] 💳 Checkout" in run.stdout
     assert "Test order" in run.stdout and "no money moved" in run.stdout and "$44.00" in run.stdout
     assert run.stdout.rstrip().endswith("Your cart is empty. Ask me about our products to get started!")
+
+
+def test_a_purchase_with_options_quantities_and_a_removal_on_a_shop_never_tuned_on() -> None:
+    """fixtures/wren, a yarn shop written blind for this transcript and in no eval: browse, ask,
+    pick an option by its place in the list, change the quantity, ask about a sold-out size, take a
+    line out, check out, and the test order is confirmed with catalog prices."""
+    shop = FIXTURES / "wren"
+    said = ["what do you sell?", "do you have a merino dk?", "what colours does it come in?",
+            "add 5 balls in the second colour", "make it 6 balls", "and some 4mm straight needles",
+            "what about 4.5mm?", "ok the 5mm then", "remove the 4mm needles", "checkout", "#1"]
+    run = chatpay("chat", "--catalog", str(shop / "catalog.json"), "--store", str(shop / "store.json"),
+                  stdin="\n".join(said) + "\n")
+    assert run.returncode == 0, run.stderr
+    assert "Updated: 6 × Wren Merino DK (Heather / Single ball)" in run.stdout
+    assert "It comes in 4.5mm for £7.25 (out of stock)." in run.stdout
+    confirmed = run.stdout[run.stdout.index("Test order"):]
+    assert "6 × Wren Merino DK (Heather / Single ball) — £40.50" in confirmed
+    assert "1 × Symfonie Wood Straight Needles 35cm (5mm) — £7.95" in confirmed and "(4mm)" not in confirmed
+    assert "Total: £48.45" in confirmed
