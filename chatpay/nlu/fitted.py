@@ -5,6 +5,8 @@ and writes them to ``artefacts/<encoder>.json``:
 
 * the **ranker**: the probability that a candidate product is one the shopper asked for,
   from lexical and dense features (:data:`chatpay.nlu.search.RANK_FEATURES`);
+* the **policy decision**: a logistic regression giving the probability that the policy whose
+  keywords a question says answers it rather than the products (:data:`chatpay.nlu.search.POLICY_FEATURES`);
 * the **abstainer**: gradient-boosted trees giving the probability that the shop sells nothing
   that fits, from the question's best candidates (:data:`chatpay.nlu.search.ABSTAIN_FEATURES`);
   trees, because the evidence interacts (few shared words are fine when one product stands
@@ -26,7 +28,7 @@ import numpy as np
 
 from chatpay.core.errors import ConfigError
 
-ARTEFACT_VERSION = 1
+ARTEFACT_VERSION = 2  # 2: adds the policy decision
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class FittedModels:
     abstainer_lexical: Model
     abstain_threshold: float
     meta: dict[str, Any]
+    policy_model: Model | None = None  # whether a candidate policy answers (POLICY_FEATURES)
 
     def rank(self, features: np.ndarray, *, dense: bool) -> np.ndarray:
         if len(features) == 0:
@@ -133,8 +136,15 @@ class FittedModels:
         model = self.abstainer if dense else self.abstainer_lexical
         return float(model(features.astype(np.float64)[None, :])[0])
 
+    def policy(self, features: np.ndarray) -> float:
+        """The probability that the candidate policy, not a product, answers the question."""
+        if self.policy_model is None:
+            raise ConfigError("fitted models", "the artefact has no policy model; run scripts/fit_nlu.py")
+        return float(self.policy_model(features.astype(np.float64)[None, :])[0])
+
     def to_json(self) -> dict[str, Any]:
         return {"version": ARTEFACT_VERSION, "encoder": self.encoder, "ranker": self.ranker.to_json(),
+                "policy": self.policy_model.to_json() if self.policy_model is not None else None,
                 "ranker_lexical": self.ranker_lexical.to_json(), "abstainer": self.abstainer.to_json(),
                 "abstainer_lexical": self.abstainer_lexical.to_json(),
                 "abstain_threshold": round(self.abstain_threshold, 4), "meta": self.meta}
@@ -146,7 +156,7 @@ class FittedModels:
         return cls(str(data["encoder"]), model_from_json(data["ranker"]),
                    model_from_json(data["ranker_lexical"]), model_from_json(data["abstainer"]),
                    model_from_json(data["abstainer_lexical"]), float(data["abstain_threshold"]),
-                   dict(data.get("meta", {})))
+                   dict(data.get("meta", {})), model_from_json(data["policy"]) if data.get("policy") else None)
 
 
 def artefact_name(encoder: str) -> str:

@@ -9,10 +9,11 @@ one catalog version (lexicon, product vectors, policy keywords). A search:
 4. scores each candidate with the fitted ranker (:mod:`chatpay.nlu.fitted`) over features
    such as coverage of the question in strong fields, name precision, head match and cosine;
 5. decides with the fitted abstainer whether the shop sells the thing at all;
+6. answers a policy question ("do you ship to Spain?") when the question says a policy's own
+   keywords and the fitted policy decision finds the policy, not a product, is what it asks.
 
 Product vectors are computed once per catalog version and encoder and kept in the
 :class:`~chatpay.core.ports.VectorStore` (MongoDB in production), so other processes load them.
-6. answers a policy question ("do you ship to Spain?") from the store's own policy keywords.
 
 The dense side is optional: without an encoder the ranker's lexical-only model is used.
 """
@@ -131,6 +132,83 @@ class Scored:
     p_not_sold: float
 
 
+POLICY_FEATURES = (
+    "share", "weighed_share", "top_strong", "p_not_sold", "top_p", "unknown_to_products", "options_only",
+    "keyword_df", "content_len", "covered_terms", "policies_said", "strong_lead", "function_share", "keyword_head",
+    "rare_name_word",
+)
+
+
+def _names_rarely(lexicon: CatalogLexicon, read: ReadQuery, besides: set[str]) -> bool:
+    """Whether a word of the question outside ``besides`` is in the names of at most
+    :data:`NEAR_NAMES` products (a model or brand name rather than the shop's trade)."""
+    for t in read.terms:
+        p = lexicon.postings.get(t.stem) if t.known and t.stem not in besides else None
+        if p is not None and len(t.surface) >= NEAR_MIN_LETTERS:
+            named = int(((p.masks & (1 << NAME)) != 0).sum())
+            if 0 < named <= NEAR_NAMES:
+                return True
+    return False
+
+
+def policy_candidate(prepared: PreparedCatalog, q: ParsedQuery, read: ReadQuery,
+                     scored: Scored) -> tuple[int, float, np.ndarray] | None:
+    """The policy whose keywords the question says in full, covering most of it, with the
+    features the fitted policy decision reads: how much of the question the keyword says (as a
+    share of words and weighed as product coverage weighs them, an unknown word weighing most),
+    how well the best product explains the question, whether the keyword is a word no product
+    holds or only an option value, how common the keyword is among the products, how much of the
+    message is not content ("do you deliver to ...?" asks; "tape measure" names a thing) and
+    whether the keyword is the thing named last, and whether the question names a product by a
+    rare word of its name ("how long does the <model> hold a charge" asks about that product)."""
+    stems = read.stems
+    if not stems or not prepared.policies:
+        return None
+    best: tuple[float, int] | None = None
+    covered_by: dict[int, set[str]] = {}
+    for i, phrases in enumerate(prepared.policy_phrases):
+        covered = covered_by[i] = set()
+        for phrase in phrases:
+            n = len(phrase)
+            if any(tuple(stems[j : j + n]) == phrase for j in range(len(stems) - n + 1)):
+                covered.update(phrase)
+        if covered:
+            share = len(covered) / len(stems)
+            if best is None or share > best[0]:
+                best = (share, i)
+    if best is None:
+        return None
+    share, i = best
+    covered = covered_by[i]
+    a = scored.abstain_features
+    top_strong = float(a[ABSTAIN_FEATURES.index("top_strong")])
+    unknown_idf = math.log(1 + prepared.size + 0.5) if prepared.size else 1.0
+    weight = {t.stem: t.idf if t.known else unknown_idf for t in read.terms}
+    known = {t.stem for t in read.terms if t.known}
+    weighed = sum(weight.get(s, 0.0) for s in covered) / (sum(weight.get(s, 0.0) for s in stems) or 1.0)
+    lexicon = prepared.lexicon
+    keyword_df = max((lexicon.df(s) for s in covered), default=0) / max(prepared.size, 1)
+    features = np.array([
+        share, weighed, top_strong, scored.p_not_sold, float(a[ABSTAIN_FEATURES.index("top_p")]),
+        float(bool(covered - known - lexicon.option_stems)), float(covered <= lexicon.option_stems),
+        keyword_df, min(len(stems), 8) / 8.0, min(len(covered), 4) / 4.0,
+        min(sum(1 for c in covered_by.values() if c), 4) / 4.0, top_strong - share,
+        1.0 - len(q.content) / max(len(q.words), 1), float(stems[-1] in covered),
+        float(_names_rarely(lexicon, read, covered)),
+    ], dtype=np.float32)
+    return i, share, features
+
+
+def _check_features(models: FittedModels) -> None:
+    """The shipped artefact must read the features this code computes, in this order."""
+    wanted = {"ranker": RANK_FEATURES, "abstainer": ABSTAIN_FEATURES, "policy_model": POLICY_FEATURES}
+    for part, names in wanted.items():
+        model = getattr(models, part)
+        if model is None or tuple(model.features) != names:
+            raise ConfigError("fitted models", f"the {models.encoder} artefact's {part} was fitted on other "
+                              "features than this code computes; run scripts/fit_nlu.py")
+
+
 class CatalogSearch:
     """Finds a business's products and policies for a shopper's words.
 
@@ -145,6 +223,8 @@ class CatalogSearch:
                  vectors: VectorStore | None = None, model: ChatModel | None = None) -> None:
         self.encoder = encoder
         self.models = models or load_models(encoder.name if encoder is not None else "lexical")
+        if models is None:
+            _check_features(self.models)
         self.store = vectors
         self.model = model  # asked only about the residue: questions the fitted decisions are unsure of
         self.cache: PreparedCache[PreparedCatalog] = PreparedCache(self.build)
@@ -232,7 +312,7 @@ class CatalogSearch:
         read = prepared.lexicon.read(q.content)
         vector = await self.embed_query(dense_text(q, read)) if prepared.vectors is not None else None
         scored = self.score(prepared, q, read, vector)
-        policy = self._policy(prepared, read, scored)
+        policy = self._policy(prepared, q, read, scored)
         if policy is not None:
             return RetrievalResult(query, content_query, "policy", (), (policy,), 0.8)
         order = self.order(prepared, q, scored)[:k]
@@ -350,44 +430,20 @@ class CatalogSearch:
         return RetrievalResult(query, content, "overview", tuple(ProductHit(h, 1.0, 0.0, 0.0) for h in handles),
                                (), OVERVIEW_CONFIDENCE)
 
-    def _policy(self, prepared: PreparedCatalog, read: ReadQuery, scored: Scored) -> PolicyHit | None:
-        """A policy whose keyword the question says in full, unless a product explains those words better.
+    def _policy(self, prepared: PreparedCatalog, q: ParsedQuery, read: ReadQuery, scored: Scored) -> PolicyHit | None:
+        """The policy the question asks about, if any: a fitted decision over the best candidate.
 
-        A rule, not a fitted decision: no development shop labels policy questions yet. It
-        needs the merchant's own keyword, so it cannot fire on words the shop never chose.
+        The candidate is the policy whose keywords (or title) the question says in full, covering
+        the largest share of its words; whether it answers rather than the products do is the
+        fitted policy model's call (:data:`POLICY_FEATURES`), since a keyword is often a product
+        word too ("card", "track", "measure").
         """
-        stems = read.stems
-        if not stems or not prepared.policies:
+        found = policy_candidate(prepared, q, read, scored)
+        if found is None:
             return None
-        best: tuple[float, int] | None = None
-        covered_by: dict[int, set[str]] = {}
-        for i, phrases in enumerate(prepared.policy_phrases):
-            covered = covered_by[i] = set()
-            for phrase in phrases:
-                n = len(phrase)
-                if any(tuple(stems[j : j + n]) == phrase for j in range(len(stems) - n + 1)):
-                    covered.update(phrase)
-            if covered:
-                share = len(covered) / len(stems)
-                if best is None or share > best[0]:
-                    best = (share, i)
-        if best is None:
+        i, share, features = found
+        if self.models.policy(features) < 0.5:  # the model's own decision boundary, classes balanced
             return None
-        share, i = best
-        top_strong = float(scored.abstain_features[ABSTAIN_FEATURES.index("top_strong")])
-        # "what power banks have you got": products, even if a policy names them. A keyword that no
-        # product holds anywhere still asks the policy when, weighed as product coverage weighs words
-        # (an unknown word weighs most), it says more of the question than the best product does:
-        # "will the merino balls all be the same dye lot?"
-        unknown_idf = math.log(1 + prepared.size + 0.5) if prepared.size else 1.0
-        weight = {t.stem: t.idf if t.known else unknown_idf for t in read.terms}
-        unknown_to_products = bool(covered_by[i] - {t.stem for t in read.terms if t.known}
-                                   - prepared.lexicon.option_stems)
-        weighed = sum(weight.get(s, 0.0) for s in covered_by[i]) / (sum(weight.get(s, 0.0) for s in stems) or 1.0)
-        if top_strong >= share - 1e-9 and not (unknown_to_products and weighed > top_strong):
-            return None
-        if top_strong > 0 and covered_by[i] <= prepared.lexicon.option_stems:
-            return None  # "twine: what colours have you got?" asks a product's options, not a colour policy
         policy = prepared.policies[i]
         return PolicyHit(policy.id, policy.title, round(share, 4))
 

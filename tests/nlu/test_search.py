@@ -190,3 +190,35 @@ async def test_a_declined_question_keeps_the_products_its_rare_name_word_names(s
     assert [h.handle for h in result.near] == ["hose-reel"]
     result = await search.search(CATALOG, "do you sell TVs?")
     assert result.kind == "none" and not result.near
+
+
+async def test_a_policy_keyword_inside_a_product_request_is_not_the_policy(search: CatalogSearch) -> None:
+    """"card" is the payment policy's keyword, but "a 128gb memory card" asks for a thing the
+    shop does not sell, not how to pay; "can I pay by card?" asks the policy. The fitted policy
+    decision tells them apart (the hand-set rule it replaced answered the payment policy to both)."""
+    catalog = Catalog.of("garden-payments", "EUR", CATALOG, store_name=CATALOG.store_name, policies=(
+        PolicyDoc("payment", "Payment", "We take Visa, Mastercard and PayPal.", ("payment", "pay", "card", "paypal")),
+        PolicyDoc("delivery", "Delivery", "We deliver in three days.", ("delivery", "courier"))))
+    result = await search.search(catalog, "do you have a 128gb memory card")
+    assert result.kind == "none", result
+    result = await search.search(catalog, "can I pay by card?")
+    assert result.kind == "policy" and result.policies[0].id == "payment", result
+    result = await search.search(catalog, "how long does delivery take to Spain?")
+    assert result.kind == "policy" and result.policies[0].id == "delivery", result
+
+
+def test_an_artefact_fitted_on_other_features_is_refused_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code and artefact must agree on the features; a stale artefact would otherwise fail deep in
+    numpy with a shape error on the first question."""
+    from dataclasses import replace
+
+    from chatpay.core.errors import ConfigError
+    from chatpay.nlu import search as search_module
+    from chatpay.nlu.fitted import load_models
+
+    shipped = load_models("all-minilm-l6-v2-int8")
+    assert shipped.policy_model is not None
+    stale = replace(shipped, policy_model=replace(shipped.policy_model, features=shipped.policy_model.features[:-1]))
+    monkeypatch.setattr(search_module, "load_models", lambda encoder: stale)
+    with pytest.raises(ConfigError, match="run scripts/fit_nlu.py"):
+        CatalogSearch(None)
