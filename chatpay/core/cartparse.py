@@ -16,6 +16,7 @@ from typing import Literal
 
 from chatpay.core.cart import MAX_QUANTITY
 from chatpay.core.catalog import Catalog, Product
+from chatpay.core.evidence import drop_corrected_count, fewer_than_said
 from chatpay.core.mentions import NEVER_NAMES, MentionIndex, fullest, in_order
 from chatpay.core.options import match_variant, normalise_units, option_names, size_word, variant_numbers
 from chatpay.core.quantities import (  # noqa: F401  (re-exported: the parser's public API)
@@ -48,9 +49,10 @@ SET_CUES = ("make it", "make that", "make them", "change it to", "change that to
 
 
 def sets_quantity(words: list[str]) -> bool:
-    """Whether the words hold a set-quantity cue, as a run of whole words ("sunset tote" holds no "set to")."""
+    """Whether the words hold a set-quantity cue, as a run of whole words ("sunset tote" holds no "set to"),
+    or correct a count ("only 1 springform pan not 2" sets it to 1)."""
     padded = f" {' '.join(words)} "
-    return any(f" {cue} " in padded for cue in SET_CUES)
+    return any(f" {cue} " in padded for cue in SET_CUES) or fewer_than_said(words)
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,8 @@ class CartParser:
         last_product: str | None = None,
         cart_handles: Sequence[str] = (),
     ) -> CartCommand:
-        raw = normalise_units(text)
-        lowered = " ".join(tokens(raw))
-        is_set = mode != "remove" and sets_quantity(lowered.split())
+        is_set = mode != "remove" and sets_quantity(tokens(text))
+        raw = normalise_units(drop_corrected_count(text))  # "... not 2": the count it corrects is not one to take
         segments = [s for s in _SPLIT.split(raw) if s and s.strip()]
         targets: list[Target] = []
         unresolved: list[str] = []
@@ -380,7 +381,7 @@ class CartParser:
             w in NEVER_NAMES or w in FILLER or w.isdigit() or w in NUMBER_WORDS or w in RELATIVE for w in words
         )):
             implied = self._implied(mode, last_shown, last_product, cart_handles)
-            if implied:
+            if implied and not self._names_another(words, implied[0]):
                 return target(implied[0], implied[1])
         # A bare variant ("the 1kg", "in black") refers to the product in focus.
         if focus:
@@ -392,6 +393,17 @@ class CartParser:
         if len(having) == 1:
             return target(having[0], "reference")
         return None
+
+    def _names_another(self, words: list[str], handle: str) -> bool:
+        """Whether a word of the names of other products, and not of ``handle``'s, is said: "make it 1
+        blender" (no single blender named) is not about the pans in focus."""
+        for w in words:
+            if w in PRONOUNS or w in FILLER or w in NEVER_NAMES:
+                continue
+            owners = {h for t, _ in self.index.lookup(w) for h in self.index.by_token.get(t, ())}
+            if owners and handle not in owners:
+                return True
+        return False
 
     def _ordinal_of_another(self, after: list[str], handle: str) -> bool:
         """Whether the word after an ordinal names something the product it points at is not: "на

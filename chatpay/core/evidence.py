@@ -17,6 +17,8 @@ then", checked by the engine). Otherwise the message is a question, and product 
 
 from __future__ import annotations
 
+import re
+
 from chatpay.core.text import NUMBER_WORDS, ORDINALS, tokens
 
 
@@ -106,10 +108,53 @@ _PHRASES = {i: tuple(f" {' '.join(tokens(c))} " for c in cues if " " in c) for i
 _STEMS = {i: frozenset(c[:_PREFIX] for c in cues if len(c) >= _PREFIX and not c.isascii()) for i, cues in CUES.items()}
 
 
+def _slips(word: str) -> set[str]:
+    """``word`` with one letter left out or two neighbours swapped: "rmove", "delet", "remvoe"."""
+    out = {word[:i] + word[i + 1 :] for i in range(len(word))}
+    out |= {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
+    return out - {word}
+
+
+# A taking-away cue misspelt by a dropped or swapped letter still asks to take away ("rmove the
+# cap", "delet the gloves"). Only cue words of six letters or more, so that a slip is rarely a word
+# of its own (five-letter "reset" would give "rest"), and never by a letter changed or added
+# ("remote", "removed" are words); only for taking away, where the cart agent still needs a line
+# the words name, and in Latin letters (Russian cues already match by their first letters).
+_SLIPS = {i: frozenset(slip for c in CUES[i] if " " not in c and len(c) >= 6 and c.isascii() for slip in _slips(c))
+          - CUES[i] for i in ("cart_remove", "cart_clear")}
+
+
+def _count(word: str) -> int | None:
+    if word.isdigit():
+        return int(word)
+    return NUMBER_WORDS.get(word) if word not in ("a", "an") else None
+
+
+def fewer_than_said(words: list[str]) -> bool:
+    """"only 1 springform pan not 2", "just one bottle of ink not two": a count, then "not" and a
+    larger count, asks to lower a quantity."""
+    for i, w in enumerate(words[:-1]):
+        said = _count(words[i + 1]) if w == "not" else None
+        if said is not None and any((n := _count(v)) is not None and n < said for v in words[:i]):
+            return True
+    return False
+
+
+_NOT_COUNT = re.compile(r"\bnot\s+(?:\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\b",
+                        re.IGNORECASE)
+
+
+def drop_corrected_count(text: str) -> str:
+    """``text`` without the count it corrects: "only 1 springform pan not 2" -> "only 1 springform pan"."""
+    return _NOT_COUNT.sub(" ", text) if fewer_than_said(tokens(text)) else text
+
+
 def has_cue(text: str, intent: str) -> bool:
     words = tokens(text)
     cues = CUES.get(intent)
     if cues is None:
+        return True
+    if intent == "cart_remove" and fewer_than_said(words):
         return True
     joined = f" {' '.join(words)} "
     if any(phrase in joined for phrase in _PHRASES[intent]):
@@ -118,6 +163,8 @@ def has_cue(text: str, intent: str) -> bool:
         if w in ("want", "хочу") and i + 1 < len(words) and words[i + 1] in ("to", "чтобы"):
             continue  # "I want to help the bees": a wish to do something, not to have a thing
         if w in cues or (len(w) >= _PREFIX and not w.isascii() and w[:_PREFIX] in _STEMS[intent]):
+            return True
+        if w in _SLIPS.get(intent, ()):
             return True
     return False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chatpay.config import Settings
 from chatpay.core.negation import negated_action
 from tests.core.shop import garden_shop
 from tests.core.test_service import runtime_with, say
@@ -485,3 +486,38 @@ async def test_fewer_without_a_number_asks_how_many_to_leave_and_the_answer_sets
     assert "How many should I leave" in r.reply.text
     r = await say(rt, "just 2")
     assert r.cart.quantities() == {"basil-seeds": 2, "watering-can": 1}
+
+
+async def test_a_removal_verb_misspelt_by_a_dropped_or_swapped_letter_still_removes() -> None:
+    """"rmove", "delet": the classifier reads a removal; the words that must ask for it allow a slip
+    (six-letter cues, a letter dropped or two swapped), never a different word such as "remote"."""
+    from chatpay.core.evidence import has_cue
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await say(rt, "add 2 basil seeds and a watering can")
+    r = await say(rt, "rmove the watering can")
+    assert r.cart.quantities() == {"basil-seeds": 2}
+    assert has_cue("remvoe the can", "cart_remove") and not has_cue("the remote one", "cart_remove")
+
+
+async def test_a_count_corrected_with_not_sets_the_line_to_the_count_kept() -> None:
+    """"only 1 basil seeds not 3" lowers the line to 1; the corrected count is not taken as a second
+    quantity ("actually just one ... not five" left five before)."""
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await say(rt, "add 3 basil seeds and a watering can")
+    r = await say(rt, "only 1 basil seeds not 3")
+    assert r.cart.quantities() == {"basil-seeds": 1, "watering-can": 1}
+    await say(rt, "add 4 more basil seeds")
+    r = await say(rt, "actually just one basil seeds not five")
+    assert r.cart.quantities() == {"basil-seeds": 1, "watering-can": 1}
+
+
+@pytest.mark.parametrize("nlu", ["legacy", "fitted"])
+async def test_a_quantity_set_on_words_naming_other_products_leaves_the_line_in_focus_alone(nlu: str) -> None:
+    """"make it 1 seed packet" while seeds are being chosen says nothing about the watering cans in focus:
+    it set the cans to 1 (a destructive error) before."""
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu=nlu))
+    await say(rt, "add 3 watering cans")
+    await say(rt, "add seeds")
+    r = await say(rt, "make it 1 seed packet")
+    assert r.cart.quantities()["watering-can"] == 3
