@@ -38,16 +38,9 @@ from chatpay.catalog_files import load_catalog_file, load_store_profile  # noqa:
 from chatpay.evaluation.cases import load_cases  # noqa: E402
 from chatpay.evaluation.harness import shop_splits, store_spec  # noqa: E402
 from chatpay.nlu.fitted import FittedModels, Logistic, Model, Trees, artefact_name  # noqa: E402
+from chatpay.nlu.policy import POLICY_FEATURES  # noqa: E402
 from chatpay.nlu.query import parse  # noqa: E402
-from chatpay.nlu.search import (  # noqa: E402
-    ABSTAIN_FEATURES,
-    POLICY_FEATURES,
-    RANK_FEATURES,
-    CatalogSearch,
-    PreparedCatalog,
-    dense_text,
-    policy_candidate,
-)
+from chatpay.nlu.search import ABSTAIN_FEATURES, RANK_FEATURES, CatalogSearch, PreparedCatalog, dense_text  # noqa: E402
 
 ARTEFACTS = REPO / "chatpay" / "nlu" / "artefacts"
 LEXICAL_ONLY = [i for i, f in enumerate(RANK_FEATURES) if f not in ("cos", "cos_gap", "cos_rank", "strong_x_cos")]
@@ -131,7 +124,7 @@ def policy_rows(search: CatalogSearch, prepared: PreparedCatalog,
     rows, labels, texts = [], [], []
     for q in queries:
         scored = search.score(prepared, q.parsed, q.read, q.vector)
-        found = policy_candidate(prepared, q.parsed, q.read, scored)
+        found = search.policy_candidate(prepared, q.parsed, q.read, scored)
         if found is None:
             continue
         i, _, features = found

@@ -10,6 +10,7 @@ clause ends at punctuation or "but".
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from chatpay.core.text import normalise, tokens
 
@@ -93,9 +94,14 @@ ORDER_QUESTIONS: tuple[tuple[str, ...], ...] = tuple(tuple(p.split()) for p in (
     "где мой заказ", "мои заказы", "статус заказа", "оплата прошла", "платеж прошел", "платёж прошёл",
     "прошла ли оплата",
 ))
+def _says(words: list[str], phrases: Iterable[tuple[str, ...]]) -> bool:
+    """Whether one of ``phrases`` is a run of ``words``."""
+    return any(tuple(words[i : i + len(p)]) == p for p in phrases for i in range(len(words) - len(p) + 1))
+
+
 def asks_about_orders(text: str) -> bool:
     words = normalise(text).split()
-    return any(tuple(words[i : i + len(p)]) == p for p in ORDER_QUESTIONS for i in range(len(words) - len(p) + 1))
+    return _says(words, ORDER_QUESTIONS)
 
 
 _HOW_MUCH = (("how", "much"), ("сколько",), ("what", "does", "it", "come", "to"))
@@ -105,8 +111,7 @@ _NOW = frozenset("now теперь сейчас".split())
 def asks_new_total(text: str) -> bool:
     """"how much is it now", "сколько теперь выходит?": after a change to the cart, its new total."""
     words = tokens(text)
-    asks = any(tuple(words[i : i + len(p)]) == p for p in _HOW_MUCH for i in range(len(words) - len(p) + 1))
-    return asks and bool(_NOW & set(words))
+    return _says(words, _HOW_MUCH) and bool(_NOW & set(words))
 
 
 def mentions_the_cart(text: str) -> bool:

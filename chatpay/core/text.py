@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # Letters of every script are words: a Cyrillic or Greek message is read, not dropped.
 _WORD = re.compile(r"[^\W_]+(?:[.,][0-9]+)?(?:'[^\W\d_]+)?")
@@ -155,3 +158,12 @@ def longest_run(a: Sequence[str], b: Sequence[str]) -> int:
                 n += 1
             best = max(best, n)
     return best
+
+
+def by_longest_run(message: Sequence[str], names: Iterable[tuple[T, Sequence[str]]]) -> T | None:
+    """Of ``names`` (a key and its name's words), the one sharing the longest run of ``message``'s
+    words: :data:`MIN_RUN` or more, and longer than any other's."""
+    runs = sorted(((longest_run(message, words), key) for key, words in names), key=lambda rk: -rk[0])
+    if runs and runs[0][0] >= MIN_RUN and (len(runs) == 1 or runs[0][0] > runs[1][0]):
+        return runs[0][1]
+    return None

@@ -142,6 +142,14 @@ class FittedModels:
             raise ConfigError("fitted models", "the artefact has no policy model; run scripts/fit_nlu.py")
         return float(self.policy_model(features.astype(np.float64)[None, :])[0])
 
+    def check_features(self, **wanted: tuple[str, ...]) -> None:
+        """Raise a :class:`ConfigError` naming the fix unless each model reads the features given."""
+        for part, names in wanted.items():
+            model = getattr(self, part)
+            if model is None or tuple(model.features) != names:
+                raise ConfigError("fitted models", f"the {self.encoder} artefact's {part} was fitted on other "
+                                  "features than this code computes; run scripts/fit_nlu.py")
+
     def to_json(self) -> dict[str, Any]:
         return {"version": ARTEFACT_VERSION, "encoder": self.encoder, "ranker": self.ranker.to_json(),
                 "policy": self.policy_model.to_json() if self.policy_model is not None else None,

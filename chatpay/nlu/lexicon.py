@@ -220,6 +220,19 @@ class CatalogLexicon:
                 scores[p.docs] += t.idf * p.weights
         return ReadQuery(terms, scores)
 
+    def rare_name_docs(self, read: ReadQuery, most: int, min_letters: int) -> list[tuple[QueryTerm, np.ndarray]]:
+        """The question's words of ``min_letters`` or more that the names of at most ``most``
+        products hold (a model or brand rather than the shop's trade), each with those products."""
+        out = []
+        for t in read.terms:
+            p = self.postings.get(t.stem) if t.known and len(t.surface) >= min_letters else None
+            if p is None:
+                continue
+            docs = p.docs[(p.masks & (1 << NAME)) != 0]
+            if 0 < len(docs) <= most:
+                out.append((t, docs))
+        return out
+
     def coverage(self, query: ReadQuery, docs: np.ndarray, idf_of_unknown: float) -> dict[str, np.ndarray]:
         """Per candidate: idf-weighted share of the query held in strong fields, anywhere, in the
         name, and in the product type; the share of the name the query holds; the head's field."""

@@ -33,7 +33,8 @@ from chatpay.core.ports import ChatMessage, ChatModel, ChatRequest, Embedder, St
 from chatpay.core.retrieval.prepared import PreparedCache
 from chatpay.core.retrieval.results import PolicyHit, ProductHit, RetrievalResult
 from chatpay.nlu.fitted import FittedModels, load_models
-from chatpay.nlu.lexicon import BM25_K1, NAME, STRONG, CatalogLexicon, ReadQuery
+from chatpay.nlu.lexicon import BM25_K1, STRONG, CatalogLexicon, ReadQuery
+from chatpay.nlu.policy import POLICY_FEATURES, ProductEvidence, policy_candidate
 from chatpay.nlu.query import ParsedQuery, parse
 from chatpay.nlu.text import stem
 
@@ -117,7 +118,6 @@ class PreparedCatalog:
     prices: np.ndarray  # lowest available price per product, major units
     available: np.ndarray
     policies: tuple[PolicyDoc, ...]
-    policy_phrases: tuple[list[tuple[str, ...]], ...]
     overview: tuple[str, ...]
 
 
@@ -130,83 +130,6 @@ class Scored:
     probs: np.ndarray
     abstain_features: np.ndarray
     p_not_sold: float
-
-
-POLICY_FEATURES = (
-    "share", "weighed_share", "top_strong", "p_not_sold", "top_p", "unknown_to_products", "options_only",
-    "keyword_df", "content_len", "covered_terms", "policies_said", "strong_lead", "function_share", "keyword_head",
-    "rare_name_word",
-)
-
-
-def _names_rarely(lexicon: CatalogLexicon, read: ReadQuery, besides: set[str]) -> bool:
-    """Whether a word of the question outside ``besides`` is in the names of at most
-    :data:`NEAR_NAMES` products (a model or brand name rather than the shop's trade)."""
-    for t in read.terms:
-        p = lexicon.postings.get(t.stem) if t.known and t.stem not in besides else None
-        if p is not None and len(t.surface) >= NEAR_MIN_LETTERS:
-            named = int(((p.masks & (1 << NAME)) != 0).sum())
-            if 0 < named <= NEAR_NAMES:
-                return True
-    return False
-
-
-def policy_candidate(prepared: PreparedCatalog, q: ParsedQuery, read: ReadQuery,
-                     scored: Scored) -> tuple[int, float, np.ndarray] | None:
-    """The policy whose keywords the question says in full, covering most of it, with the
-    features the fitted policy decision reads: how much of the question the keyword says (as a
-    share of words and weighed as product coverage weighs them, an unknown word weighing most),
-    how well the best product explains the question, whether the keyword is a word no product
-    holds or only an option value, how common the keyword is among the products, how much of the
-    message is not content ("do you deliver to ...?" asks; "tape measure" names a thing) and
-    whether the keyword is the thing named last, and whether the question names a product by a
-    rare word of its name ("how long does the <model> hold a charge" asks about that product)."""
-    stems = read.stems
-    if not stems or not prepared.policies:
-        return None
-    best: tuple[float, int] | None = None
-    covered_by: dict[int, set[str]] = {}
-    for i, phrases in enumerate(prepared.policy_phrases):
-        covered = covered_by[i] = set()
-        for phrase in phrases:
-            n = len(phrase)
-            if any(tuple(stems[j : j + n]) == phrase for j in range(len(stems) - n + 1)):
-                covered.update(phrase)
-        if covered:
-            share = len(covered) / len(stems)
-            if best is None or share > best[0]:
-                best = (share, i)
-    if best is None:
-        return None
-    share, i = best
-    covered = covered_by[i]
-    a = scored.abstain_features
-    top_strong = float(a[ABSTAIN_FEATURES.index("top_strong")])
-    unknown_idf = math.log(1 + prepared.size + 0.5) if prepared.size else 1.0
-    weight = {t.stem: t.idf if t.known else unknown_idf for t in read.terms}
-    known = {t.stem for t in read.terms if t.known}
-    weighed = sum(weight.get(s, 0.0) for s in covered) / (sum(weight.get(s, 0.0) for s in stems) or 1.0)
-    lexicon = prepared.lexicon
-    keyword_df = max((lexicon.df(s) for s in covered), default=0) / max(prepared.size, 1)
-    features = np.array([
-        share, weighed, top_strong, scored.p_not_sold, float(a[ABSTAIN_FEATURES.index("top_p")]),
-        float(bool(covered - known - lexicon.option_stems)), float(covered <= lexicon.option_stems),
-        keyword_df, min(len(stems), 8) / 8.0, min(len(covered), 4) / 4.0,
-        min(sum(1 for c in covered_by.values() if c), 4) / 4.0, top_strong - share,
-        1.0 - len(q.content) / max(len(q.words), 1), float(stems[-1] in covered),
-        float(_names_rarely(lexicon, read, covered)),
-    ], dtype=np.float32)
-    return i, share, features
-
-
-def _check_features(models: FittedModels) -> None:
-    """The shipped artefact must read the features this code computes, in this order."""
-    wanted = {"ranker": RANK_FEATURES, "abstainer": ABSTAIN_FEATURES, "policy_model": POLICY_FEATURES}
-    for part, names in wanted.items():
-        model = getattr(models, part)
-        if model is None or tuple(model.features) != names:
-            raise ConfigError("fitted models", f"the {models.encoder} artefact's {part} was fitted on other "
-                              "features than this code computes; run scripts/fit_nlu.py")
 
 
 class CatalogSearch:
@@ -223,8 +146,8 @@ class CatalogSearch:
                  vectors: VectorStore | None = None, model: ChatModel | None = None) -> None:
         self.encoder = encoder
         self.models = models or load_models(encoder.name if encoder is not None else "lexical")
-        if models is None:
-            _check_features(self.models)
+        if models is None:  # the shipped artefact must read the features this code computes
+            self.models.check_features(ranker=RANK_FEATURES, abstainer=ABSTAIN_FEATURES, policy_model=POLICY_FEATURES)
         self.store = vectors
         self.model = model  # asked only about the residue: questions the fitted decisions are unsure of
         self.cache: PreparedCache[PreparedCatalog] = PreparedCache(self.build)
@@ -257,7 +180,7 @@ class CatalogSearch:
                                            "products": len(products), "dense": vectors is not None})
         return PreparedCatalog(
             catalog.business_id, catalog.version, len(products), products, lexicon, vectors, prices, available,
-            catalog.policies, lexicon.policy_phrases, spread(catalog),
+            catalog.policies, spread(catalog),
         )
 
     async def _stored_or_embedded(self, catalog: Catalog, products: tuple[Product, ...]) -> np.ndarray:
@@ -368,18 +291,9 @@ class CatalogSearch:
     def _near(prepared: PreparedCatalog, read: ReadQuery, hits: tuple[ProductHit, ...]) -> tuple[ProductHit, ...]:
         """Of the ranked candidates, those whose name holds a word of the question that at most
         :data:`NEAR_NAMES` products' names hold: what the shopper named, if not all they asked."""
+        rare = prepared.lexicon.rare_name_docs(read, NEAR_NAMES, NEAR_MIN_LETTERS)
         by_handle = {h: i for i, h in enumerate(prepared.lexicon.handles)}
-        out = []
-        for hit in hits:
-            doc = by_handle[hit.handle]
-            for t in read.terms:
-                p = prepared.lexicon.postings.get(t.stem) if t.known else None
-                if p is None or len(t.surface) < NEAR_MIN_LETTERS:
-                    continue
-                named = (p.masks & (1 << NAME)) != 0
-                if int(named.sum()) <= NEAR_NAMES and bool(np.any(p.docs[named] == doc)):
-                    out.append(hit)
-                    break
+        out = [hit for hit in hits if any(bool(np.any(docs == by_handle[hit.handle])) for _, docs in rare)]
         return tuple(out[:NEAR_NAMES])
 
     def _unsure(self, p_not_sold: float) -> bool:
@@ -430,6 +344,16 @@ class CatalogSearch:
         return RetrievalResult(query, content, "overview", tuple(ProductHit(h, 1.0, 0.0, 0.0) for h in handles),
                                (), OVERVIEW_CONFIDENCE)
 
+    @staticmethod
+    def policy_candidate(prepared: PreparedCatalog, q: ParsedQuery, read: ReadQuery,
+                         scored: Scored) -> tuple[int, float, np.ndarray] | None:
+        """:func:`chatpay.nlu.policy.policy_candidate` with the best product's evidence from ``scored``."""
+        a = scored.abstain_features
+        evidence = ProductEvidence(float(a[ABSTAIN_FEATURES.index("top_strong")]),
+                                   float(a[ABSTAIN_FEATURES.index("top_p")]), scored.p_not_sold)
+        return policy_candidate(prepared.lexicon, prepared.size, q, read, evidence,
+                                rare_name=(NEAR_NAMES, NEAR_MIN_LETTERS))
+
     def _policy(self, prepared: PreparedCatalog, q: ParsedQuery, read: ReadQuery, scored: Scored) -> PolicyHit | None:
         """The policy the question asks about, if any: a fitted decision over the best candidate.
 
@@ -438,7 +362,7 @@ class CatalogSearch:
         fitted policy model's call (:data:`POLICY_FEATURES`), since a keyword is often a product
         word too ("card", "track", "measure").
         """
-        found = policy_candidate(prepared, q, read, scored)
+        found = self.policy_candidate(prepared, q, read, scored)
         if found is None:
             return None
         i, share, features = found

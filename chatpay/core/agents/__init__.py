@@ -41,7 +41,7 @@ from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.replies import say
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
-from chatpay.core.text import MIN_RUN, NUMBER_WORDS, longest_run, normalise, same_word, tokens
+from chatpay.core.text import NUMBER_WORDS, by_longest_run, normalise, same_word, tokens
 from chatpay.core.turns import Button, Message, Reply, Turn
 
 # "давай его", "add two then": a request after a question runs to a few words; on the development
@@ -175,12 +175,8 @@ def _picks_one_shown(ctx: AgentContext) -> str | None:
         return picked.pop()
     # "the usb-c to usb-c one" among cables that share every word: the name holding the longest run
     # of the message's words, three or more, unlike any other
-    message = tokens(ctx.turn.text)
-    runs = sorted(((longest_run(message, tokens(p.name)), h) for h in ctx.last_shown
-                   if (p := ctx.catalog.get(h)) is not None), reverse=True)
-    if runs and runs[0][0] >= MIN_RUN and (len(runs) == 1 or runs[0][0] > runs[1][0]):
-        return runs[0][1]
-    return None
+    return by_longest_run(tokens(ctx.turn.text), ((h, tokens(p.name)) for h in ctx.last_shown
+                                                   if (p := ctx.catalog.get(h)) is not None))
 
 
 def _picks_one_of_the_kind(ctx: AgentContext) -> str | None:

@@ -13,7 +13,7 @@ from chatpay.core.agents import AgentContext, add_button
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.errors import ModelError
 from chatpay.core.ports import ChatMessage, ChatRequest
-from chatpay.core.text import MIN_RUN, NUMBER_WORDS, longest_run, tokens
+from chatpay.core.text import NUMBER_WORDS, by_longest_run, tokens
 from chatpay.core.turns import Button
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,7 @@ def _best_named(catalog: Catalog, phrase: str, handles: list[str]) -> Product | 
         return best[0]
     # "the usb-c to usb-c one": names that share every word differ in their order; the one holding
     # the longest run of the phrase, three words or more, unlike any other
-    said = tokens(phrase)
-    runs = sorted(((longest_run(said, tokens(p.name)), p) for _, p in scored), key=lambda rp: -rp[0])
-    if runs[0][0] >= MIN_RUN and (len(runs) == 1 or runs[0][0] > runs[1][0]):
-        return runs[0][1]
-    return None
+    return by_longest_run(tokens(phrase), ((p, tokens(p.name)) for _, p in scored))
 
 
 def searched(phrase: str) -> str:
