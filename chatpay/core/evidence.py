@@ -73,6 +73,30 @@ def asks_only_to_remove(text: str) -> bool:
     return removes and not set(words) & ADD_VERBS
 
 
+# "bin the lot", "throw it all out", "take everything out of the basket", "убери всё из корзины":
+# a message of nothing but a verb that takes away and a word for everything asks to empty the cart,
+# whatever the classifier made of it. Verbs that also mean having ("take", "get", "throw", "chuck")
+# take away only with their particle ("take everything" buys it all; "take everything out" does not).
+_EMPTY_VERBS = REMOVE_VERBS | frozenset("""clear empty wipe reset dump nuke trash
+    очисти очистите очистить обнули опустоши сотри сотрите сбрось удалите убрать выкиньте""".split())
+_PARTICLE_VERBS = frozenset("take throw chuck toss get".split())
+_PARTICLES = frozenset("out off away rid".split())
+_EVERYTHING = frozenset("everything all lot whole entire всё все весь всю целиком полностью".split())
+_AROUND_EMPTY = frozenset("""the my a of from in it please pls just now ok okay so can you could yes
+    cart basket bag trolley order из мою мой моей корзину корзины корзине пожалуйста давай можно""".split())
+
+
+def asks_to_empty(text: str) -> bool:
+    """A verb that takes away, a word for everything, and nothing else that says what to take."""
+    words = tokens(text)
+    said = set(words)
+    if not said & _EVERYTHING or not said <= _EMPTY_VERBS | _PARTICLE_VERBS | _PARTICLES | _EVERYTHING | _AROUND_EMPTY:
+        return False
+    if "it" in said and "all" not in said:
+        return False  # "clear it": the line in focus, not the cart
+    return bool(said & _EMPTY_VERBS) or bool(said & _PARTICLE_VERBS and said & _PARTICLES)
+
+
 CUES["chitchat"] = frozenset(  # single words only
     """hi hii hello helo hallo hey heyy heya hiya hoi hola bonjour salut hej ciao yo morning evening thanks thank thx ty cheers bye goodbye later lol lmao haha
     joke funny bot robot human person real weather name who how are you doing sorry love great awesome

@@ -521,3 +521,38 @@ async def test_a_quantity_set_on_words_naming_other_products_leaves_the_line_in_
     await say(rt, "add seeds")
     r = await say(rt, "make it 1 seed packet")
     assert r.cart.quantities()["watering-can"] == 3
+
+
+@pytest.mark.parametrize("nlu", ["legacy", "fitted"])
+@pytest.mark.parametrize("text", ["take everything out of the basket", "throw it all out", "bin the lot",
+                                  "delete my whole cart", "убери всё из корзины"])
+async def test_a_verb_that_takes_away_and_everything_asks_to_empty_the_cart(nlu: str, text: str) -> None:
+    """A particle apart from its verb ("take everything out") or "the lot" for everything: the classifier
+    read these as product questions or was unsure. Emptying a cart of several lines still asks first."""
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu=nlu))
+    await say(rt, "add 2 basil seeds and a watering can")
+    r = await say(rt, text)
+    assert r.intent == "cart_clear" and r.cart.quantities() == {"basil-seeds": 2, "watering-can": 1}
+    assert "3" in r.reply.text and r.reply.buttons[0][0].data.startswith("cy|")  # "Empty your cart (3 items)?"
+
+
+@pytest.mark.parametrize(("text", "empties"), [
+    ("take everything out", True), ("chuck it all out", True),
+    ("take it all", False),  # buys it all
+    ("clear it", False),  # the line in focus
+    ("remove all the basil seeds", False),  # one line
+    ("take everything", False),
+])
+def test_what_asks_to_empty_the_cart(text: str, empties: bool) -> None:
+    from chatpay.core.evidence import asks_to_empty
+
+    assert asks_to_empty(text) is empties
+
+
+@pytest.mark.parametrize("text", ["how's your day going", "see ya"])
+async def test_small_talk_without_small_talk_words_is_not_told_we_do_not_sell_it(text: str) -> None:
+    """With the fitted engine the search decides whether small talk describes something sold; before,
+    a greeting without a word from the small-talk list was sent to product search and declined."""
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, text)
+    assert r.intent == "chitchat"

@@ -20,6 +20,7 @@ from chatpay.core.evidence import (
     ADD_COMMANDS,
     asks_only_to_remove,
     asks_switch,
+    asks_to_empty,
     has_cue,
     points_or_counts,
     stands,
@@ -380,6 +381,8 @@ class Engine:
             if decision.intent in NEGATABLE:
                 return replace(decision, negated=True, reason=f"{decision.reason}; negated ({verb!r})")
             return decision
+        if asks_to_empty(text):
+            return RouteDecision("cart_clear", 0.9, reason="a verb that takes away, and everything", layer="rule")
         if asks_about_orders(text):
             return RouteDecision("payments", 0.95, reason="asks about their orders or payment", layer="context")
         if asks_new_total(text) and ctx.cart.lines and not (ctx.delex and ctx.delex.mentions):
@@ -462,7 +465,13 @@ class Engine:
         shown = any(ctx.state.get(k) for k in ("offer", "pending", "shown_variants", "last_shown", "last_product"))
         picks_option = decision.intent == "cart_add" and bool(ctx.delex and ctx.delex.variant_words) and shown
         cue_check = getattr(self.router.classifier, "stands", None)  # the fitted classifier's learned cues
-        if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option
+        # Small talk with a fitted "we don't sell that" needs no words of its own: the search decides
+        # whether it describes something the shop sells (_describes_what_we_sell). A question about a
+        # product it names ("will the travel adapter work with my hair straighteners") still needs them.
+        searched = (decision.intent == "chitchat" and getattr(self.retriever, "fitted_abstention", False)
+                    and not (ctx.delex is not None and "PRODUCT" in ctx.delex.text.split()
+                             and asks_rather_than_requests(text)))
+        if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option and not searched
                 and not cue_check(text, decision.intent) and not stands(text, decision.intent)
                 and not (decision.intent == "cart_add" and _counts_a_product(ctx))):
             return replace(decision, intent="enquiry", runner_up=decision.intent, clarify=False,
