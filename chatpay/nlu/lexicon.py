@@ -233,6 +233,47 @@ class CatalogLexicon:
                 out.append((t, docs))
         return out
 
+    def conflicts(self, read: ReadQuery, head: str | None, top: int) -> tuple[float, float]:
+        """Evidence that product ``top`` is a near miss rather than the thing asked for.
+
+        - number_conflict: the share of the question's words with digits ("pixel 7", "size 12",
+          "48 inch") that the product does not hold anywhere; a model or size the shop lacks is
+          the usual near miss.
+        - purpose_head_strong: whether the thing asked for (``head``, the last content word before
+          a purpose cue: "a spare battery for my drill") is in the product's strong fields.
+        """
+        numbered = [t for t in read.terms if any(c.isdigit() for c in t.surface)]
+        conflict = 0.0
+        if numbered:
+            missing = 0
+            for t in numbered:
+                p = self.postings.get(t.stem)
+                missing += p is None or not bool(np.any(p.docs == top))
+            conflict = missing / len(numbered)
+        head_strong = 0.0
+        if head is not None:
+            head_stem = stem(head)
+            term = next((t for t in read.terms if t.stem == head_stem or t.original == head), None)
+            p = self.postings.get(term.stem) if term is not None else None
+            if p is not None:
+                hit = np.flatnonzero(p.docs == top)
+                head_strong = 1.0 if len(hit) and (int(p.masks[hit[0]]) & STRONG) else 0.0
+        return conflict, head_strong
+
+    def named_by(self, words: Sequence[str]) -> int | None:
+        """The one product whose name holds the opening words of ``words`` ("moka pot" of "moka pot
+        induction compatible"), taking as many as still name some product; None when they name none
+        or several ("the case" in a shop of cases)."""
+        docs: np.ndarray | None = None
+        for w in words:
+            p = self.postings.get(stem(w))
+            named = p.docs[(p.masks & (1 << NAME)) != 0] if p is not None else np.zeros(0, dtype=np.int64)
+            narrowed = named if docs is None else np.intersect1d(docs, named)
+            if not len(narrowed):
+                break
+            docs = narrowed
+        return int(docs[0]) if docs is not None and len(docs) == 1 else None
+
     def coverage(self, query: ReadQuery, docs: np.ndarray, idf_of_unknown: float) -> dict[str, np.ndarray]:
         """Per candidate: idf-weighted share of the query held in strong fields, anywhere, in the
         name, and in the product type; the share of the name the query holds; the head's field."""

@@ -16,7 +16,8 @@ from importlib import resources
 
 from chatpay.nlu.text import LANGUAGES, fold, is_stopword, language, tokens
 
-CUE_KINDS = ("overview", "recommend", "compare", "need", "budget_max", "budget_min", "purpose", "cheapest", "thousand")
+CUE_KINDS = ("overview", "recommend", "compare", "need", "budget_max", "budget_min", "purpose", "cheapest", "thousand",
+             "about")
 
 
 @cache
@@ -51,6 +52,7 @@ class ParsedQuery:
     max_price: Decimal | None = None
     min_price: Decimal | None = None
     head: str | None = None  # the thing asked for: the last content word before a purpose cue ("battery for my drill")
+    subject: tuple[str, ...] = ()  # after an opening "is the", "does the": the words that name what it asks about
 
     @property
     def has_budget(self) -> bool:
@@ -97,7 +99,7 @@ def parse(text: str) -> ParsedQuery:
                         used[i] = True
                 at = find_phrase(words, phrase, end)
         for kind in CUE_KINDS:
-            if kind.startswith("budget") or kind == "thousand":
+            if kind.startswith("budget") or kind in ("thousand", "about"):
                 continue
             for phrase in table[kind]:
                 at = find_phrase(words, phrase)
@@ -116,4 +118,7 @@ def parse(text: str) -> ParsedQuery:
     content = tuple(words[i] for i in kept)
     before = [words[i] for i in kept if i < purpose_at]
     head = before[-1] if before and purpose_at < len(words) else (content[-1] if content else None)
-    return ParsedQuery(fold(text), lang, tuple(words), content, frozenset(found), max_price, min_price, head)
+    opening = next((p for code in LANGUAGES for p in cues(code)["about"] if tuple(words[: len(p)]) == p), ())
+    subject = tuple(words[len(opening):]) if opening else ()
+    return ParsedQuery(fold(text), lang, tuple(words), content, frozenset(found), max_price, min_price, head, subject)
+

@@ -33,7 +33,7 @@ from chatpay.core.ports import ChatMessage, ChatModel, ChatRequest, Embedder, St
 from chatpay.core.retrieval.prepared import PreparedCache
 from chatpay.core.retrieval.results import PolicyHit, ProductHit, RetrievalResult
 from chatpay.nlu.fitted import FittedModels, load_models
-from chatpay.nlu.lexicon import BM25_K1, STRONG, CatalogLexicon, ReadQuery
+from chatpay.nlu.lexicon import BM25_K1, CatalogLexicon, ReadQuery
 from chatpay.nlu.policy import POLICY_FEATURES, ProductEvidence, policy_candidate
 from chatpay.nlu.query import ParsedQuery, parse
 from chatpay.nlu.text import stem
@@ -255,8 +255,13 @@ class CatalogSearch:
                 rest = tuple(h for h in hits if h is not first)
                 return RetrievalResult(query, corrected, "products", (first, *rest), (), round(float(first.score), 4))
         if not hits or self.declines(q, scored):
-            return RetrievalResult(query, corrected, "none", (), (), round(scored.p_not_sold, 4),
-                                   near=self._near(prepared, read, hits))
+            # "is the moka pot induction compatible" presumes the shop has the one thing it names first
+            subject = prepared.lexicon.named_by(q.subject) if q.subject else None
+            if subject is None:
+                return RetrievalResult(query, corrected, "none", (), (), round(scored.p_not_sold, 4),
+                                       near=self._near(prepared, read, hits))
+            return RetrievalResult(query, corrected, "products", (ProductHit(prepared.products[subject].handle,
+                                   1.0 - scored.p_not_sold, 0.0, 0.0),), (), round(1.0 - scored.p_not_sold, 4))
         confidence = float(scored.probs[order[0]]) * (1.0 - scored.p_not_sold)
         return RetrievalResult(query, corrected, "products", hits, (), round(confidence, 4))
 
@@ -455,39 +460,11 @@ class CatalogSearch:
         a[19] = min(len(read.terms), 8) / 8.0
         a[20] = 1.0 if head is not None and not head.known else 0.0
         if n:
-            a[26], a[27] = self._conflicts(prepared, q, read, int(docs[order[0]]))
+            a[26], a[27] = prepared.lexicon.conflicts(read, q.head, int(docs[order[0]]))
         a[9] = 1.0 if "recommend" in q.cues or "compare" in q.cues else 0.0
         a[10] = 1.0 if q.has_budget else 0.0
         p_not_sold = self.models.abstain(a, dense=cos_all is not None) if n else 1.0
         return Scored(docs, f, probs, a, p_not_sold)
-
-    @staticmethod
-    def _conflicts(prepared: PreparedCatalog, q: ParsedQuery, read: ReadQuery, top: int) -> tuple[float, float]:
-        """Evidence that the best product is a near miss rather than the thing asked for.
-
-        - number_conflict: the share of the question's words with digits ("pixel 7", "size 12",
-          "48 inch") that the best product does not hold anywhere; a model or size the shop
-          lacks is the usual near miss.
-        - purpose_head_strong: whether the thing asked for, the last content word before a
-          purpose cue ("a spare battery for my drill"), is in the best product's strong fields.
-        """
-        numbered = [t for t in read.terms if any(c.isdigit() for c in t.surface)]
-        conflict = 0.0
-        if numbered:
-            missing = 0
-            for t in numbered:
-                p = prepared.lexicon.postings.get(t.stem)
-                missing += p is None or not bool(np.any(p.docs == top))
-            conflict = missing / len(numbered)
-        head_strong = 0.0
-        if q.head is not None:
-            head_stem = stem(q.head)
-            term = next((t for t in read.terms if t.stem == head_stem or t.original == q.head), None)
-            p = prepared.lexicon.postings.get(term.stem) if term is not None else None
-            if p is not None:
-                hit = np.flatnonzero(p.docs == top)
-                head_strong = 1.0 if len(hit) and (int(p.masks[hit[0]]) & STRONG) else 0.0
-        return conflict, head_strong
 
     @staticmethod
     def _in_budget(prepared: PreparedCatalog, q: ParsedQuery) -> np.ndarray:

@@ -56,13 +56,14 @@ async def test_a_question_the_search_cannot_place_is_about_the_product_in_the_co
 
 
 async def test_a_first_question_naming_one_product_by_its_word_is_about_it_and_add_it_adds_it() -> None:
-    """"is the fertiliser ok for my nan's bonsai in cornwall?" opens the conversation: the search
-    declines what it cannot place, but "fertiliser" names one product, so that is the answer."""
+    """"is the fertiliser ok for my nan's bonsai in cornwall?" opens the conversation: the abstainer
+    cannot place it, but "is the fertiliser" presumes the one product that word names, so that is the
+    answer (the search itself says so since 2026-12-01; the enquiry agent did before)."""
     from chatpay.config import Settings
 
     rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
     r = await say(rt, "is the fertiliser ok for my nan's bonsai in cornwall?")
-    assert r.retrieval is not None and r.retrieval.kind == "none"  # what the search said
+    assert r.retrieval is not None and [h.handle for h in r.retrieval.products] == ["rose-fertiliser"]
     assert "Rose Fertiliser" in r.reply.text and "don't sell" not in r.reply.text, r.reply.text
     r = await say(rt, "great, add it please")
     assert r.cart.quantities() == {"rose-fertiliser": 1}

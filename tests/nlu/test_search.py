@@ -222,3 +222,23 @@ def test_an_artefact_fitted_on_other_features_is_refused_with_a_clear_message(mo
     monkeypatch.setattr(search_module, "load_models", lambda encoder: stale)
     with pytest.raises(ConfigError, match="run scripts/fit_nlu.py"):
         CatalogSearch(None)
+
+
+@pytest.mark.parametrize(("query", "handle"), [("is the foam kneeler machine washable", "kneeler"),
+                                               ("is the hose reel rust proof", "hose-reel"),
+                                               ("are the tulip bulbs deer resistant", "bulbs"),
+                                               ("is the trowel dishwasher safe", "trowel")])
+async def test_a_question_about_a_product_it_names_as_the_shops_is_answered_not_declined(
+        search: CatalogSearch, query: str, handle: str) -> None:
+    """"is the X machine washable" presumes the shop has X; words the catalog lacks ("machine washable")
+    are what the answer is about, not a sign that X is not sold."""
+    result = await search.search(CATALOG, query)
+    assert result.kind == "products" and [h.handle for h in result.products] == [handle]
+
+
+def test_the_opening_words_of_a_question_name_one_product_or_none() -> None:
+    lexicon = CatalogLexicon(CATALOG)
+    found = lexicon.named_by(["hose", "reel", "rust", "proof"])
+    assert found is not None and lexicon.handles[found] == "hose-reel"
+    assert lexicon.named_by(["hose", "waterproof"]) is None  # two hoses: "the hose" names neither
+    assert lexicon.named_by(["kettle"]) is None
