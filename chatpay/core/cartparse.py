@@ -16,7 +16,7 @@ from typing import Literal
 
 from chatpay.core.cart import MAX_QUANTITY
 from chatpay.core.catalog import Catalog, Product
-from chatpay.core.evidence import drop_corrected_count, fewer_than_said
+from chatpay.core.evidence import drop_corrected_count, fewer_than_said, is_remark
 from chatpay.core.mentions import NEVER_NAMES, MentionIndex, fullest, in_order
 from chatpay.core.options import match_variant, normalise_units, option_names, size_word, variant_numbers
 from chatpay.core.quantities import (  # noqa: F401  (re-exported: the parser's public API)
@@ -112,6 +112,8 @@ class CartParser:
                 continue
             if _PRICE_TALK.search(seg) and not self.index.find(seg):
                 continue  # "...and set its price to 1 euro": ignored, prices come from the catalog
+            if mode == "remove" and (targets or unresolved) and is_remark(words):
+                continue  # "remove the can, the kit already has one": the reason, not a second line
             # Variants are matched on the original words: "a €50 gift card" names the €50 card.
             target = self._segment(seg, words, tokens(original), mode, is_set, last_shown, last_product,
                                    cart_handles, message_words=tokens(raw))

@@ -97,6 +97,16 @@ def asks_to_empty(text: str) -> bool:
     return bool(said & _EMPTY_VERBS) or bool(said & _PARTICLE_VERBS and said & _PARTICLES)
 
 
+# A clause with a verb of being or having is a remark, not one more item of a list: "remove the can,
+# the kit already has one", "drop the earbuds, the headphones have bluetooth". In a removal it names
+# nothing to take away unless it asks to remove too.
+_REMARK_WORDS = frozenset("has have had is are was were already because since came comes does did уже есть".split())
+
+
+def is_remark(words: list[str]) -> bool:
+    return bool(_REMARK_WORDS & set(words)) and not has_cue(" ".join(words), "cart_remove")
+
+
 CUES["chitchat"] = frozenset(  # single words only
     """hi hii hello helo hallo hey heyy heya hiya hoi hola bonjour salut hej ciao yo morning evening thanks thank thx ty cheers bye goodbye later lol lmao haha
     joke funny bot robot human person real weather name who how are you doing sorry love great awesome

@@ -425,10 +425,7 @@ async def test_a_declined_question_offers_the_closest_products_its_words_name() 
     assert "don't sell" in r.reply.text and not r.reply.cards, r.reply.text
 
 
-async def test_a_question_the_product_cannot_answer_points_at_the_product_its_description_names() -> None:
-    """"can i fill it from a bottle?" of a pen that "takes cartridges or the Piston Converter": the
-    converter, which fills from bottles, is suggested; "does it have a guarantee?" is answered by
-    the pen's own text and suggests nothing, and offers no second pen: one is in the cart."""
+async def _pen_shop():  # type: ignore[no-untyped-def]
     from chatpay.config import Settings
     from chatpay.core.catalog import Catalog
     from tests.core.shop import product, variant
@@ -441,6 +438,14 @@ async def test_a_question_the_product_cannot_answer_points_at_the_product_its_de
                 [variant("c", "Default Title", "4.50")]),
         product("ink", "Tidewater Ink 50ml", "Bottled ink in deep blue.", [variant("i", "Default Title", "12.50")]),
     ]))
+    return rt
+
+
+async def test_a_question_the_product_cannot_answer_points_at_the_product_its_description_names() -> None:
+    """"can i fill it from a bottle?" of a pen that "takes cartridges or the Piston Converter": the
+    converter, which fills from bottles, is suggested; "does it have a guarantee?" is answered by
+    the pen's own text and suggests nothing, and offers no second pen: one is in the cart."""
+    rt = await _pen_shop()
     await say(rt, "add the kestrel scholar fountain pen")
     r = await say(rt, "can i fill it from a bottle?")
     assert r.reply.text.startswith("**Kestrel Scholar Fountain Pen**"), r.reply.text
@@ -450,3 +455,14 @@ async def test_a_question_the_product_cannot_answer_points_at_the_product_its_de
     assert "add it to your cart" not in r.reply.text  # it is in the cart already: nothing to offer
     r = await say(rt, "ok lets pay")
     assert r.intent == "payments" and r.cart.quantities() == {"pen": 1}, r.reply.text
+
+
+async def test_yes_to_a_suggestion_beside_a_product_already_in_the_cart_adds_the_suggestion() -> None:
+    """The pen is in the cart, so the converter suggested for filling it from a bottle is the offer:
+    "yes please" added a second pen before."""
+    rt = await _pen_shop()
+    await say(rt, "add the kestrel scholar fountain pen")
+    r = await say(rt, "can i fill it from a bottle?")
+    assert r.reply.text.rstrip().endswith("add it to your cart?"), r.reply.text
+    r = await say(rt, "yes please")
+    assert r.cart.quantities() == {"pen": 1, "conv": 1}

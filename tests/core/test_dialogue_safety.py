@@ -556,3 +556,19 @@ async def test_small_talk_without_small_talk_words_is_not_told_we_do_not_sell_it
     rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
     r = await say(rt, text)
     assert r.intent == "chitchat"
+
+
+async def test_a_removal_names_the_line_of_its_own_clause_not_of_the_reason_given() -> None:
+    """"remove the watering can, the seeds already came with one" takes the can out; the seeds, named
+    in the clause that gives the reason, stay (it asked which of the two before)."""
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await say(rt, "add 2 basil seeds and a watering can")
+    r = await say(rt, "actually remove the watering can, the basil seeds kit already has a can")
+    assert r.cart.quantities() == {"basil-seeds": 2}, r.reply.text
+
+
+@pytest.mark.parametrize("nlu", ["legacy", "fitted"])
+async def test_a_count_of_a_named_product_asked_for_politely_is_added_not_queried(nlu: str) -> None:
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu=nlu))
+    r = await say(rt, "can i get four watering cans for the allotment")
+    assert r.cart.quantities() == {"watering-can": 4}, r.reply.text

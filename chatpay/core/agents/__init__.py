@@ -449,6 +449,11 @@ class Engine:
             # names a product is that command, whatever the classifier made of its other words
             return replace(decision, intent="cart_add", runner_up="enquiry",
                            reason=f"{decision.reason}; opens with a command to add a product it names")
+        if (decision.intent in ("enquiry", "cart_add") and decision.layer == "classifier" and _counts_a_product(ctx)
+                and has_cue(text, "cart_add") and not asks_rather_than_requests(text)):
+            # "can i get four screen protectors for the iphone 16 pro": a count of a product, asked for
+            return replace(decision, intent="cart_add", runner_up=decision.runner_up if decision.intent == "cart_add"
+                           else "enquiry", clarify=False, reason=f"{decision.reason}; asks for a count of a product")
         if (decision.intent == "cart_add" and decision.layer in ("classifier", "model") and ctx.cart.lines
                 and asks_only_to_remove(text)):
             # "fine, take out the 4.5mm then, I'll wait": a removal phrase and no word that adds ("I'll"

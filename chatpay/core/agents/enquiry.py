@@ -160,7 +160,11 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
             return reply
         see = say("enquiry.see_also", name=also.name, price=also.price.format())
         offer = say("enquiry.offer_add")
-        text = (reply.text[: -len(offer)] + see + "\n" + offer) if reply.text.endswith(offer) else reply.text + "\n" + see
+        if reply.text.endswith(offer):  # "add it?" still offers the product asked about
+            text = reply.text[: -len(offer)] + see + "\n" + offer
+        else:  # that one is in the cart already: the suggestion is the offer, and "yes please" takes it
+            text = reply.text + "\n" + see + "\n" + offer
+            ctx.remember(offer=also.handle)
         return replace(reply, text=text, cards=(*reply.cards, card(also)))
     if referenced:  # "how much is it?" after a list: answer for each, and let them pick
         ctx.span_attrs["followup"] = [p.handle for p in referenced]

@@ -7,6 +7,7 @@ an option picked from a list just shown, the line a removal names, fewer without
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from chatpay.core.agents import AgentContext
@@ -109,6 +110,9 @@ def repick(product: Product, t: Target, prefer: str) -> str:
     return match_variant(product, t.variant_words, prefer=prefer)[0] or t.variant_id
 
 
+_CLAUSE = re.compile(r"[,.;!?]+|\bbut\b|\bно\b")
+
+
 def cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Target], list[Product]]:
     """Point each named removal at the cart line whose name the words fit best; a tie is a question.
 
@@ -117,13 +121,19 @@ def cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Tar
     """
     catalog = ctx.catalog
     assert catalog is not None
-    words = set(tokens(ctx.turn.text))
+    message = set(tokens(ctx.turn.text))
     lines = [p for h in ctx.cart.quantities() if (p := catalog.get(h)) is not None]
     out: list[Target] = []
     for t in targets:
         if t.via != "name":
             out.append(t)
             continue
+        # the words of the clauses that name it: "remove the clover hook, the set already has one that
+        # size" is about the hook; the set is the reason, in a clause of its own
+        named = catalog.get(t.handle) if t.handle else None
+        own = set(tokens(named.name)) if named is not None else set()
+        clauses = [set(tokens(c)) for c in _CLAUSE.split(t.phrase or ctx.turn.text)]
+        words = set().union(*(c for c in clauses if c & own)) or message
         scored = sorted(((len(words & set(tokens(p.name))), p) for p in lines), key=lambda sp: -sp[0])
         if not scored or scored[0][0] == 0:
             out.append(t)
@@ -134,8 +144,7 @@ def cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Tar
             best = headed if len(headed) == 1 else best
         if len(best) > 1:
             return [], best[:4]
-        named = catalog.get(t.handle) if t.handle else None
-        named_fit = len(words & set(tokens(named.name))) if named is not None else 0
+        named_fit = len(words & own)
         if best[0].handle != t.handle and scored[0][0] > named_fit:
             # The words fit a cart line's name better than the product they were read as naming.
             t = Target(best[0].handle, t.quantity, t.mode, None, t.variant_words, "cart", t.phrase)
