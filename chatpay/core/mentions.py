@@ -27,7 +27,7 @@ NEVER_NAMES = frozenset(
     four five six seven eight nine ten all everything anything something this that these those them
     there here out stock available sell sells selling from by about make set just also too really
     same again only each per instead other else new total subtotal clear empty
-    на в во с со для и или по из к от до за у о об мне мой моя это этот эту его её ее их ещё еще
+    на в во с со для и а но ну же ли бы или по из к от до за у о об мне мой моя это этот эту его её ее их ещё еще
     добавь добавьте убери уберите удали корзину корзина корзине сколько стоит есть
     сделай сделайте поставь пусть будет всего оставь""".split()
 )

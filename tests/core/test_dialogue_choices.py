@@ -466,3 +466,14 @@ async def test_yes_to_a_suggestion_beside_a_product_already_in_the_cart_adds_the
     assert r.reply.text.rstrip().endswith("add it to your cart?"), r.reply.text
     r = await say(rt, "yes please")
     assert r.cart.quantities() == {"pen": 1, "conv": 1}
+
+
+async def test_a_russian_pronoun_points_at_the_product_in_focus() -> None:
+    """"а на сколько его хватит?" right after adding the can asks about the can ("его", "него" were not
+    read as pointers, and the question got "nothing found")."""
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    await say(rt, "add the galvanised watering can")
+    r = await say(rt, "а на сколько его хватит?")
+    assert r.reply.text.startswith("**Galvanised Watering Can**"), r.reply.text

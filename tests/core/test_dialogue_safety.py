@@ -572,3 +572,10 @@ async def test_a_count_of_a_named_product_asked_for_politely_is_added_not_querie
     rt = await runtime_with(settings=Settings(business_id="garden", nlu=nlu))
     r = await say(rt, "can i get four watering cans for the allotment")
     assert r.cart.quantities() == {"watering-can": 4}, r.reply.text
+
+
+async def test_a_count_that_counts_something_else_adds_nothing() -> None:
+    """"a watering can for a 4 year old?" counts years: a question, not an order of four."""
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, "a watering can for a 4 year old?")
+    assert r.cart.is_empty and r.intent != "cart_add"

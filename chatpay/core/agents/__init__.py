@@ -227,6 +227,19 @@ def _counts_a_product(ctx: AgentContext) -> bool:
                for i, w in enumerate(said[:-1]))
 
 
+# Verbs after which a count of a product is an order: "can i get four ...", "i'll take 2 ..."
+# (not "have", "need", "want": "we have one pan", "we need one that fits" say what is, not what to add)
+_REQUEST_COUNT_VERBS = frozenset("get take order buy grab add возьму беру добавь положи".split())
+
+
+def _requests_a_count(ctx: AgentContext) -> bool:
+    """ "can i get four screen protectors", "i'll take 2 bags of compost": a count of a product right
+    after a verb that asks for it ("a picture book for a 4 year old" counts years, asks for nothing)."""
+    said = ctx.delex.text.split() if ctx.delex is not None else []
+    return any((w.isdigit() or (w in NUMBER_WORDS and w not in ("a", "an"))) and said[i + 1] == "PRODUCT"
+               and i > 0 and said[i - 1] in _REQUEST_COUNT_VERBS for i, w in enumerate(said[:-1]))
+
+
 # "one more question", "another thing": more talk, not more of a product
 _MORE_TALK = frozenset("question questions thing things вопрос вопросик".split())
 
@@ -449,8 +462,9 @@ class Engine:
             # names a product is that command, whatever the classifier made of its other words
             return replace(decision, intent="cart_add", runner_up="enquiry",
                            reason=f"{decision.reason}; opens with a command to add a product it names")
-        if (decision.intent in ("enquiry", "cart_add") and decision.layer == "classifier" and _counts_a_product(ctx)
-                and has_cue(text, "cart_add") and not asks_rather_than_requests(text)):
+        if (decision.intent in ("enquiry", "cart_add") and decision.layer == "classifier" and _requests_a_count(ctx)
+                and not asks_rather_than_requests(text)
+                and ("?" not in text or next(iter(tokens(text)), "") in ("can", "could", "may"))):
             # "can i get four screen protectors for the iphone 16 pro": a count of a product, asked for
             return replace(decision, intent="cart_add", runner_up=decision.runner_up if decision.intent == "cart_add"
                            else "enquiry", clarify=False, reason=f"{decision.reason}; asks for a count of a product")

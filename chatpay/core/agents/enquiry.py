@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 MAX_CARDS = 5
 SHORT = 220
 _AMOUNT = re.compile(r"(?:[€$£]\s?\d+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?\s?(?:€|EUR|USD|GBP|\$|£))")
-FOLLOW_UP_WORDS = frozenset("it its this that these those them they one ones first second third last".split())
+FOLLOW_UP_WORDS = frozenset("""it its this that these those them they one ones first second third last
+    он она оно они его ее её их него нее неё них этот эта эту эти этого этой этих
+    первый первая первое первую второй вторая второе вторую третий третья третье третью последний последняя
+    последнее последнюю""".split())
 
 ANSWER_PROMPT = (
     "You are the shop assistant of {store}. Answer the shopper in at most 3 short sentences, using ONLY the "
