@@ -96,6 +96,7 @@ class CatalogLexicon:
     def __init__(self, catalog: Catalog) -> None:
         self.size = len(catalog)
         self.handles = tuple(p.handle for p in catalog)
+        self.index_of = {h: i for i, h in enumerate(self.handles)}
         by_stem: dict[str, dict[int, list[float]]] = defaultdict(dict)
         self.name_sizes = np.zeros(self.size, dtype=np.float32)
         lengths = np.zeros(self.size, dtype=np.float32)

@@ -297,8 +297,8 @@ class CatalogSearch:
         """Of the ranked candidates, those whose name holds a word of the question that at most
         :data:`NEAR_NAMES` products' names hold: what the shopper named, if not all they asked."""
         rare = prepared.lexicon.rare_name_docs(read, NEAR_NAMES, NEAR_MIN_LETTERS)
-        by_handle = {h: i for i, h in enumerate(prepared.lexicon.handles)}
-        out = [hit for hit in hits if any(bool(np.any(docs == by_handle[hit.handle])) for _, docs in rare)]
+        index_of = prepared.lexicon.index_of  # built once per catalog: a dict per question cost ms at 10k
+        out = [hit for hit in hits if any(bool(np.any(docs == index_of[hit.handle])) for _, docs in rare)]
         return tuple(out[:NEAR_NAMES])
 
     def _unsure(self, p_not_sold: float) -> bool:
