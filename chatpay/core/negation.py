@@ -22,7 +22,7 @@ ACTIONS = frozenset(
     положи оформляй оформлять плати платить трогай меняй менять выкидывай выбрасывай""".split()
 )
 WINDOW = 3  # the negator and up to two words between it and the verb ("do not ever empty")
-_CLAUSE = re.compile(r"[.!?;,]+|\bbut\b|\bно\b", re.IGNORECASE)
+CLAUSE_BREAK = re.compile(r"[.!?;,]+|\bbut\b|\bно\b", re.IGNORECASE)  # where a clause ends
 
 
 QUESTION_STARTERS = frozenset("will does do is are how what why which would when where should".split())
@@ -145,7 +145,7 @@ def cart_word_names_a_product(text: str) -> bool:
 
 def negated_action(text: str) -> str | None:
     """The action verb a negator governs in ``text``, or None when no command is negated."""
-    for clause in _CLAUSE.split(text):
+    for clause in CLAUSE_BREAK.split(text):
         words = tokens(clause)
         for i, w in enumerate(words):
             pair = f"{w} {words[i + 1]}" if i + 1 < len(words) else ""

@@ -11,15 +11,26 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chatpay.core.agents.reading import (
+    actionable,
+    asks_for_more,
+    asks_for_similar,
+    counts_a_product,
+    names_a_policy,
+    picks_an_option,
+    picks_one_of_the_kind,
+    picks_one_shown,
+    requests_a_count,
+    set_request,
+    switch_request,
+)
 from chatpay.core.buttons import Action, encode, product_key
 from chatpay.core.cart import Cart
-from chatpay.core.cartparse import sets_quantity
 from chatpay.core.catalog import Catalog, Product
-from chatpay.core.context import NEGATIVE, PICK_FILLER, context_intent, is_affirmative
+from chatpay.core.context import NEGATIVE, context_intent, is_affirmative
 from chatpay.core.evidence import (
     ADD_COMMANDS,
     asks_only_to_remove,
-    asks_switch,
     asks_to_empty,
     has_cue,
     points_or_counts,
@@ -28,7 +39,6 @@ from chatpay.core.evidence import (
 from chatpay.core.mentions import NEVER_NAMES, Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.negation import (
-    QUESTION_OPENERS,
     asks_about_not_for,
     asks_about_orders,
     asks_new_total,
@@ -37,12 +47,11 @@ from chatpay.core.negation import (
     mentions_the_cart,
     negated_action,
 )
-from chatpay.core.options import match_variant, size_word, unit_pairs
 from chatpay.core.ports import ChatModel, Clock, PaymentProvider, Stores
 from chatpay.core.replies import say
 from chatpay.core.routing import RouteDecision, Router
 from chatpay.core.telemetry import Event, Trace
-from chatpay.core.text import NUMBER_WORDS, by_longest_run, normalise, same_word, tokens
+from chatpay.core.text import NUMBER_WORDS, normalise, tokens
 from chatpay.core.turns import Button, Message, Reply, Turn
 
 # "давай его", "add two then": a request after a question runs to a few words; on the development
@@ -119,175 +128,6 @@ def clear_cart_button() -> Button:
 # ----------------------------------------------------------------- engine
 
 NEGATABLE = frozenset({"cart_add", "cart_remove", "cart_clear", "payments"})
-
-
-def _switch_request(ctx: AgentContext) -> RouteDecision | None:
-    """ "switch it to white", "поменяй на 200х220": a new option for a line already in the cart."""
-    if ctx.cart.is_empty or ctx.delex is None:
-        return None
-    if not asks_switch(list(ctx.delex.tokens), strict=True) or "?" in ctx.turn.text:
-        return None
-    if not ctx.delex.variant_words and not _measures_a_cart_option(ctx):
-        return None
-    return RouteDecision("cart_add", 0.9, reason="a new option for a line in the cart", layer="context")
-
-
-def _set_request(ctx: AgentContext) -> RouteDecision | None:
-    """ "make it 2", "сделай 3 карты": a quantity set on the cart, up or down. The add agent sets it
-    either way (a lower count is reported as a removal); the remove agent could only lower it."""
-    if ctx.cart.is_empty or "?" in ctx.turn.text:
-        return None
-    words = tokens(ctx.turn.text)
-    if not sets_quantity(words):
-        return None
-    if not any(w.isdigit() or w in NUMBER_WORDS for w in words):
-        return None
-    return RouteDecision("cart_add", 0.9, reason="sets a quantity in the cart", layer="context")
-
-
-def _picks_an_option(ctx: AgentContext) -> str | None:
-    """The product in focus, when the message only names one of its options ("тогда 26", "the 5.0
-    one then") with words that surround a pick: not a question, and no other product named."""
-    focus = ctx.catalog.get(ctx.last_product) if ctx.catalog is not None and ctx.last_product else None
-    if focus is None or not focus.has_options or "?" in ctx.turn.text or (ctx.delex and ctx.delex.mentions):
-        return None
-    words = tokens(ctx.turn.text)
-    variant_id, hit = match_variant(focus, words)
-    if variant_id is None or not hit:
-        return None
-    rest = [w for w in words if w not in hit and w not in PICK_FILLER and not w.replace(".", "", 1).isdigit()]
-    return focus.handle if not rest else None
-
-
-def _picks_one_shown(ctx: AgentContext) -> str | None:
-    """The one product of those just offered to choose from that the message names by a word of
-    its name no other offered product has ("the leather ones in M", "чугунную, на 24")."""
-    if ctx.catalog is None:
-        return None
-    names = {h: {w for w in tokens(p.name) if len(w) > 2} for h in ctx.last_shown if (p := ctx.catalog.get(h))}
-    said = [w for w in tokens(ctx.turn.text) if len(w) > 2]
-    picked = set()
-    for handle, words in names.items():
-        others = set().union(*(w for h, w in names.items() if h != handle))
-        own = {w for w in words if not any(same_word(w, o) for o in others)}
-        if any(same_word(s, w) for s in said for w in own):
-            picked.add(handle)
-    if len(picked) == 1:
-        return picked.pop()
-    # "the usb-c to usb-c one" among cables that share every word: the name holding the longest run
-    # of the message's words, three or more, unlike any other
-    return by_longest_run(tokens(ctx.turn.text), ((h, tokens(p.name)) for h in ctx.last_shown
-                                                   if (p := ctx.catalog.get(h)) is not None))
-
-
-def _picks_one_of_the_kind(ctx: AgentContext) -> str | None:
-    """A product of the kind just offered, named though not among those shown ("the selvedge ones,
-    32 waist" after four other jeans were suggested)."""
-    if ctx.catalog is None or ctx.delex is None or not ctx.delex.mentions:
-        return None
-    kinds = {p.product_type for h in ctx.last_shown if (p := ctx.catalog.get(h)) is not None and p.product_type}
-    best = ctx.delex.mentions[0].score
-    named = {m.handle for m in ctx.delex.mentions if m.score >= best - 0.05}
-    of_kind = [h for h in named if (p := ctx.catalog.get(h)) is not None and p.product_type in kinds]
-    return of_kind[0] if len(of_kind) == 1 else None
-
-
-def _names_a_policy(ctx: AgentContext) -> bool:
-    """Whether the message holds a keyword of one of the store's policies (whole words)."""
-    if ctx.catalog is None or not ctx.catalog.policies:
-        return False
-    words = tokens(ctx.turn.text)
-    if "?" not in ctx.turn.text and not (words and words[0] in QUESTION_OPENERS):
-        return False  # "I love this shop": praise that happens to hold a policy word, not a question
-    said = f" {' '.join(words)} "
-    for policy in ctx.catalog.policies:
-        for keyword in (*policy.keywords, policy.title):
-            phrase = " ".join(tokens(keyword))
-            if phrase and f" {phrase} " in said:
-                return True
-    return False
-
-
-# "what's similar?", "any alternatives?", "есть что-то похожее?", "аналоги есть?"
-SIMILAR = frozenset("similar alternative alternatives alike похожее похожие похожий похожая аналог аналоги аналогичное".split())
-
-
-def asks_for_similar(text: str) -> bool:
-    """Whether ``text`` asks for products like the one in focus (and names no product of its own)."""
-    words = tokens(text)
-    return bool(set(words) & SIMILAR) and len(words) <= 8
-
-
-def _counts_a_product(ctx: AgentContext) -> bool:
-    """ "ok just 1 nest box", "fine, 2 bags of compost": a count right before a product's name, at
-    the start or after filler ("class 5 earmuffs", "pixel 7 case" are names with numbers)."""
-    said = ctx.delex.text.split() if ctx.delex is not None else []
-    return any((w.isdigit() or (w in NUMBER_WORDS and w not in ("a", "an"))) and said[i + 1] == "PRODUCT"
-               and (i == 0 or said[i - 1] in PICK_FILLER or said[i - 1] == "only")
-               for i, w in enumerate(said[:-1]))
-
-
-# Verbs after which a count of a product is an order: "can i get four ...", "i'll take 2 ..."
-# (not "have", "need", "want": "we have one pan", "we need one that fits" say what is, not what to add)
-_REQUEST_COUNT_VERBS = frozenset("get take order buy grab add возьму беру добавь положи".split())
-
-
-def _requests_a_count(ctx: AgentContext) -> bool:
-    """ "can i get four screen protectors", "i'll take 2 bags of compost": a count of a product right
-    after a verb that asks for it ("a picture book for a 4 year old" counts years, asks for nothing)."""
-    said = ctx.delex.text.split() if ctx.delex is not None else []
-    return any((w.isdigit() or (w in NUMBER_WORDS and w not in ("a", "an"))) and said[i + 1] == "PRODUCT"
-               and i > 0 and said[i - 1] in _REQUEST_COUNT_VERBS for i, w in enumerate(said[:-1]))
-
-
-# "one more question", "another thing": more talk, not more of a product
-_MORE_TALK = frozenset("question questions thing things вопрос вопросик".split())
-
-
-def _asks_for_more(ctx: AgentContext) -> bool:
-    """ "one more for my partner", "another one", "2 more please", "ещё одну": more of the product
-    in focus or in the cart, however the rest of the message reads (a gift, a reason)."""
-    words = tokens(ctx.turn.text)
-    if "?" in ctx.turn.text or len(words) < 2 or not (ctx.last_product or ctx.cart.lines):
-        return False
-    counted = (words[0].isdigit() or words[0] in NUMBER_WORDS) and words[1] in ("more", "ещё", "еще")
-    starts = words[0] in ("another", "ещё", "еще") or counted
-    return starts and not set(words) & _MORE_TALK
-
-
-def _measures_a_cart_option(ctx: AgentContext) -> bool:
-    """ "switch it to the 10 inch", "поменяй на большие": a measurement or a size word that names
-    an option of a product in the cart."""
-    words = list(ctx.delex.tokens) if ctx.delex is not None else []
-    said = unit_pairs(words)
-    sized = size_word(words) is not None
-    if not (said or sized) or ctx.catalog is None:
-        return False
-    for line in ctx.cart.lines:
-        product = ctx.catalog.get(line.handle)
-        if product is None:
-            continue
-        if said and any(said & unit_pairs(tokens(v.title)) for v in product.variants):
-            return True
-        if sized and match_variant(product, words)[0] not in (None, line.variant_id):
-            return True
-    return False
-
-
-def _actionable(ctx: AgentContext, decision: RouteDecision) -> bool:
-    """Whether the reading beside "enquiry" could act on the product named: add one in stock, or
-    remove one in the cart. Only then is asking between the two worth the shopper's time."""
-    readings = {decision.intent, decision.runner_up}
-    if ctx.catalog is None or ctx.delex is None or not ctx.delex.mentions or "enquiry" not in readings:
-        return False
-    product = ctx.catalog.get(ctx.delex.mentions[0].handle)
-    if product is None:
-        return False
-    if "cart_add" in readings:
-        return product.available
-    if "cart_remove" in readings:
-        return product.handle in ctx.cart.quantities()
-    return False
 
 
 def _left_alone(ctx: AgentContext) -> Reply:
@@ -374,11 +214,11 @@ class Engine:
         if pending == "keep" and verb is None and any(w.isdigit() or w in NUMBER_WORDS for w in tokens(text)):
             return RouteDecision("cart_remove", 0.9, reason="how many to leave in the cart", layer="context")
         if pending == "pick" and verb is None and "?" not in text:
-            picked = _picks_one_shown(ctx) or _picks_one_of_the_kind(ctx)
+            picked = picks_one_shown(ctx) or picks_one_of_the_kind(ctx)
             if picked is not None:
                 return RouteDecision("cart_add", 0.9, reason=f"picked {picked} from the products offered",
                                      layer="context")
-        option = _picks_an_option(ctx)
+        option = picks_an_option(ctx)
         if option is not None and verb is None:
             return RouteDecision("cart_add", 0.85, reason=f"picked an option of {option}, the product in focus",
                                  layer="context")
@@ -387,7 +227,7 @@ class Engine:
             return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")
         if verb is None and asks_for_similar(text) and ctx.last_product:
             return RouteDecision("enquiry", 0.85, reason=f"asks what is like {ctx.last_product}", layer="context")
-        if verb is None and _asks_for_more(ctx):
+        if verb is None and asks_for_more(ctx):
             return RouteDecision("cart_add", 0.85, reason="more of what is in focus or in the cart", layer="context")
         if verb is not None:
             decision = await self.router.route(ctx.turn, ctx.delex, ctx.history)
@@ -400,7 +240,7 @@ class Engine:
             return RouteDecision("payments", 0.95, reason="asks about their orders or payment", layer="context")
         if asks_new_total(text) and ctx.cart.lines and not (ctx.delex and ctx.delex.mentions):
             return RouteDecision("cart_view", 0.85, reason="asks the cart's total now", layer="context")
-        switched = _switch_request(ctx) or _set_request(ctx)
+        switched = switch_request(ctx) or set_request(ctx)
         if switched is not None:
             return switched
         names = (lambda w: w in index.by_token and w not in NEVER_NAMES) if index is not None else None
@@ -462,7 +302,7 @@ class Engine:
             # names a product is that command, whatever the classifier made of its other words
             return replace(decision, intent="cart_add", runner_up="enquiry",
                            reason=f"{decision.reason}; opens with a command to add a product it names")
-        if (decision.intent in ("enquiry", "cart_add") and decision.layer == "classifier" and _requests_a_count(ctx)
+        if (decision.intent in ("enquiry", "cart_add") and decision.layer == "classifier" and requests_a_count(ctx)
                 and not asks_rather_than_requests(text)
                 and ("?" not in text or next(iter(tokens(text)), "") in ("can", "could", "may"))):
             # "can i get four screen protectors for the iphone 16 pro": a count of a product, asked for
@@ -475,7 +315,7 @@ class Engine:
             return replace(decision, intent="cart_remove", runner_up="cart_add",
                            reason=f"{decision.reason}; a removal phrase and no word that adds")
         if (decision.intent == "chitchat" and decision.layer in ("classifier", "model")
-                and _names_a_policy(ctx)):
+                and names_a_policy(ctx)):
             # "do you ship for free?": the shop's own policy words make it a question for the shop.
             return replace(decision, intent="enquiry", runner_up="chitchat",
                            reason=f"{decision.reason}; names the shop's policy: an enquiry")
@@ -492,7 +332,7 @@ class Engine:
                              and asks_rather_than_requests(text)))
         if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option and not searched
                 and not cue_check(text, decision.intent) and not stands(text, decision.intent)
-                and not (decision.intent == "cart_add" and _counts_a_product(ctx))):
+                and not (decision.intent == "cart_add" and counts_a_product(ctx))):
             return replace(decision, intent="enquiry", runner_up=decision.intent, clarify=False,
                            reason=f"{decision.reason}; no words for {decision.intent}: a product question")
         if (decision.layer in ("classifier", "model") and decision.intent in ("cart_add", "payments")
@@ -508,7 +348,7 @@ class Engine:
             # "the rugged case": no word asks to add, so the answer is about the product (with its add
             # button), not a question. A removal reading is still asked about: taking away is the risk.
             ask_margin = None
-        if (ask_margin and decision.layer == "classifier" and _actionable(ctx, decision)
+        if (ask_margin and decision.layer == "classifier" and actionable(ctx, decision)
                 and decision.confidence - decision.runner_up_confidence < float(ask_margin)):
             # Two readings the classifier cannot tell apart, one of them changing the cart: ask.
             return replace(decision, clarify=True,

@@ -7,13 +7,13 @@ an option picked from a list just shown, the line a removal names, fewer without
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from chatpay.core.agents import AgentContext
 from chatpay.core.cartparse import Target, count_in, name_head
 from chatpay.core.catalog import Catalog, Product
 from chatpay.core.evidence import asks_switch
+from chatpay.core.negation import CLAUSE_BREAK
 from chatpay.core.options import match_variant, variant_numbers
 from chatpay.core.text import ORDINALS, same_word, tokens
 
@@ -110,9 +110,6 @@ def repick(product: Product, t: Target, prefer: str) -> str:
     return match_variant(product, t.variant_words, prefer=prefer)[0] or t.variant_id
 
 
-_CLAUSE = re.compile(r"[,.;!?]+|\bbut\b|\bно\b")
-
-
 def cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Target], list[Product]]:
     """Point each named removal at the cart line whose name the words fit best; a tie is a question.
 
@@ -132,7 +129,7 @@ def cart_lines_named(ctx: AgentContext, targets: list[Target]) -> tuple[list[Tar
         # size" is about the hook; the set is the reason, in a clause of its own
         named = catalog.get(t.handle) if t.handle else None
         own = set(tokens(named.name)) if named is not None else set()
-        clauses = [set(tokens(c)) for c in _CLAUSE.split(t.phrase or ctx.turn.text)]
+        clauses = [set(tokens(c)) for c in CLAUSE_BREAK.split(t.phrase or ctx.turn.text)]
         words = set().union(*(c for c in clauses if c & own)) or message
         scored = sorted(((len(words & set(tokens(p.name))), p) for p in lines), key=lambda sp: -sp[0])
         if not scored or scored[0][0] == 0:
