@@ -85,6 +85,18 @@ def _besides(words: Sequence[str], said: Sequence[str], *also: Collection[str]) 
             and w not in NEVER_NAMES and not any(w in words_ for words_ in also)]
 
 
+# Words after which a clause only describes its head: "the kit with the battery" is a kit.
+_MODIFIER_START = frozenset("with that which including с со который которая которое которые".split())
+
+
+def _head(words: list[str]) -> list[str]:
+    """The words of a clause before its first modifier ("the kit" of "the kit with the battery")."""
+    for i, w in enumerate(words):
+        if w in _MODIFIER_START:
+            return words[:i]
+    return words
+
+
 class CartParser:
     """Reads cart commands against one catalog's mention index and the thread's state."""
 
@@ -118,7 +130,7 @@ class CartParser:
             target = self._segment(seg, words, tokens(original), mode, is_set, last_shown, last_product,
                                    cart_handles, message_words=tokens(raw))
             if (target is not None and target.via in ("name", "reference", "described") and targets
-                    and self._only_options(targets, words)):
+                    and (self._only_options(targets, words) or self._only_options(targets, _head(words)))):
                 # "and the feeder, 6 ports": an option of the feeder, not "pots" misspelt
                 self._attach_variant(targets, tokens(original))
                 continue

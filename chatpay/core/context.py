@@ -26,6 +26,7 @@ AFFIRMATIVE = frozenset({
     "yes empty it", "yes clear it", "yes please empty it", "yes empty", "yes clear",
     "да", "ага", "угу", "давай", "конечно", "да пожалуйста", "да давай", "ок", "хорошо", "да очисти",
     "да удали", "да добавь", "да, добавь", "добавь", "да конечно", "давайте", "да, давай",
+    "беру", "берем", "возьму", "возьмем",  # "I'll take it", the object left unsaid as Russian does
 })
 NEGATIVE = frozenset({
     "no", "nope", "no thanks", "no thank you", "not now", "nah", "maybe later", "not yet", "no thx",
@@ -67,7 +68,7 @@ PICK_FILLER = frozenset(
     for me ok okay yes yeah sure and just then that in size colour color version option like would
     lets let's let us please
     тогда ну ладно хорошо ок давай давайте мне пожалуйста можно в на с цвете цвет размер размере
-    беру возьму возьмём ту тот то ту одну один одно его её ее их вот такую такой такое""".split()
+    беру берем возьму возьмем ту тот то ту одну один одно его её ее их вот такую такой такое""".split()
 )
 PICK_WORDS = frozenset({"VARIANT", "both", "all", *ORDINALS})
 _QUESTION_END = re.compile(r"[^.!?\n]*\?")

@@ -109,6 +109,7 @@ def is_remark(words: list[str]) -> bool:
 
 CUES["chitchat"] = frozenset(  # single words only
     """hi hii hello helo hallo hey heyy heya hiya hoi hola bonjour salut hej ciao yo morning evening thanks thank thx ty cheers bye goodbye later lol lmao haha
+    ta cheerio tara adios merci
     joke funny bot robot human person real weather name who how are you doing sorry love great awesome
     cool nice ok okay fine good bad sad happy tired boring help hmm wow
     привет здравствуйте здрасте спасибо благодарю пока бот робот человек живой погода шутка анекдот

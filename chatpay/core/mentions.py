@@ -26,9 +26,10 @@ NEVER_NAMES = frozenset(
     hello hey yes no not dont don't can could will shall should some any more another one two three
     four five six seven eight nine ten all everything anything something this that these those them
     there here out stock available sell sells selling from by about make set just also too really
-    same again only each per instead other else new total subtotal clear empty
+    same again only each per instead other else new total subtotal clear empty up down off over away back come
     на в во с со для и а но ну же ли бы или по из к от до за у о об мне мой моя это этот эту его её ее их ещё еще
-    добавь добавьте убери уберите удали корзину корзина корзине сколько стоит есть
+    добавь добавьте добавить добавлю положи положите закинь кинь беру берем возьму возьмем хочу куплю закажу
+    убери уберите удали корзину корзина корзине сколько стоит есть
     сделай сделайте поставь пусть будет всего оставь""".split()
 )
 
@@ -197,6 +198,11 @@ class MentionIndex:
         if self._sounds is None:
             self._sounds = sound_index(self.by_token, 4)
         return self._sounds.get(sound(word), [])
+
+    def names_besides(self, words: list[str], handle: str) -> bool:
+        """Whether a word of ``words`` is a word of other products' names and not of ``handle``'s:
+        "ok add the starter kit" names another product than the fish flakes offered."""
+        return any(w not in NEVER_NAMES and w in self.by_token and handle not in self.by_token[w] for w in words)
 
     def find(self, text: str, *, min_score: float = 0.5) -> list[Mention]:
         """Products named in ``text``, best first; overlapping weaker mentions are kept for ambiguity checks."""

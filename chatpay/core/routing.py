@@ -166,7 +166,10 @@ class Router:
         found = []
         for clause in clauses:
             intent, p = self.classifier.predict(clause)[0]
-            if intent not in ("chitchat", "enquiry") and p >= REQUEST_CLAUSE:
+            # a question about the shop's goods counts too: "hey, setting up my first tank. what do
+            # you have for that?" asks for products after the greeting
+            asks = intent != "enquiry" or "?" in clause
+            if intent != "chitchat" and asks and p >= REQUEST_CLAUSE:
                 found.append((intent, p, clause))
         return found[-1] if found else None
 

@@ -58,3 +58,16 @@ def test_training_is_deterministic() -> None:
     examples = load_training_data()[:300]
     a, b = IntentClassifier().fit(examples, epochs=3), IntentClassifier().fit(examples, epochs=3)
     assert a.weights == b.weights
+
+
+def test_a_particle_in_a_product_name_never_names_the_product() -> None:
+    """A shop of "Lace-Up Work Boots": "how much all up" asks the cart's total, so "up" stays a word
+    (it became PRODUCT and the question was searched as a product); "lace up boots" still names them."""
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    index = MentionIndex(Catalog.of("garden", "EUR", [
+        product("boots", "Steel Cap Lace-Up Work Boots", "Boots.", [variant("b", "Default Title", "99.00")]),
+        *garden_shop()]))
+    assert index.delexicalise("how much all up").text == "how much all up"
+    assert "PRODUCT" in index.delexicalise("add the lace up boots").text

@@ -477,3 +477,75 @@ async def test_a_russian_pronoun_points_at_the_product_in_focus() -> None:
     await say(rt, "add the galvanised watering can")
     r = await say(rt, "а на сколько его хватит?")
     assert r.reply.text.startswith("**Galvanised Watering Can**"), r.reply.text
+
+
+async def test_a_bare_russian_order_verb_takes_the_product_in_focus() -> None:
+    """"берем" after a product was shown adds it, as "I'll take it" does; it used to answer "not found:
+    берем", the verb read as a product's name."""
+    rt = await runtime_with()
+    await say(rt, "tell me about the galvanised watering can")
+    r = await say(rt, "берем")
+    assert r.cart.quantities() == {"watering-can": 1}, r.reply.text
+
+
+async def test_a_clause_headed_by_an_option_chooses_that_option_of_the_product_in_focus() -> None:
+    """"ok add that, the kit with the battery": "the kit" is the drill's kit option and "with the
+    battery" describes it; before, the battery sold on its own was added beside the bare drill."""
+    from chatpay.core.catalog import Catalog
+    from tests.core.shop import product, variant
+
+    rt = await runtime_with()
+    await rt.import_catalog(Catalog.of("garden", "EUR", [
+        product("drill", "Compact Drill Driver", "A light 12V drill.",
+                [variant("skin", "Skin Only", "99.00"), variant("kit", "2.0Ah Kit", "149.00")]),
+        product("battery", "18V Li-ion Battery", "A spare battery.", [variant("b", "Default Title", "69.00")]),
+    ]))
+    await say(rt, "tell me about the compact drill driver")
+    r = await say(rt, "ok add that, the kit with the battery")
+    assert [(ln.handle, ln.variant_id) for ln in r.cart.lines] == [("drill", "kit")], r.reply.text
+
+
+async def test_an_ok_that_names_another_product_is_not_a_yes_to_the_offer() -> None:
+    """After the basil seeds were offered, "ok add the tomato seeds" adds the tomato seeds, not the
+    basil; "yes please, add them" still takes the offer."""
+    rt = await runtime_with()
+    await say(rt, "tell me about the sweet basil seeds")
+    r = await say(rt, "ok add the heirloom tomato")
+    assert r.cart.quantities() == {"tomato-seeds": 1}, r.reply.text
+    await say(rt, "tell me about the sweet basil seeds")
+    r = await say(rt, "yes please, add them")
+    assert r.cart.quantities() == {"tomato-seeds": 1, "basil-seeds": 1}, r.reply.text
+
+
+async def test_a_greeting_before_a_question_about_the_goods_is_a_product_question() -> None:
+    """"hey, just moved in. what do you have for that?" asks for products after the greeting; it was
+    answered with the welcome. "hi! how are you?" stays small talk."""
+    rt = await runtime_with()
+    r = await say(rt, "hey, starting a veg patch this spring. what seeds do you have for that?")
+    assert r.intent == "enquiry", r.reply.text
+    r = await say(rt, "hi! how are you?")
+    assert r.intent == "chitchat"
+
+
+async def test_a_message_that_opens_with_a_count_of_a_product_orders_it() -> None:
+    """"2 packets of sweet basil seeds pls" asks for two, as "add 2 ..." does; a count that opens a
+    question ("2 packets of basil seeds enough for a bed?") is still a question."""
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, "2 packets of sweet basil seeds, genovese pls")
+    assert r.cart.quantities() == {"basil-seeds": 2}, r.reply.text
+    r = await say(rt, "2 packets of heirloom tomato seeds enough for a raised bed?")
+    assert r.intent == "enquiry" and r.cart.quantities() == {"basil-seeds": 2}, r.reply.text
+
+
+async def test_the_bare_name_of_a_thing_not_sold_is_answered_as_not_sold() -> None:
+    """"wheelbarrow" in a garden shop that has none was answered with the welcome, as small talk; the
+    shopper asked for it, so the answer says the shop does not sell it. "lol" stays small talk."""
+    from chatpay.config import Settings
+
+    rt = await runtime_with(settings=Settings(business_id="garden", nlu="fitted"))
+    r = await say(rt, "wheelbarrow")
+    assert r.intent == "enquiry" and "don't sell" in r.reply.text, r.reply.text
+    r = await say(rt, "lol")
+    assert r.intent == "chitchat", r.reply.text

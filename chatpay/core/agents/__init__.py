@@ -12,11 +12,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chatpay.core.agents.reading import (
+    BARE_NAME_CHAT_BELOW,
     actionable,
     asks_for_more,
     asks_for_similar,
     counts_a_product,
     names_a_policy,
+    names_a_thing,
+    opens_with_a_count,
     picks_an_option,
     picks_one_of_the_kind,
     picks_one_shown,
@@ -223,7 +226,7 @@ class Engine:
             return RouteDecision("cart_add", 0.85, reason=f"picked an option of {option}, the product in focus",
                                  layer="context")
         offer = ctx.state.get("offer")
-        if offer and is_affirmative(said):
+        if offer and is_affirmative(said) and not (index is not None and index.names_besides(tokens(text), offer)):
             return RouteDecision("cart_add", 0.95, reason=f"yes to the offer of {offer}", layer="context")
         if verb is None and asks_for_similar(text) and ctx.last_product:
             return RouteDecision("enquiry", 0.85, reason=f"asks what is like {ctx.last_product}", layer="context")
@@ -282,6 +285,12 @@ class Engine:
         # stores (2026-11-30) the classifier's small talk that search answered with products was a
         # product question 10 times in 15; at 0.5 and above 10 in 12, below it 0 in 4 ("ты бот или
         # живой человек?", "can you help me with my maths homework").
+        if result.kind == "none" and decision.confidence < BARE_NAME_CHAT_BELOW and names_a_thing(ctx.turn.text):
+            # "chainsaw" in a shop that has none: the shopper asked for it, so the answer is "we
+            # don't sell that" (with what the shop has instead), not a welcome
+            ctx.retrieval = result
+            return replace(decision, intent="enquiry", runner_up="chitchat",
+                           reason=f"{decision.reason}; names a thing the shop does not sell: an enquiry")
         if result.kind != "products" or result.confidence < 0.5:
             return decision
         ctx.retrieval = result  # the enquiry agent answers from this search rather than running it again
@@ -302,9 +311,10 @@ class Engine:
             # names a product is that command, whatever the classifier made of its other words
             return replace(decision, intent="cart_add", runner_up="enquiry",
                            reason=f"{decision.reason}; opens with a command to add a product it names")
-        if (decision.intent in ("enquiry", "cart_add") and decision.layer == "classifier" and requests_a_count(ctx)
-                and not asks_rather_than_requests(text)
-                and ("?" not in text or next(iter(tokens(text)), "") in ("can", "could", "may"))):
+        if (decision.intent in ("enquiry", "cart_add") and decision.layer == "classifier"
+                and ((requests_a_count(ctx) and not asks_rather_than_requests(text)
+                      and ("?" not in text or next(iter(tokens(text)), "") in ("can", "could", "may")))
+                     or opens_with_a_count(ctx))):
             # "can i get four screen protectors for the iphone 16 pro": a count of a product, asked for
             return replace(decision, intent="cart_add", runner_up=decision.runner_up if decision.intent == "cart_add"
                            else "enquiry", clarify=False, reason=f"{decision.reason}; asks for a count of a product")

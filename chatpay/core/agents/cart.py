@@ -125,7 +125,9 @@ async def cart_add_agent(ctx: AgentContext) -> Reply:
         return await _apply(ctx, targets, price_talk=False, unresolved=[])
     if data:  # any other button: forged, or from a reply this version no longer sends
         return Reply(say("button.expired"), callback_answer=say("answer.expired"))
-    if ctx.state.get("offer") and is_affirmative(normalise(ctx.turn.text)):  # a yes to "add it to your cart?"
+    offer = ctx.state.get("offer")
+    if offer and is_affirmative(normalise(ctx.turn.text)) and not ctx.engine.mention_index(catalog).names_besides(
+            tokens(ctx.turn.text), str(offer)):  # a yes to "add it to your cart?", not "ok add the kit"
         offered = catalog.get(str(ctx.state["offer"]))
         # "ok, the rhubarb one then": the yes may also choose the option, which must not be dropped
         variant_id = match_variant(offered, tokens(ctx.turn.text))[0] if offered is not None else None

@@ -22,7 +22,7 @@ MODEL_CHOICES = 8
 # verbs and politeness: nouns a cue list holds ("bag", "basket") can be products ("sleeping bag").
 COMMAND_WORDS = frozenset("""add adding added put throw chuck stick pop include buy buying grab take taking want
     order get getting gimme please i'll ill i'd remove removing delete drop cancel
-    добавь добавьте добавить положи положите закинь кинь возьму беру хочу куплю купить убери удали""".split())
+    добавь добавьте добавить положи положите закинь кинь возьму возьмем беру берем хочу куплю купить убери удали""".split())
 LLM_MAX_QTY = 10
 
 

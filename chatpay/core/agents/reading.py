@@ -11,10 +11,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chatpay.core.cartparse import sets_quantity
-from chatpay.core.context import PICK_FILLER
-from chatpay.core.evidence import asks_switch
+from chatpay.core.context import AFFIRMATIVE, AFFIRMATIVE_HEADS, NEGATIVE, PICK_FILLER
+from chatpay.core.evidence import CUES, asks_switch
+from chatpay.core.mentions import NEVER_NAMES
 from chatpay.core.negation import QUESTION_OPENERS
 from chatpay.core.options import match_variant, size_word, unit_pairs
+from chatpay.core.quantities import COUNT_NOUNS
 from chatpay.core.routing import RouteDecision
 from chatpay.core.text import NUMBER_WORDS, by_longest_run, same_word, tokens
 
@@ -123,8 +125,21 @@ def _count_before_product(ctx: AgentContext, after: Callable[[int, list[str]], b
     """Whether a count stands right before a product's name, where ``after(i, said)`` holds of the
     delexicalised words before the count at ``i``."""
     said = ctx.delex.text.split() if ctx.delex is not None else []
-    return any((w.isdigit() or (w in NUMBER_WORDS and w not in ("a", "an"))) and said[i + 1] == "PRODUCT"
+    return any((w.isdigit() or (w in NUMBER_WORDS and w not in ("a", "an"))) and _product_follows(said, i + 1)
                and after(i, said) for i, w in enumerate(said[:-1]))
+
+
+def _product_follows(said: list[str], i: int) -> bool:
+    """Whether a product's name starts at ``i``, or after a unit of count ("2 pairs of PRODUCT")."""
+    if said[i] == "PRODUCT":
+        return True
+    return said[i] in COUNT_NOUNS and said[i + 1:i + 3] == ["of", "PRODUCT"]
+
+
+def opens_with_a_count(ctx: AgentContext) -> bool:
+    """ "2 pairs of merino socks size L pls", "3 bags of compost": a message that opens with a count
+    of a product and asks nothing is an order."""
+    return "?" not in ctx.turn.text and _count_before_product(ctx, lambda i, said: i == 0)
 
 
 def counts_a_product(ctx: AgentContext) -> bool:
@@ -192,3 +207,21 @@ def actionable(ctx: AgentContext, decision: RouteDecision) -> bool:
     if "cart_remove" in readings:
         return product.handle in ctx.cart.quantities()
     return False
+
+
+# Words a bare request for a thing may carry besides its name: "a lawnmower", "slug pellets pls".
+_BARE_NAME_FILLER = frozenset("a an the some any please pls plz".split())
+BARE_NAME_WORDS = 4  # "зимняя куртка мужская", "pond pump with fountain": a name, not a sentence
+# Above this the classifier's small talk stands even for a bare name: on the 13 development stores
+# (2026-12-01) the bare names of things not sold got small talk at 0.35 to 0.88, and the bare small
+# talk without a chat word ("доброе утро)", "you're useless") at 0.98 and above. The midpoint of the gap.
+BARE_NAME_CHAT_BELOW = 0.93
+
+
+def names_a_thing(text: str) -> bool:
+    """ "chainsaw", "selfie stick", "шторы блэкаут": a message that is only the name of a thing (no
+    chat word, no grammar of a sentence) asks whether the shop sells it, even when it does not."""
+    words = [w for w in tokens(text) if w not in _BARE_NAME_FILLER]
+    if not 0 < len(words) <= BARE_NAME_WORDS or "?" in text or " ".join(words) in AFFIRMATIVE | NEGATIVE:
+        return False
+    return not any(w in NEVER_NAMES or w in CUES["chitchat"] or w in AFFIRMATIVE_HEADS or w.isdigit() for w in words)
