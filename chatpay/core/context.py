@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from chatpay.core.evidence import has_cue
 from chatpay.core.mentions import Delexicalised
+from chatpay.core.negation import QUESTION_OPENERS
 from chatpay.core.replies import says_sold_out
 from chatpay.core.text import NUMBER_WORDS, ORDINALS, normalise
 from chatpay.core.turns import Message
@@ -118,6 +119,13 @@ def last_user_intent(history: Sequence[Message]) -> str | None:
     return None
 
 
+def added_before_a_question(history: Sequence[Message]) -> bool:
+    """Whether the shopper added something and then asked one question: "add the jump starter", "how
+    big an engine will it start?", then "and a tow rope just in case" goes on adding."""
+    said = [m.intent for m in history if m.role == "user"][-2:]
+    return said == ["cart_add", "enquiry"]
+
+
 def context_intent(
     delex: Delexicalised, history: Sequence[Message], classify: Classify,
     names: Callable[[str], bool] | None = None,
@@ -144,6 +152,9 @@ def context_intent(
     if said in NEGATIVE:
         return "chitchat", 0.9, "declined"
     previous_intent = last_user_intent(history)
+    if (previous_intent == "enquiry" and added_before_a_question(history) and "?" not in delex.original
+            and not QUESTION_OPENERS.intersection(said.split())):
+        previous_intent = "cart_add"  # the question was an aside; the list of things to add goes on
     names_something = "PRODUCT" in delex.text.split() or any(
         w.isdigit() or w in NUMBER_WORDS for w in said.split()[1:]) or (
         # "and some jeans": a word of the shop's product names, when several products share it

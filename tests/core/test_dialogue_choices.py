@@ -549,3 +549,18 @@ async def test_the_bare_name_of_a_thing_not_sold_is_answered_as_not_sold() -> No
     assert r.intent == "enquiry" and "don't sell" in r.reply.text, r.reply.text
     r = await say(rt, "lol")
     assert r.intent == "chitchat", r.reply.text
+
+
+async def test_one_question_between_additions_does_not_end_the_list() -> None:
+    """"add the can", "how many litres does it hold?", then "and some basil seeds for the windowsill"
+    goes on adding (it was answered as a question); "and what about basil seeds" still asks."""
+    rt = await runtime_with()
+    await say(rt, "add the galvanised watering can")
+    await say(rt, "how many litres does it hold?")
+    r = await say(rt, "and some basil seeds for the windowsill")
+    assert r.cart.quantities() == {"watering-can": 1, "basil-seeds": 1}, r.reply.text
+    rt = await runtime_with()
+    await say(rt, "add the galvanised watering can")
+    await say(rt, "how many litres does it hold?")
+    r = await say(rt, "and what about basil seeds")
+    assert r.intent == "enquiry" and r.cart.quantities() == {"watering-can": 1}, r.reply.text
