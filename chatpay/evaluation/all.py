@@ -39,7 +39,10 @@ from chatpay.evaluation.harness import (
     choose_engine,
     evaluate,
     known_stores,
+    locked_test_stores,
+    shop_splits,
 )
+from chatpay.evaluation.pooled import TARGETS, TEST_TURN_TARGET, pool, pooled_table
 from chatpay.evaluation.tables import make_console, print_summary, progress, scores_table
 
 DEFAULT_RESULTS = EVALS / "results"
@@ -133,13 +136,30 @@ def _parser() -> argparse.ArgumentParser:
                    help="embedded mongomock through the Mongo adapter (default) or the in-memory twins")
     p.add_argument("--brief", action="store_true", help="print only the score tables, not per-intent detail")
     p.add_argument("--nlu", choices=("legacy", "fitted"), help="the language engine (default: CHATPAY_NLU, else legacy)")
+    p.add_argument("--locked-test", action="store_true",
+                   help="score only the locked test stores, once, at the end (no gate, no baseline; results "
+                        "under <results>/locked-test/)")
     return p
+
+
+def print_pooled(console: Console, summaries: Sequence[dict[str, Any]], stores: Sequence[str], title: str,
+                 *, turn_target: float = TARGETS["turn accuracy"]) -> None:
+    """The figures pooled over ``stores``, when the run holds at least two of them."""
+    if len({s.get("store") for s in summaries} & set(stores)) >= 2:
+        console.print(pooled_table(pool(summaries, stores), title, turn_target=turn_target))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = make_console()
-    specs = [spec for name, spec in known_stores().items() if not args.store or name in args.store]
+    if args.locked_test and (args.update_baseline or args.store):
+        print("evals: --locked-test scores the locked stores as they are; it takes no --store and "
+              "writes no baseline", file=sys.stderr)
+        return 2
+    if args.locked_test:
+        specs = list(locked_test_stores().values())
+    else:
+        specs = [spec for name, spec in known_stores().items() if not args.store or name in args.store]
     try:
         summaries = asyncio.run(run_all(specs, args.suite or SUITES, offline=args.offline, backend=args.backend,
                                         nlu=args.nlu))
@@ -160,6 +180,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.brief:
         for s in summaries:
             print_summary(console, s)
+    splits = shop_splits()
+    if args.locked_test:
+        engine = summaries[0]["engine"] if summaries else ""
+        print_pooled(console, summaries, splits["test"], f"Locked test stores, pooled ({engine})",
+                     turn_target=TEST_TURN_TARGET)
+        history = write_results(args.results / "locked-test", summaries, datetime.now(UTC).isoformat(timespec="seconds"),
+                                git_commit(), [])
+        console.print(f"results: {args.results / 'locked-test'} (not gated: a locked store is scored once)",
+                      style="dim")
+        return 0
+    print_pooled(console, summaries, splits["pooled"],
+                 f"Development shops written blind, pooled ({summaries[0]['engine'] if summaries else ''})")
     if args.update_baseline:
         gate.write_baseline(args.baseline, gate.make_baseline(summaries, baseline))
         console.print(f"baseline written to {args.baseline}", style="bold")

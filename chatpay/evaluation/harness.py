@@ -53,14 +53,22 @@ SHOPS_FILE = EVALS / "shops.json"
 
 
 def shop_splits() -> dict[str, list[str]]:
-    """``evals/shops.json``: the development, locked test and reference stores by name."""
+    """``evals/shops.json``: the development, locked test and reference stores by name, and the
+    development stores whose figures are pooled (``pooled``; all of ``dev`` when not given)."""
     import json
 
     try:
         data = json.loads(SHOPS_FILE.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {"dev": [], "test": [], "reference": ["demo"]}
-    return {k: list(data.get(k, [])) for k in ("dev", "test", "reference")}
+        return {"dev": [], "test": [], "reference": ["demo"], "pooled": []}
+    splits = {k: list(data.get(k, [])) for k in ("dev", "test", "reference")}
+    splits["pooled"] = [s for s in data.get("pooled", splits["dev"]) if s in splits["dev"]]
+    return splits
+
+
+def locked_test_stores() -> dict[str, StoreSpec]:
+    """The locked test stores: scored once, at the end, never fitted or tuned on."""
+    return {name: store_spec(name) for name in shop_splits()["test"] if (EVALS / "cases" / name).is_dir()}
 
 
 def store_spec(name: str) -> StoreSpec:
