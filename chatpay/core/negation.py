@@ -55,11 +55,18 @@ YES_NO = frozenset("will does do is are did was were has have".split())  # "shou
 SHOP = frozenset("you u".split())
 
 
+# Words that set products side by side: a comparison asks, it never acts.
+COMPARES = frozenset("vs versus compare comparing comparison сравни сравнить разница разницу отличается отличаются".split())
+COMPARE_PHRASES = ("difference between", "which is better", "что лучше")
+
+
 def asks_rather_than_requests(text: str) -> bool:
     """A question about products ("will the battery fit the saw?", "does it charge my phone?",
     "should I get A or B?"), not a polite request to act ("can I get four of them?", "could you
     add it?"). Russian yes/no questions carry "ли" ("подойдёт ли ...?")."""
     words = tokens(text)
+    if set(words) & COMPARES or any(p in " ".join(words) for p in COMPARE_PHRASES):
+        return True  # "slim power bank vs the magnetic one", "difference between the pine and the clumping one"
     while words and words[0] in ("ok", "okay", "so", "and", "hmm", "um", "also", "actually", "but", "ну", "а", "и"):
         words = words[1:]
     if not words:

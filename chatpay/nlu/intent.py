@@ -163,6 +163,8 @@ class FittedIntentClassifier:
         stems = cue_stems(text)
         words_ = words(text)
         for i, s in enumerate(stems):
+            if i < len(words_) and words_[i].endswith(("er", "ers")) and not s.endswith("er"):
+                continue  # "makeup remover", "stain remover": a thing named after the verb, not the verb
             if s in cues:
                 if s == stem("want") and i + 1 < len(words_) and words_[i + 1] == "to":
                     continue  # "I want to help the bees": a wish to do something, not to have a thing

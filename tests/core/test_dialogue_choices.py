@@ -564,3 +564,23 @@ async def test_one_question_between_additions_does_not_end_the_list() -> None:
     await say(rt, "how many litres does it hold?")
     r = await say(rt, "and what about basil seeds")
     assert r.intent == "enquiry" and r.cart.quantities() == {"watering-can": 1}, r.reply.text
+
+
+async def test_a_comparison_a_name_after_a_verb_and_a_pointer_at_nothing_ask_rather_than_act() -> None:
+    """Three readings that changed a cart: "the shears vs the kneeler" added the shears, a thing
+    named after a verb ("weed remover") read as a removal, and "the bypass pruning one" on a fresh
+    thread added the shears though nothing was shown to point at."""
+    from chatpay.config import Settings
+
+    settings = Settings(business_id="garden", nlu="fitted")
+    rt = await runtime_with(settings=settings)
+    r = await say(rt, "the bypass pruning one")
+    assert r.intent == "enquiry" and r.cart.is_empty, r.reply.text
+    r = await say(rt, "the bypass pruning one")  # now the shears were shown: a pick
+    assert r.cart.quantities() == {"pruning-shears": 1}, r.reply.text
+    rt = await runtime_with(settings=settings)
+    await say(rt, "add the sweet basil seeds")
+    r = await say(rt, "bypass pruning shears vs the garden kneeler")
+    assert r.intent == "enquiry" and r.cart.quantities() == {"basil-seeds": 1}, r.reply.text
+    r = await say(rt, "weed remover")
+    assert r.intent != "cart_remove" and r.cart.quantities() == {"basil-seeds": 1}, r.reply.text

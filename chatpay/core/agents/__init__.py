@@ -340,8 +340,12 @@ class Engine:
         searched = (decision.intent == "chitchat" and getattr(self.retriever, "fitted_abstention", False)
                     and not (ctx.delex is not None and "PRODUCT" in ctx.delex.text.split()
                              and asks_rather_than_requests(text)))
+        # A pointer ("the saute one", "the last train to ...") stands for a request only when there is
+        # something to point at; a count still does ("2x gloves").
+        points = shown or decision.intent != "cart_add" or opens_with_a_count(ctx)
         if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option and not searched
-                and not cue_check(text, decision.intent) and not stands(text, decision.intent)
+                and not cue_check(text, decision.intent)
+                and not (stands(text, decision.intent) if points else has_cue(text, decision.intent))
                 and not (decision.intent == "cart_add" and counts_a_product(ctx))):
             return replace(decision, intent="enquiry", runner_up=decision.intent, clarify=False,
                            reason=f"{decision.reason}; no words for {decision.intent}: a product question")
