@@ -66,6 +66,16 @@ def test_russian_counts_take_their_plural_form(n: int, words: str) -> None:
         assert count(1, "item") == "1 item" and count(n, "item").endswith("items" if n != 1 else "item")
 
 
+def test_the_shop_overview_counts_its_products_and_categories_in_their_plural_forms() -> None:
+    """"У нас 44 товаров в 8 категориях" read wrong: 44 takes "товара", one category "категории"."""
+    with speaking("ru"):
+        assert text_of("enquiry.overview", products=count(44, "product"), categories=count(1, "category_in"),
+                       groups="Коврики (44)").startswith("У нас 44 товара в 1 категории: Коврики (44).")
+    with speaking("en"):
+        assert text_of("enquiry.overview", products=count(1, "product"), categories=count(3, "category_in"),
+                       groups="Tea (1)").startswith("We sell 1 product in 3 categories: Tea (1).")
+
+
 def test_a_language_without_a_message_falls_back_to_english() -> None:
     with speaking("xx"):  # not a language we have: English
         assert text_of("cart.empty") == "Your cart is empty."

@@ -285,6 +285,10 @@ class Engine:
         # stores (2026-11-30) the classifier's small talk that search answered with products was a
         # product question 10 times in 15; at 0.5 and above 10 in 12, below it 0 in 4 ("ты бот или
         # живой человек?", "can you help me with my maths homework").
+        if result.kind == "overview":  # "АвтоДом", "расскажи про уютную лавку": the shop itself
+            ctx.retrieval = result
+            return replace(decision, intent="enquiry", runner_up="chitchat",
+                           reason=f"{decision.reason}; asks about the shop itself: an enquiry")
         if result.kind == "none" and decision.confidence < BARE_NAME_CHAT_BELOW and names_a_thing(ctx.turn.text):
             # "chainsaw" in a shop that has none: the shopper asked for it, so the answer is "we
             # don't sell that" (with what the shop has instead), not a welcome

@@ -22,7 +22,7 @@ from chatpay.core.errors import ModelError
 from chatpay.core.mentions import NEVER_NAMES
 from chatpay.core.options import match_variant
 from chatpay.core.ports import ChatMessage, ChatRequest
-from chatpay.core.replies import say
+from chatpay.core.replies import count, say
 from chatpay.core.text import ORDINALS, same_word, tokens
 from chatpay.core.turns import ProductCard, Reply
 
@@ -212,7 +212,8 @@ async def enquiry_agent(ctx: AgentContext) -> Reply:
     scores = {h.handle: h.score for h in result.products}
     if result.kind == "overview":
         groups = catalog.categories()
-        intro = say("enquiry.overview", products=len(catalog), categories=len(groups),
+        intro = say("enquiry.overview", products=count(len(catalog), "product"),
+                    categories=count(len(groups), "category_in"),
                     groups=", ".join(f"{name} ({len(items)})" for name, items in groups.items()))
         shown = products[:MAX_CARDS]
         ctx.remember(last_shown=[p.handle for p in shown], last_product=None)
