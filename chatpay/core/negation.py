@@ -67,6 +67,8 @@ def asks_rather_than_requests(text: str) -> bool:
     words = tokens(text)
     if set(words) & COMPARES or any(p in " ".join(words) for p in COMPARE_PHRASES):
         return True  # "slim power bank vs the magnetic one", "difference between the pine and the clumping one"
+    if "?" in text and {"which", "какой", "какую", "какое", "какие"} & set(words) and {"or", "или"} & set(words):
+        return True  # "step ladder or the 4 in 1, which would you get?": advice between two, not an order
     while words and words[0] in ("ok", "okay", "so", "and", "hmm", "um", "also", "actually", "but", "ну", "а", "и"):
         words = words[1:]
     if not words:

@@ -165,6 +165,8 @@ class FittedIntentClassifier:
         for i, s in enumerate(stems):
             if i < len(words_) and words_[i].endswith(("er", "ers")) and not s.endswith("er"):
                 continue  # "makeup remover", "stain remover": a thing named after the verb, not the verb
+            if words_[i + 1:i + 3] in (["like", "to"], ["love", "to"]) and words_[i] in ("d", "ll"):
+                continue  # "I'd like to give him haircuts at home": a wish to do something, not a request
             if s in cues:
                 if s == stem("want") and i + 1 < len(words_) and words_[i + 1] == "to":
                     continue  # "I want to help the bees": a wish to do something, not to have a thing

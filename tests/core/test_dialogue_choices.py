@@ -584,3 +584,18 @@ async def test_a_comparison_a_name_after_a_verb_and_a_pointer_at_nothing_ask_rat
     assert r.intent == "enquiry" and r.cart.quantities() == {"basil-seeds": 1}, r.reply.text
     r = await say(rt, "weed remover")
     assert r.intent != "cart_remove" and r.cart.quantities() == {"basil-seeds": 1}, r.reply.text
+
+
+async def test_advice_between_two_a_wish_to_do_and_a_long_need_are_product_questions() -> None:
+    """"shears or the kneeler, which would you get?" added the shears; "I'd like to prune the roses
+    myself" was read as a request to add; a long need that never says cart was read as "show my
+    cart". Each is a product question now."""
+    from chatpay.config import Settings
+
+    settings = Settings(business_id="garden", nlu="fitted")
+    for text in ("tidying the borders - the bypass pruning shears or the garden kneeler, which would you get?",
+                 "the gardener charges 40 a visit, I'd like to prune the roses myself",
+                 "my knees ache after an afternoon weeding the beds, anything that makes kneeling down there easier?"):
+        rt = await runtime_with(settings=settings)
+        r = await say(rt, text)
+        assert r.intent == "enquiry" and r.cart.is_empty, (text, r.intent, r.reply.text)

@@ -7,6 +7,7 @@ the catalog, cart and thread state from the context and write back through it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,6 +43,7 @@ from chatpay.core.evidence import (
 from chatpay.core.mentions import NEVER_NAMES, Delexicalised, MentionIndex
 from chatpay.core.metering import UsageMeter
 from chatpay.core.negation import (
+    CART_WORDS,
     asks_about_not_for,
     asks_about_orders,
     asks_new_total,
@@ -63,6 +65,14 @@ from chatpay.core.turns import Button, Message, Reply, Turn
 SHORT_REQUEST = 6
 
 Agent = Callable[["AgentContext"], Awaitable[Reply]]
+
+# A request to see the cart that never names it is short: on the 13 development stores (2026-12-01)
+# every such case has at most 7 words ("what have i got so far", "how many things have I added"),
+# while small talk and needs the classifier read as one ran to 12 words and more.
+LONG_CART_VIEW = 10
+# "I'd like to" before a verb that is not one of getting: a wish to do something oneself
+_WISH_TO_DO = re.compile(r"\b(?:i'?d|i would|i'?ll|we'?d) (?:like|love) to\b(?! (?:add|get|buy|order|take|have|grab|"
+                         r"purchase|pick|put))", re.IGNORECASE)
 
 @dataclass
 class AgentContext:
@@ -347,9 +357,10 @@ class Engine:
         # A pointer ("the saute one", "the last train to ...") stands for a request only when there is
         # something to point at; a count still does ("2x gloves").
         points = shown or decision.intent != "cart_add" or opens_with_a_count(ctx)
+        cue_text = _WISH_TO_DO.sub(" ", text)  # "I'd like to prune the roses myself" asks for nothing
         if (decision.layer in ("classifier", "model") and cue_check is not None and not picks_option and not searched
                 and not cue_check(text, decision.intent)
-                and not (stands(text, decision.intent) if points else has_cue(text, decision.intent))
+                and not (stands(cue_text, decision.intent) if points else has_cue(cue_text, decision.intent))
                 and not (decision.intent == "cart_add" and counts_a_product(ctx))):
             return replace(decision, intent="enquiry", runner_up=decision.intent, clarify=False,
                            reason=f"{decision.reason}; no words for {decision.intent}: a product question")
@@ -371,6 +382,12 @@ class Engine:
             # Two readings the classifier cannot tell apart, one of them changing the cart: ask.
             return replace(decision, clarify=True,
                            reason=f"{decision.reason}; {decision.intent} or {decision.runner_up}? asking")
+        if (decision.intent == "cart_view" and decision.layer in ("classifier", "model")
+                and len(tokens(text)) >= LONG_CART_VIEW and not CART_WORDS & set(tokens(text))):
+            # "I keep losing my leads at the bottom of my backpack, anything that keeps them all
+            # together?": a long message that never says cart, basket or order tells of a need
+            return replace(decision, intent="enquiry", runner_up="cart_view",
+                           reason=f"{decision.reason}; a long message with no word for the cart")
         if (decision.intent == "cart_view" and decision.layer in ("classifier", "model")
                 and cart_word_names_a_product(text)):
             # "poop bags", "got the puppy food in the 15 lb bag?": a bag that is sold, not the cart
